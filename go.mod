@@ -1,0 +1,3 @@
+module github.com/audittrail/audittrail
+
+go 1.26
