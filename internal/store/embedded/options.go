@@ -1,0 +1,49 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// Options configure an Engine. The zero value plus Dir is usable after
+// EnsureDefaults.
+type Options struct {
+	// Dir holds the write-ahead log, the segments and the deletion rules.
+	Dir string
+	// Logger receives recovery and maintenance messages.
+	Logger *slog.Logger
+	// MaxGroupEvents bounds how many events one group commit gathers, so
+	// that one fsync's latency stays bounded under heavy load.
+	MaxGroupEvents int
+	// MemtableEvents is how many events the in-memory tail holds before it
+	// is written out as an immutable segment and its log is dropped.
+	MemtableEvents int
+}
+
+// EnsureDefaults fills unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxGroupEvents <= 0 {
+		o.MaxGroupEvents = 50_000
+	}
+	if o.MemtableEvents <= 0 {
+		o.MemtableEvents = 200_000
+	}
+}
+
+// ErrInvalidOptions is returned by Validate and Open for unusable options.
+var ErrInvalidOptions = errors.New("embedded: invalid options")
+
+// Validate reports options Open cannot work with.
+func (o *Options) Validate() error {
+	if o.Dir == "" {
+		return fmt.Errorf("%w: Dir is required", ErrInvalidOptions)
+	}
+	if o.MaxGroupEvents < 0 || o.MemtableEvents < 0 {
+		return fmt.Errorf("%w: negative limits", ErrInvalidOptions)
+	}
+	return nil
+}
