@@ -1,0 +1,198 @@
+package nats
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error, so callers can answer
+// 400 without knowing this package's error types.
+var ErrConfig = errors.New("nats: invalid configuration")
+
+// ConfigError names the configuration field that is wrong.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "nats: " + e.Field + ": " + e.Reason }
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// Defaults applied by Validate to fields left empty.
+const (
+	DefaultSubjectPrefix = "audittrail"
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxPending    = 1024
+	// companySubjectToken is the last subject token of company-level events;
+	// Descope project ids start with "P", so it cannot clash with one.
+	companySubjectToken = "company"
+)
+
+// Config is the JSON configuration of a NATS JetStream connector.
+type Config struct {
+	// URL is one server URL or a comma-separated list (nats://host:4222).
+	URL string `json:"url"`
+	// SubjectPrefix: events go to <prefix>.<projectId>, company-level ones
+	// to <prefix>.company. A JetStream stream must capture these subjects.
+	SubjectPrefix string `json:"subjectPrefix,omitempty"`
+	// Stream, when set, is checked to exist at Connect so a misconfigured
+	// connector fails loudly instead of timing out on every publish.
+	Stream string `json:"stream,omitempty"`
+	// Token, or Username and Password, or CredentialsFile authenticate.
+	Token           string `json:"token,omitempty"`
+	Username        string `json:"username,omitempty"`
+	Password        string `json:"password,omitempty"`
+	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// CAFile verifies the server's certificate; Insecure skips verification.
+	CAFile   string `json:"caFile,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
+	// Timeout bounds dialing and the wait for the acknowledgements of one
+	// batch.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxPending is how many publishes may await their ack at once.
+	MaxPending int `json:"maxPending,omitempty"`
+}
+
+// LogValue keeps secrets out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("url", c.URL),
+		slog.String("subjectPrefix", c.SubjectPrefix),
+		slog.String("stream", c.Stream),
+		slog.Bool("auth", c.Token != "" || c.Password != "" || c.CredentialsFile != ""),
+	)
+}
+
+// Validate fills defaults and reports the first invalid field.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.URL) == "" {
+		return &ConfigError{"url", "is required"}
+	}
+	for _, u := range strings.Split(c.URL, ",") {
+		u = strings.TrimSpace(u)
+		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			return &ConfigError{"url", fmt.Sprintf("%q must start with nats:// or tls://", u)}
+		}
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if !validSubjectPrefix(c.SubjectPrefix) {
+		return &ConfigError{"subjectPrefix", "must be dot-separated tokens without spaces or wildcards"}
+	}
+	if strings.ContainsAny(c.Stream, " .*>") {
+		return &ConfigError{"stream", "must not contain spaces, dots or wildcards"}
+	}
+	if c.Token != "" && (c.Username != "" || c.Password != "") {
+		return &ConfigError{"token", "cannot be combined with username/password"}
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return &ConfigError{"password", "username and password go together"}
+	}
+	if c.Timeout < 0 {
+		return &ConfigError{"timeout", "must not be negative"}
+	}
+	if c.Timeout == 0 {
+		c.Timeout = Duration(DefaultTimeout)
+	}
+	if c.MaxPending < 0 {
+		return &ConfigError{"maxPending", "must not be negative"}
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	return nil
+}
+
+func validSubjectPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseConfig decodes a JSON configuration strictly (an unknown field is
+// an error, so a typo is not silently ignored) and validates it. Fields are
+// decoded one at a time so that every error names its field.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return c, &ConfigError{"(root)", "must be a JSON object"}
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		one, err := json.Marshal(map[string]json.RawMessage{name: fields[name]})
+		if err != nil {
+			return c, &ConfigError{name, err.Error()}
+		}
+		dec := json.NewDecoder(bytes.NewReader(one))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fieldError(name, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+func fieldError(name string, err error) error {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		return &ConfigError{name, "must be a JSON " + jsonKind(te)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &ConfigError{name, "is not a known field"}
+	default:
+		return &ConfigError{name, err.Error()}
+	}
+}
+
+func jsonKind(te *json.UnmarshalTypeError) string {
+	switch te.Type.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Float64:
+		return "number"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Slice:
+		return "array"
+	}
+	return te.Type.String()
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("10s", "1m30s").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`must be a duration string such as "10s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration string such as \"10s\": %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
