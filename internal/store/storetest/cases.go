@@ -927,10 +927,7 @@ func testCancelledAppend(t *testing.T, h *harness) {
 	}
 	for i := range 6 {
 		company := fmt.Sprintf("cancel%d", i)
-		n := 50
-		if i > 0 {
-			n = 1500
-		}
+		n := 1500
 		batch := Generate(uint64(300+i), n, GenOptions{End: fixedEnd, Companies: []string{company}, Projects: []string{"P1"}})
 		var err error
 		if i == 0 {
