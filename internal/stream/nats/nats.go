@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,10 @@ func (s *Sink) Connect(ctx context.Context) error {
 		natsgo.Name("audittrail"),
 		natsgo.Timeout(time.Duration(s.cfg.Timeout)),
 		natsgo.NoReconnect(),
+		// Without a handler nats.go prints asynchronous errors to stderr.
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
+			slog.Warn("nats: asynchronous error", "url", s.cfg.URL, "err", err)
+		}),
 	}
 	switch {
 	case s.cfg.Token != "":
