@@ -1,0 +1,335 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store"
+	"github.com/audittrail/audittrail/internal/tenancy"
+)
+
+// CreateEventRequest is Descope's createEvent body plus our extensions
+// (level, occurred, id and the other record fields).
+type CreateEventRequest struct {
+	UserID        string          `json:"userId"`
+	Action        string          `json:"action"`
+	Type          string          `json:"type"`
+	ActorID       string          `json:"actorId"`
+	TenantID      string          `json:"tenantId"`
+	Data          json.RawMessage `json:"data"`
+	Level         string          `json:"level"`
+	Occurred      json.RawMessage `json:"occurred"`
+	ID            string          `json:"id"`
+	Device        string          `json:"device"`
+	Method        string          `json:"method"`
+	Geo           string          `json:"geo"`
+	RemoteAddress string          `json:"remoteAddress"`
+	ExternalIDs   []string        `json:"externalIds"`
+	Tenants       []string        `json:"tenants"`
+}
+
+// DecodeCreateEvent parses and checks a createEvent body into an event of
+// the caller's project (not yet given an id or company).
+func DecodeCreateEvent(body []byte, projectID string, now time.Time) (event.Event, error) {
+	var req CreateEventRequest
+	if err := decodeStrict(body, &req, true); err != nil {
+		return event.Event{}, err
+	}
+	// The Descope SDKs require these; so do we, naming the first missing.
+	for _, f := range []struct{ name, v string }{{"action", req.Action}, {"actorId", req.ActorID}, {"tenantId", req.TenantID}, {"type", req.Type}} {
+		if f.v == "" {
+			return event.Event{}, Errorf(CodeMissingArgument, "%s: is required", f.name)
+		}
+	}
+	occurred, err := event.ParseMillis(req.Occurred)
+	if err != nil {
+		return event.Event{}, Errorf(CodeInvalidArgument, "occurred: %v", err)
+	}
+	if occurred == 0 {
+		occurred = now.UnixMilli()
+	}
+	e := event.Event{
+		ID:            req.ID,
+		ProjectID:     projectID,
+		Level:         event.Level(req.Level),
+		UserID:        req.UserID,
+		Action:        req.Action,
+		Type:          req.Type,
+		ActorID:       req.ActorID,
+		Occurred:      occurred,
+		Device:        req.Device,
+		Method:        req.Method,
+		Geo:           req.Geo,
+		RemoteAddress: req.RemoteAddress,
+		LoginIDs:      req.ExternalIDs,
+		Tenants:       req.Tenants,
+		Data:          nullToEmpty(req.Data),
+	}
+	if e.Level == "" {
+		e.Level = event.LevelProject
+	}
+	if e.Level == event.LevelCompany {
+		e.ProjectID = ""
+	}
+	if !containsString(e.Tenants, req.TenantID) {
+		e.Tenants = append([]string{req.TenantID}, e.Tenants...)
+	}
+	if err := e.Validate(); err != nil {
+		return event.Event{}, err
+	}
+	return e, nil
+}
+
+// BatchRequest is the native batch ingest body.
+type BatchRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// DecodeBatch parses a batch body into events of the caller's project,
+// with defaults filled and every event validated. One invalid event fails
+// the whole batch with an error naming its index and field.
+func DecodeBatch(body []byte, projectID string, now time.Time) ([]event.Event, error) {
+	var req BatchRequest
+	if err := decodeStrict(body, &req, false); err != nil {
+		return nil, err
+	}
+	if req.Events == nil {
+		return nil, Errorf(CodeMissingArgument, "events: is required")
+	}
+	if len(req.Events) > MaxBatchEvents {
+		return nil, Errorf(CodeTooLarge, "events: at most %d events per batch, got %d", MaxBatchEvents, len(req.Events))
+	}
+	events := make([]event.Event, len(req.Events))
+	nowMs := now.UnixMilli()
+	for i, raw := range req.Events {
+		e := &events[i]
+		if err := decodeBatchEvent(raw, e); err != nil {
+			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
+		}
+		if e.Level == "" {
+			e.Level = event.LevelProject
+		}
+		if e.Level == event.LevelProject && e.ProjectID == "" {
+			e.ProjectID = projectID
+		}
+		if e.Type == "" {
+			e.Type = event.TypeInfo
+		}
+		if e.Occurred == 0 {
+			e.Occurred = nowMs
+		}
+		e.Data = nullToEmpty(e.Data)
+		if err := e.Validate(); err != nil {
+			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
+		}
+	}
+	return events, nil
+}
+
+// decodeBatchEvent decodes one record strictly: known keys only, since a
+// misspelt key in a bulk load would otherwise lose data silently.
+func decodeBatchEvent(raw json.RawMessage, e *event.Event) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return Errorf(CodeInvalidArgument, "must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	// Event.UnmarshalJSON decodes with its own decoder, so unknown keys
+	// are checked here against the wire names first.
+	var keys map[string]json.RawMessage
+	if err := dec.Decode(&keys); err != nil {
+		return jsonError(err)
+	}
+	for k := range keys {
+		if !batchKeys[k] {
+			return &Error{Code: CodeInvalidArgument, Message: k + ": unknown field", field: true}
+		}
+	}
+	if err := json.Unmarshal(raw, e); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+var batchKeys = map[string]bool{
+	"id": true, "projectId": true, "level": true, "userId": true, "action": true, "type": true,
+	"actorId": true, "occurred": true, "device": true, "method": true, "geo": true,
+	"remoteAddress": true, "externalIds": true, "tenants": true, "data": true,
+}
+
+// prefixError names where in the batch an error is: "events[12].type: …".
+func prefixError(prefix string, err error) error {
+	var fieldErr *event.FieldError
+	var apiErr *Error
+	switch {
+	case errors.As(err, &fieldErr):
+		return Errorf(CodeInvalidArgument, "%s.%s: %s", prefix, fieldErr.Field, fieldErr.Reason)
+	case errors.As(err, &apiErr):
+		c := *apiErr
+		if c.field {
+			c.Message = prefix + "." + c.Message
+		} else {
+			c.Message = prefix + ": " + c.Message
+		}
+		return &c
+	default:
+		return err
+	}
+}
+
+func nullToEmpty(d json.RawMessage) json.RawMessage {
+	if t := bytes.TrimSpace(d); len(t) == 0 || string(t) == "null" {
+		return nil
+	}
+	return d
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, tenancy.ErrNotFound)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// authorizeEvents checks that the caller may write each event: project
+// events only to projects the key may use and that belong to its company,
+// company events only with a key spanning every project.
+func (a *API) authorizeEvents(r *http.Request, p Principal, events []event.Event) error {
+	checked := map[string]bool{p.ProjectID: true}
+	for i := range events {
+		e := &events[i]
+		e.CompanyID = p.CompanyID
+		switch e.Level {
+		case event.LevelCompany:
+			if !p.AllProjects() {
+				return Errorf(CodeForbidden, "events[%d]: company-level events need a key scoped to all projects", i)
+			}
+		case event.LevelProject:
+			if checked[e.ProjectID] {
+				continue
+			}
+			proj, err := a.opts.Directory.Project(r.Context(), e.ProjectID)
+			if err != nil || proj.CompanyID != p.CompanyID {
+				if err != nil && !isNotFound(err) {
+					return fmt.Errorf("look up project: %w", err)
+				}
+				return Errorf(CodeNotFound, "events[%d].projectId: unknown project %q", i, e.ProjectID)
+			}
+			if !p.MayUseProject(e.ProjectID) {
+				return Errorf(CodeForbidden, "events[%d].projectId: the management key is not scoped to project %q", i, e.ProjectID)
+			}
+			checked[e.ProjectID] = true
+		}
+	}
+	return nil
+}
+
+// ingest stores events durably and returns their ids in request order.
+func (a *API) ingest(r *http.Request, api string, events []event.Event) ([]string, error) {
+	for i := range events {
+		if a.opts.Enrich != nil {
+			a.opts.Enrich(r, &events[i])
+		}
+		if events[i].ID == "" {
+			events[i].ID = event.NewID()
+		}
+	}
+	start := time.Now()
+	err := a.opts.Store.Append(r.Context(), events)
+	a.met.ingestSeconds.With(api).ObserveSince(start)
+	if err != nil {
+		return nil, fmt.Errorf("append %d events: %w", len(events), err)
+	}
+	stored := 0
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].ID
+		if events[i].Seq != 0 {
+			stored++
+		}
+	}
+	a.met.ingested.With(api).Add(float64(stored))
+	return ids, nil
+}
+
+func (a *API) handleCreateEvent(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	body, err := readBody(w, r, MaxBodyBytes)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	e, err := DecodeCreateEvent(body, p.ProjectID, a.now())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	events := []event.Event{e}
+	if err := a.authorizeEvents(r, p, events); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	ids, err := a.ingest(r, "event", events)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": ids[0]})
+}
+
+func (a *API) handleBatch(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	body, err := readBody(w, r, MaxBatchBytes)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	events, err := DecodeBatch(body, p.ProjectID, a.now())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	if err := a.authorizeEvents(r, p, events); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	ids, err := a.ingest(r, "batch", events)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"ids": ids})
+}
+
+func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	id := r.PathValue("id")
+	e, err := a.opts.Store.Get(r.Context(), p.CompanyID, id)
+	if err != nil {
+		if isNotFound(err) {
+			WriteError(w, r, Errorf(CodeNotFound, "no event %q", id))
+			return
+		}
+		WriteError(w, r, fmt.Errorf("get event: %w", err))
+		return
+	}
+	// Out of scope answers exactly like unknown.
+	inScope := (e.Level == event.LevelProject && e.ProjectID == p.ProjectID) || (e.Level == event.LevelCompany && p.AllProjects())
+	if !inScope {
+		WriteError(w, r, Errorf(CodeNotFound, "no event %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}

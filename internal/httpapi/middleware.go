@@ -1,0 +1,201 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+type ctxKey int
+
+const (
+	infoKey ctxKey = iota
+	principalKey
+)
+
+// requestInfo travels in the request context so that inner layers (auth,
+// WriteError) can tell the outer request log what they learnt.
+type requestInfo struct {
+	id        string
+	logger    *slog.Logger
+	projectID string
+	keyID     string
+	errCode   string
+	err       error
+}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(infoKey).(*requestInfo)
+	return info
+}
+
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if info := infoFrom(ctx); info != nil && info.logger != nil {
+		return info.logger
+	}
+	return slog.Default()
+}
+
+func requestIDFrom(ctx context.Context) string {
+	if info := infoFrom(ctx); info != nil {
+		return info.id
+	}
+	return ""
+}
+
+// RequestID returns the id the request log carries for this request.
+func RequestID(ctx context.Context) string { return requestIDFrom(ctx) }
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter remembers the status and size for the request log. It keeps
+// Flush working for streamed responses (export, live tail).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveTop is the outermost layer: request id, recovery, routing, the
+// request log and the HTTP metrics.
+func (a *API) serveTop(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{id: newRequestID(), logger: a.log}
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && printableASCII(id) {
+		info.id = id
+	}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey, info))
+	sw := &statusWriter{ResponseWriter: w}
+	sw.Header().Set("X-Request-Id", info.id)
+
+	_, pattern := a.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = "unmatched"
+	}
+
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v) // the handler asked net/http to cut the connection
+			}
+			a.log.Error("panic serving request", "request_id", info.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				WriteError(sw, r, fmt.Errorf("panic: %v", v))
+			}
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		a.met.requests.With(route, strconv.Itoa(status)).Inc()
+		a.met.requestSeconds.With(route).Observe(elapsed.Seconds())
+		attrs := []slog.Attr{
+			slog.String("request_id", info.id),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", elapsed),
+			slog.Int64("bytes", sw.bytes),
+		}
+		if info.projectID != "" {
+			attrs = append(attrs, slog.String("project", info.projectID))
+		}
+		if info.keyID != "" {
+			attrs = append(attrs, slog.String("key_id", info.keyID))
+		}
+		if info.errCode != "" {
+			attrs = append(attrs, slog.String("error_code", info.errCode))
+			if status < 500 && info.err != nil {
+				attrs = append(attrs, slog.String("error", info.err.Error()))
+			}
+		}
+		level := slog.LevelInfo
+		if pattern == "GET /healthz" || pattern == "GET /metrics" {
+			level = slog.LevelDebug
+		}
+		a.log.LogAttrs(r.Context(), level, "request", attrs...)
+	}()
+
+	if pattern == "" {
+		// The mux would answer 404 or 405 in plain text; answer in our
+		// error format instead, keeping the Allow header it computes.
+		a.mux.ServeHTTP(&notFoundWriter{statusWriter: sw, r: r}, r)
+		return
+	}
+	a.mux.ServeHTTP(sw, r)
+}
+
+// notFoundWriter turns the mux's plain-text 404/405 into an API error.
+type notFoundWriter struct {
+	*statusWriter
+	r       *http.Request
+	handled bool
+}
+
+func (w *notFoundWriter) WriteHeader(code int) {
+	if w.handled {
+		return
+	}
+	w.handled = true
+	w.Header().Del("Content-Type")
+	w.Header().Del("X-Content-Type-Options")
+	switch code {
+	case http.StatusMethodNotAllowed:
+		WriteError(w.statusWriter, w.r, Errorf(CodeMethod, "method %s is not allowed on %s", w.r.Method, w.r.URL.Path))
+	default:
+		WriteError(w.statusWriter, w.r, Errorf(CodeNotFound, "no route for %s %s", w.r.Method, w.r.URL.Path))
+	}
+}
+
+func (w *notFoundWriter) Write(b []byte) (int, error) {
+	if !w.handled {
+		w.WriteHeader(http.StatusNotFound)
+	}
+	return len(b), nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
