@@ -1,0 +1,465 @@
+package stream
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+// States a connector reports.
+const (
+	StateActive     = "active"
+	StatePaused     = "paused"
+	StateFailing    = "failing"
+	StateAutoPaused = "auto-paused"
+)
+
+// Health is what the API shows about a connector's delivery.
+type Health struct {
+	State string `json:"state"`
+	// BreakerOpen: enough consecutive failures that attempts now wait the
+	// breaker cooldown.
+	BreakerOpen bool `json:"breakerOpen"`
+	// Cursor is the Seq of the last event delivered or skipped; Head the
+	// highest Seq in the store.
+	Cursor uint64 `json:"cursor"`
+	Head   uint64 `json:"head"`
+	// LagEvents counts store sequence numbers between Cursor and Head, events
+	// of every company included: an upper bound of what this connector has
+	// still to deliver.
+	LagEvents uint64 `json:"lagEvents"`
+	// LagSeconds is the age (by its occurred time) of the oldest event not
+	// yet past the cursor; 0 when caught up.
+	LagSeconds float64 `json:"lagSeconds"`
+	Counters
+}
+
+// connector is one configured destination and its delivery loop.
+type connector struct {
+	m *Manager
+	// id and companyID never change, so lookups need no lock.
+	id, companyID string
+
+	// opMu serialises API operations that stop and restart the loop.
+	opMu sync.Mutex
+
+	mu  sync.Mutex
+	rec Record
+	// failures counts consecutive failed attempts; breakerUntil is when an
+	// open breaker lets the next probe through.
+	failures     int
+	breakerUntil time.Time
+
+	wake chan struct{}
+
+	// running loop; guarded by opMu (and by Manager.mu at creation).
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (m *Manager) newConnector(r Record) *connector {
+	return &connector{m: m, id: r.Spec.ID, companyID: r.Spec.CompanyID, rec: r, wake: make(chan struct{}, 1)}
+}
+
+func (c *connector) spec() Spec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Spec
+}
+
+// start launches the delivery loop unless the connector is paused.
+func (c *connector) start() {
+	c.mu.Lock()
+	paused := c.rec.Paused || c.rec.AutoPaused
+	c.mu.Unlock()
+	if paused || c.m.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.m.ctx)
+	c.cancel, c.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		c.run(ctx)
+	}(c.done)
+}
+
+// stop cancels the loop and waits for it to save its cursor and exit.
+func (c *connector) stop() {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	<-c.done
+	c.cancel, c.done = nil, nil
+}
+
+// pending is an event read from the store, filtered and masked, waiting to
+// be delivered.
+type pending struct {
+	ev   event.Event
+	size int
+}
+
+func (c *connector) run(ctx context.Context) {
+	log := c.m.log.With("connector", c.id)
+	for ctx.Err() == nil {
+		held, err := c.m.opts.Lease.Acquire(ctx, c.id)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("acquire lease", "err", err)
+				sleep(ctx, c.m.opts.RetryMax)
+			}
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-held.Lost():
+				log.Warn("lease lost; delivery stops until it is acquired again")
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		c.deliverLoop(lctx, log)
+		cancel()
+		held.Release()
+	}
+}
+
+// deliverLoop reads, filters, batches and delivers until ctx ends or the
+// connector pauses itself.
+func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
+	o := &c.m.opts
+	c.mu.Lock()
+	spec := c.rec.Spec
+	cursor := c.rec.Cursor
+	c.mu.Unlock()
+
+	d, err := c.m.destination(spec.Type)
+	if err != nil {
+		c.recordFailure(err, 0)
+		log.Warn("connector has an unknown type", "type", spec.Type)
+		<-ctx.Done()
+		return
+	}
+	var sink Sink
+	for sink == nil {
+		if sink, err = d.New(spec.Config); err != nil {
+			c.recordFailure(err, 0)
+			if !sleep(ctx, o.RetryMax) {
+				return
+			}
+		}
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
+		defer cancel()
+		if err := sink.Close(cctx); err != nil {
+			log.Warn("close sink", "err", err)
+		}
+	}()
+
+	scanned := cursor // last Seq read from the store
+	var queue []pending
+	queuedBytes := 0
+	connected := false
+	more := false // the last read filled its page: no waiting before the next
+	var firstQueued time.Time
+	lastSaved := o.Now()
+	defer func() {
+		// Save how far the filters skipped, so a restart does not rescan.
+		if len(queue) == 0 && scanned > cursor {
+			c.advance(context.Background(), scanned, 0, 0)
+		}
+	}()
+
+	for ctx.Err() == nil {
+		if len(queue) < o.BatchMaxEvents && queuedBytes < o.BatchMaxBytes {
+			evs, err := o.Store.ReadFrom(ctx, scanned, o.ReadLimit)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("read from store", "err", err)
+				sleep(ctx, o.PollInterval)
+				continue
+			}
+			more = len(evs) == o.ReadLimit
+			for i := range evs {
+				scanned = evs[i].Seq
+				if !spec.matches(&evs[i]) {
+					continue
+				}
+				ev := evs[i]
+				if spec.MaskPII {
+					ev = maskPII(ev)
+				}
+				if len(queue) == 0 {
+					firstQueued = o.Now()
+				}
+				sz := estimateSize(&ev)
+				queue = append(queue, pending{ev: ev, size: sz})
+				queuedBytes += sz
+			}
+		}
+		if len(queue) == 0 {
+			if scanned > cursor && o.Now().Sub(lastSaved) >= o.ProgressInterval {
+				cursor = scanned
+				c.advance(ctx, cursor, 0, 0)
+				lastSaved = o.Now()
+			}
+			if !more {
+				c.waitWake(ctx, o.PollInterval)
+			}
+			continue
+		}
+
+		n, bytes := 0, 0
+		for n < len(queue) && n < o.BatchMaxEvents && (n == 0 || bytes+queue[n].size <= o.BatchMaxBytes) {
+			bytes += queue[n].size
+			n++
+		}
+		full := n == o.BatchMaxEvents || n < len(queue) || bytes >= o.BatchMaxBytes
+		if !full && !more {
+			if wait := o.BatchMaxWait - o.Now().Sub(firstQueued); wait > 0 {
+				c.waitWake(ctx, wait)
+				continue
+			}
+		}
+
+		events := make([]event.Event, n)
+		for i := range events {
+			events[i] = queue[i].ev
+		}
+		if !c.deliver(ctx, sink, &connected, Batch{ConnectorID: spec.ID, Events: events}, log) {
+			return
+		}
+		// The new cursor covers the delivered events and whatever the filters
+		// skipped up to the next queued event (or up to scanned).
+		next := scanned
+		if n < len(queue) {
+			next = queue[n].ev.Seq - 1
+		}
+		queue = queue[n:]
+		queuedBytes -= bytes
+		if len(queue) > 0 {
+			firstQueued = o.Now()
+		}
+		cursor = next
+		c.advance(ctx, cursor, uint64(n), 1)
+		lastSaved = o.Now()
+	}
+}
+
+// deliver writes one batch until the sink acknowledges it. It returns false
+// when ctx ended or the connector paused itself; the batch is then
+// redelivered later from the durable cursor.
+func (c *connector) deliver(ctx context.Context, sink Sink, connected *bool, b Batch, log *slog.Logger) bool {
+	o := &c.m.opts
+	for {
+		c.mu.Lock()
+		until := c.breakerUntil
+		c.mu.Unlock()
+		if wait := until.Sub(o.Now()); wait > 0 && !sleep(ctx, wait) {
+			return false
+		}
+		wctx, cancel := context.WithTimeout(ctx, o.WriteTimeout)
+		var err error
+		if !*connected {
+			if err = sink.Connect(wctx); err == nil {
+				*connected = true
+			}
+		}
+		if err == nil {
+			err = sink.Write(wctx, b)
+		}
+		cancel()
+		if err == nil {
+			c.mu.Lock()
+			if c.failures > 0 {
+				log.Info("destination recovered", "after_failures", c.failures)
+			}
+			c.failures = 0
+			c.breakerUntil = time.Time{}
+			c.rec.Counters.FailingSince = time.Time{}
+			c.mu.Unlock()
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		// Reconnect before the next attempt: the connection may be the fault.
+		*connected = false
+		failures, failingFor := c.recordFailure(err, len(b.Events))
+		if failures == 1 || failures%10 == 0 {
+			log.Warn("delivery failed", "err", err, "consecutive_failures", failures)
+		}
+		if failingFor >= o.AutoPauseAfter {
+			c.autoPause(ctx)
+			log.Warn("connector paused itself after failing too long", "failing_for", failingFor.String())
+			return false
+		}
+		if !sleep(ctx, backoff(o.RetryMin, o.RetryMax, failures)) {
+			return false
+		}
+	}
+}
+
+// recordFailure counts a failed attempt, opens the breaker at the
+// threshold, saves the counters, and returns the consecutive failures and
+// how long the connector has been failing.
+func (c *connector) recordFailure(err error, events int) (int, time.Duration) {
+	o := &c.m.opts
+	now := o.Now()
+	c.mu.Lock()
+	c.failures++
+	cn := &c.rec.Counters
+	cn.FailedAttempts++
+	cn.FailedEvents += uint64(events)
+	cn.LastError = truncate(err.Error(), 512)
+	cn.LastErrorAt = now.UTC()
+	if cn.FailingSince.IsZero() {
+		cn.FailingSince = now.UTC()
+	}
+	if c.failures >= o.BreakerFailures {
+		c.breakerUntil = now.Add(o.BreakerCooldown)
+	}
+	failures, since := c.failures, cn.FailingSince
+	rec := c.rec
+	c.mu.Unlock()
+	if perr := o.State.Put(context.Background(), rec); perr != nil {
+		c.m.log.Warn("save connector counters", "connector", rec.Spec.ID, "err", perr)
+	}
+	return failures, now.Sub(since)
+}
+
+func (c *connector) autoPause(ctx context.Context) {
+	c.mu.Lock()
+	c.rec.AutoPaused = true
+	rec := c.rec
+	c.mu.Unlock()
+	if err := c.m.opts.State.Put(context.WithoutCancel(ctx), rec); err != nil {
+		c.m.log.Warn("save auto-pause", "connector", rec.Spec.ID, "err", err)
+	}
+}
+
+// advance moves the durable cursor after an acknowledgement (or past
+// filtered-out events) and saves it.
+func (c *connector) advance(ctx context.Context, cursor, delivered, batches uint64) {
+	now := c.m.opts.Now().UTC()
+	c.mu.Lock()
+	c.rec.Cursor = cursor
+	if batches > 0 {
+		c.rec.Counters.Delivered += delivered
+		c.rec.Counters.Batches += batches
+		c.rec.Counters.LastSuccess = now
+	}
+	rec := c.rec
+	c.mu.Unlock()
+	// Saved even when ctx was just cancelled: the destination has the events.
+	if err := c.m.opts.State.Put(context.WithoutCancel(ctx), rec); err != nil {
+		c.m.log.Warn("save cursor", "connector", rec.Spec.ID, "err", err)
+	}
+}
+
+func (c *connector) waitWake(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-c.wake:
+	case <-t.C:
+	}
+}
+
+func (c *connector) health(ctx context.Context) Health {
+	c.mu.Lock()
+	h := Health{Cursor: c.rec.Cursor, Counters: c.rec.Counters}
+	switch {
+	case c.rec.AutoPaused:
+		h.State = StateAutoPaused
+	case c.rec.Paused:
+		h.State = StatePaused
+	case c.failures > 0:
+		h.State = StateFailing
+	default:
+		h.State = StateActive
+	}
+	h.BreakerOpen = c.failures >= c.m.opts.BreakerFailures
+	c.mu.Unlock()
+	head, err := c.m.headSeq(ctx)
+	if err == nil && head > h.Cursor {
+		h.Head, h.LagEvents = head, head-h.Cursor
+		if evs, err := c.m.opts.Store.ReadFrom(ctx, h.Cursor, 1); err == nil && len(evs) == 1 {
+			age := c.m.opts.Now().Sub(time.UnixMilli(evs[0].Occurred))
+			h.LagSeconds = max(age.Seconds(), 0)
+		}
+	} else {
+		h.Head = max(head, h.Cursor)
+	}
+	return h
+}
+
+func (c *connector) view(ctx context.Context) View {
+	s := c.spec()
+	if d, err := c.m.destination(s.Type); err == nil {
+		s.Config = d.redact(s.Config)
+	} else {
+		s.Config = RedactKeys(s.Config, DefaultSecretKeys...)
+	}
+	return View{Spec: s, Health: c.health(ctx)}
+}
+
+// backoff is exponential from min to max with jitter in [d/2, d], so
+// connectors that failed together do not retry in lockstep.
+func backoff(min, max time.Duration, failures int) time.Duration {
+	d := min
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	d = min2(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// estimateSize approximates an event's JSON size without encoding it.
+func estimateSize(e *event.Event) int {
+	n := 200 + len(e.ID) + len(e.ProjectID) + len(e.UserID) + len(e.Action) + len(e.ActorID) +
+		len(e.Device) + len(e.Method) + len(e.Geo) + len(e.RemoteAddress) + len(e.Data)
+	for _, s := range e.LoginIDs {
+		n += len(s) + 3
+	}
+	for _, s := range e.Tenants {
+		n += len(s) + 3
+	}
+	return n
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,198 @@
+// Package httpsink holds what the HTTP destinations (webhook, Splunk,
+// Datadog, Sumo Logic) share: a client with optional insecure TLS, one way
+// to post and classify the answer, and JSON encoding that keeps the body
+// byte-identical to what JavaScript's JSON.stringify would produce for it.
+package httpsink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/audittrail/audittrail/internal/stream"
+)
+
+// ErrRefused wraps a non-2xx answer; errors.As a *StatusError for the code.
+var ErrRefused = errors.New("destination refused the batch")
+
+// StatusError is a non-2xx answer. Body is a short, printable excerpt.
+type StatusError struct {
+	Code int
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("destination answered %d", e.Code)
+	}
+	return fmt.Sprintf("destination answered %d: %s", e.Code, e.Body)
+}
+func (e *StatusError) Unwrap() error { return ErrRefused }
+
+// NewClient returns a client for one connector. insecure turns off TLS
+// certificate verification (Descope's `insecure`). There is no client
+// timeout: the engine bounds every call with its context.
+func NewClient(insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 4
+	tr.ResponseHeaderTimeout = time.Minute
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	}
+	return &http.Client{Transport: tr}
+}
+
+// maxReply bounds how much of an answer is read: destinations answer small
+// JSON documents and a hostile one must not fill memory.
+const maxReply = 64 << 10
+
+// Post sends body to u with the headers and returns the answer's body when
+// the status is 2xx. Errors never contain the URL, which may hold a secret
+// (a Sumo Logic source URL is one).
+func Post(ctx context.Context, c *http.Client, u string, header http.Header, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, errors.New("build request: invalid URL")
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "audittrail")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, scrub(err, req.URL.Host)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return nil, scrub(err, req.URL.Host)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, &StatusError{Code: resp.StatusCode, Body: excerpt(reply)}
+	}
+	// Drain what is left so the connection can be reused.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReply))
+	return reply, nil
+}
+
+func scrub(err error, host string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, host, ue.Err)
+	}
+	return err
+}
+
+func excerpt(b []byte) string {
+	s := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(b))
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// Marshal encodes v as compact JSON whose strings carry every character
+// literally except those JSON requires escaped, so that a receiver that
+// re-serialises the parsed body with JSON.stringify (as Descope's signature
+// examples do) gets the same bytes. encoding/json alone cannot: an
+// event's MarshalJSON escapes <, > and & whatever the outer encoder says,
+// and it always escapes U+2028 and U+2029.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return unescapeLiterals(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}
+
+// unescapeLiterals rewrites each \uXXXX escape of valid JSON that stands
+// for a character JSON allows literally (not a control character, quote,
+// backslash or lone surrogate) as that character in UTF-8.
+func unescapeLiterals(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' || i+1 >= len(b) {
+			out = append(out, c)
+			continue
+		}
+		if b[i+1] != 'u' || i+6 > len(b) {
+			out = append(out, b[i], b[i+1]) // a two-character escape
+			i++
+			continue
+		}
+		r, ok := hex4(b[i+2 : i+6])
+		width := 6
+		if ok && utf16.IsSurrogate(r) {
+			ok = false
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if lo, ok2 := hex4(b[i+8 : i+12]); ok2 {
+					if pair := utf16.DecodeRune(r, lo); pair != utf8.RuneError {
+						r, ok, width = pair, true, 12
+					}
+				}
+			}
+		}
+		if !ok || r < 0x20 || r == '"' || r == '\\' {
+			out = append(out, b[i:i+6]...)
+			i += 5
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+		i += width - 1
+	}
+	return out
+}
+
+func hex4(h []byte) (rune, bool) {
+	var r rune
+	for _, c := range h {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// CheckURL validates a destination URL; field names the config key.
+func CheckURL(field, raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, stream.Invalid(field, "is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, stream.Invalid(field, "must be an absolute http or https URL")
+	}
+	return u, nil
+}

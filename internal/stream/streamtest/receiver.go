@@ -1,0 +1,237 @@
+package streamtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/stream"
+)
+
+// Outage is how a Receiver misbehaves.
+type Outage int
+
+const (
+	Up        Outage = iota
+	Status500        // answer 500 without taking the batch
+	CloseConn        // close the connection without an answer
+)
+
+// Receiver is an HTTP destination for tests: it checks each request's wire
+// format with Decode and records the event ids of the requests it accepts.
+// During an outage it takes nothing, so an exactly-once check is exact.
+type Receiver struct {
+	// Decode checks one request and returns the event ids it carries, in
+	// order. An error fails the request with 400 and is kept for Errors.
+	Decode func(r *http.Request, body []byte) ([]string, error)
+	// Status answers accepted requests; 0 means 200.
+	Status int
+	// Reply is the body of accepted requests; empty means {}.
+	Reply string
+
+	mu       sync.Mutex
+	outage   Outage
+	ids      []string
+	failed   int
+	accepted int
+	errs     []error
+}
+
+func (rv *Receiver) SetOutage(o Outage) {
+	rv.mu.Lock()
+	rv.outage = o
+	rv.mu.Unlock()
+}
+
+func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	rv.mu.Lock()
+	outage := rv.outage
+	if outage != Up {
+		rv.failed++
+	}
+	rv.mu.Unlock()
+	switch outage {
+	case Status500:
+		http.Error(w, "injected outage", http.StatusInternalServerError)
+		return
+	case CloseConn:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // HTTP/2: abort the stream
+	}
+	ids, err := rv.Decode(r, body)
+	if err != nil {
+		rv.mu.Lock()
+		rv.errs = append(rv.errs, err)
+		rv.mu.Unlock()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rv.mu.Lock()
+	rv.ids = append(rv.ids, ids...)
+	rv.accepted++
+	rv.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(cmp(rv.Status, http.StatusOK))
+	io.WriteString(w, cmpStr(rv.Reply, "{}"))
+}
+
+func cmp(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+func cmpStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// IDs returns the ids accepted so far, in arrival order.
+func (rv *Receiver) IDs() []string {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return slices.Clone(rv.ids)
+}
+
+// Failed counts requests refused by an outage.
+func (rv *Receiver) Failed() int {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return rv.failed
+}
+
+// Errors returns the wire-format errors Decode reported.
+func (rv *Receiver) Errors() []error {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return slices.Clone(rv.errs)
+}
+
+// Eventually polls cond every 5 ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// FastOptions are manager options with retry and breaker timings short
+// enough for tests.
+func FastOptions(st *MemStore, dests map[string]stream.Destination) stream.Options {
+	return stream.Options{
+		Store:           st,
+		State:           stream.NewMemState(),
+		Destinations:    dests,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PollInterval:    20 * time.Millisecond,
+		BatchMaxEvents:  20,
+		BatchMaxWait:    5 * time.Millisecond,
+		WriteTimeout:    2 * time.Second,
+		RetryMin:        5 * time.Millisecond,
+		RetryMax:        40 * time.Millisecond,
+		BreakerFailures: 3,
+		BreakerCooldown: 40 * time.Millisecond,
+	}
+}
+
+// Exercise drives one destination end to end through the engine: events
+// before, during and after two injected outages (500s, then dropped
+// connections) must all arrive exactly once, in order, in the format Decode
+// checks. It returns the events appended.
+func Exercise(t *testing.T, typ string, dest stream.Destination, config json.RawMessage, rv *Receiver) []string {
+	t.Helper()
+	ctx := context.Background()
+	st := NewMemStore()
+	// Events from before the connector existed must not be delivered.
+	if err := st.Append(ctx, Events("C1", "P1", "old", 5)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.New(FastOptions(st, map[string]stream.Destination{typ: dest}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	v, err := m.Create(ctx, stream.Spec{CompanyID: "C1", ProjectID: "P1", Name: "e2e", Type: typ, Config: config})
+	if err != nil {
+		t.Fatalf("create connector: %v", err)
+	}
+	var want []string
+	appendWave := func(prefix string, n int) {
+		t.Helper()
+		evs := Events("C1", "P1", prefix, n)
+		// Small appends, as ingest does them, with a notify after each.
+		for i := 0; i < n; i += 7 {
+			chunk := evs[i:min(i+7, n)]
+			if err := st.Append(ctx, chunk); err != nil {
+				t.Fatal(err)
+			}
+			m.Notify()
+		}
+		want = append(want, IDs(evs)...)
+	}
+	waitAll := func() {
+		t.Helper()
+		Eventually(t, 10*time.Second, fmt.Sprintf("%d events at the receiver", len(want)), func() bool {
+			return len(rv.IDs()) >= len(want)
+		})
+	}
+
+	appendWave("a", 60)
+	waitAll()
+
+	rv.SetOutage(Status500)
+	appendWave("b", 45)
+	Eventually(t, 5*time.Second, "failed attempts during the 500 outage", func() bool { return rv.Failed() >= 3 })
+	rv.SetOutage(CloseConn)
+	failed := rv.Failed()
+	appendWave("c", 45)
+	Eventually(t, 5*time.Second, "failed attempts while connections drop", func() bool { return rv.Failed() >= failed+3 })
+	rv.SetOutage(Up)
+	appendWave("d", 50)
+	waitAll()
+	// Let any stray duplicate arrive before comparing.
+	time.Sleep(50 * time.Millisecond)
+
+	if errs := rv.Errors(); len(errs) > 0 {
+		t.Fatalf("receiver refused the wire format: %v", errs[0])
+	}
+	got := rv.IDs()
+	if !slices.Equal(got, want) {
+		t.Fatalf("receiver got %d ids, want %d exactly once in order;\n got %v\nwant %v", len(got), len(want), got, want)
+	}
+	h, err := m.Health(ctx, "C1", v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Delivered != uint64(len(want)) || h.FailedAttempts < 6 || h.State != stream.StateActive || h.LastError == "" {
+		t.Fatalf("health after the outages: %+v", h)
+	}
+	return want
+}
