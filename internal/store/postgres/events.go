@@ -1,0 +1,550 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/query"
+	"github.com/audittrail/audittrail/internal/store"
+)
+
+// ErrBatchTooLarge: one Append may hold at most MaxBatch events, because a
+// seq keeps the batch index in its low 20 bits.
+var ErrBatchTooLarge = errors.New("postgres: batch too large")
+
+const (
+	seqIndexBits = 20
+	// MaxBatch is the largest batch one Append accepts.
+	MaxBatch = 1 << seqIndexBits
+	// maxLexemeBytes keeps every lexeme under PostgreSQL's 2047-byte limit;
+	// longer tokens are cut to this length in the tsvector and kept whole
+	// in long_tokens.
+	maxLexemeBytes = 2000
+)
+
+// EventStore is the store.Store over PostgreSQL.
+type EventStore struct {
+	db     *DB
+	closed atomic.Bool
+}
+
+var _ store.Store = (*EventStore)(nil)
+
+func (s *EventStore) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Close marks the store closed; the pool stays open until DB.Close.
+func (s *EventStore) Close() error {
+	if s.closed.Swap(true) {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// Append writes the batch in one transaction. Seq is the transaction's id
+// (plus seq_base) shifted left by 20 bits, plus the event's index in the
+// batch: see ReadFrom for why.
+func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if len(events) > MaxBatch {
+		return fmt.Errorf("append %d events: %w (max %d)", len(events), ErrBatchTooLarge, MaxBatch)
+	}
+	type key struct{ company, id string }
+	first := make(map[key]struct{}, len(events))
+	candidates := make([]int, 0, len(events))
+	for i := range events {
+		events[i].Seq = 0
+		k := key{events[i].CompanyID, events[i].ID}
+		if _, dup := first[k]; dup {
+			continue
+		}
+		first[k] = struct{}{}
+		candidates = append(candidates, i)
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+
+	var seqs []int64
+	stored := make([]int, 0, len(candidates))
+	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+		var base int64
+		if err := tx.QueryRow(ctx,
+			`SELECT (pg_current_xact_id()::text::bigint + base) << 20 FROM seq_base`).Scan(&base); err != nil {
+			return err
+		}
+		n := len(candidates)
+		companies, ids, projects := make([]string, n), make([]string, n), make([]string, n)
+		occurred, seqCol := make([]int64, n), make([]int64, n)
+		for j, i := range candidates {
+			e := &events[i]
+			companies[j], ids[j], projects[j] = e.CompanyID, e.ID, e.ProjectID
+			occurred[j], seqCol[j] = e.Occurred, base+int64(i)
+		}
+		// The unique key decides which events are new; a concurrent batch
+		// with the same id waits here for the other to commit or abort.
+		rows, err := tx.Query(ctx, `
+			INSERT INTO event_ids (company_id, id, project_id, occurred, seq)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+			ON CONFLICT (company_id, id) DO NOTHING
+			RETURNING seq`, companies, ids, projects, occurred, seqCol)
+		if err != nil {
+			return err
+		}
+		newSeqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		if len(newSeqs) == 0 {
+			return nil
+		}
+		for _, sq := range newSeqs {
+			stored = append(stored, int(sq-base))
+		}
+		// RETURNING gives no order guarantee.
+		sortInts(stored)
+		cols := newEventColumns(len(stored))
+		for _, i := range stored {
+			cols.add(&events[i], base+int64(i))
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO events (project_id, company_id, occurred, seq, id, level, user_id, action, type,
+			                    actor_id, device, method, geo, remote_address, login_ids, tenants, data,
+			                    attrs, tokens, long_tokens)
+			SELECT p, c, o, s, i, l, u, act, typ, a, dev, m, g, ip, li::text[], tn::text[], d::json,
+			       at::text[], array_to_tsvector(string_to_array(tok, ' ')), lt::text[]
+			  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+			              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+			              $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+			              $19::text[], $20::text[])
+			       AS x(p, c, o, s, i, l, u, act, typ, a, dev, m, g, ip, li, tn, d, at, tok, lt)`,
+			cols.args()...)
+		if err != nil {
+			return err
+		}
+		seqs = cols.seq
+		return nil
+	})
+	if err != nil {
+		return classify(ctx, "append", err)
+	}
+	for j, i := range stored {
+		events[i].Seq = uint64(seqs[j])
+	}
+	return nil
+}
+
+func sortInts(a []int) {
+	// Insertion sort: RETURNING comes back nearly in order.
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+// eventColumns holds a batch column by column, as unnest wants it. Lists
+// travel as array literals because PostgreSQL cannot unnest ragged arrays.
+type eventColumns struct {
+	project, company                    []string
+	occurred, seq                       []int64
+	id, level, user, action, typ, actor []string
+	device, method, geo, remoteAddr     []string
+	loginIDs, tenants                   []string
+	data                                []*string
+	attrs, tokens                       []string
+	longTokens                          []*string
+}
+
+func newEventColumns(n int) *eventColumns {
+	return &eventColumns{
+		project: make([]string, 0, n), company: make([]string, 0, n),
+		occurred: make([]int64, 0, n), seq: make([]int64, 0, n),
+		id: make([]string, 0, n), level: make([]string, 0, n), user: make([]string, 0, n),
+		action: make([]string, 0, n), typ: make([]string, 0, n), actor: make([]string, 0, n),
+		device: make([]string, 0, n), method: make([]string, 0, n), geo: make([]string, 0, n),
+		remoteAddr: make([]string, 0, n), loginIDs: make([]string, 0, n), tenants: make([]string, 0, n),
+		data: make([]*string, 0, n), attrs: make([]string, 0, n), tokens: make([]string, 0, n),
+		longTokens: make([]*string, 0, n),
+	}
+}
+
+func (c *eventColumns) add(e *event.Event, seq int64) {
+	c.project = append(c.project, e.ProjectID)
+	c.company = append(c.company, e.CompanyID)
+	c.occurred = append(c.occurred, e.Occurred)
+	c.seq = append(c.seq, seq)
+	c.id = append(c.id, e.ID)
+	c.level = append(c.level, string(e.Level))
+	c.user = append(c.user, e.UserID)
+	c.action = append(c.action, e.Action)
+	c.typ = append(c.typ, e.Type)
+	c.actor = append(c.actor, e.ActorID)
+	c.device = append(c.device, e.Device)
+	c.method = append(c.method, e.Method)
+	c.geo = append(c.geo, e.Geo)
+	c.remoteAddr = append(c.remoteAddr, e.RemoteAddress)
+	c.loginIDs = append(c.loginIDs, arrayLiteral(e.LoginIDs))
+	c.tenants = append(c.tenants, arrayLiteral(e.Tenants))
+	if len(e.Data) == 0 {
+		c.data = append(c.data, nil)
+	} else {
+		d := string(e.Data)
+		c.data = append(c.data, &d)
+	}
+	c.attrs = append(c.attrs, arrayLiteral(eventAttrs(e)))
+	lexemes, long := tokenColumns(e.Tokens())
+	c.tokens = append(c.tokens, lexemes)
+	if long == nil {
+		c.longTokens = append(c.longTokens, nil)
+	} else {
+		l := arrayLiteral(long)
+		c.longTokens = append(c.longTokens, &l)
+	}
+}
+
+func (c *eventColumns) args() []any {
+	return []any{c.project, c.company, c.occurred, c.seq, c.id, c.level, c.user, c.action, c.typ,
+		c.actor, c.device, c.method, c.geo, c.remoteAddr, c.loginIDs, c.tenants, c.data,
+		c.attrs, c.tokens, c.longTokens}
+}
+
+// Prefixes of the attrs column: one per filterable field, so that a value
+// of one field never matches a filter on another.
+const (
+	attrUser     = "u:"
+	attrActor    = "a:"
+	attrAction   = "act:"
+	attrDevice   = "dev:"
+	attrMethod   = "m:"
+	attrGeo      = "g:"
+	attrAddr     = "ip:"
+	attrLogin    = "l:"
+	attrTenant   = "t:"
+	attrNoTenant = "nt:" // present only on events without any tenant
+	attrChanged  = "c:"
+)
+
+func eventAttrs(e *event.Event) []string {
+	out := []string{
+		attrUser + e.UserID, attrActor + e.ActorID, attrAction + e.Action, attrDevice + e.Device,
+		attrMethod + e.Method, attrGeo + e.Geo, attrAddr + e.RemoteAddress,
+	}
+	for _, l := range e.LoginIDs {
+		out = append(out, attrLogin+l)
+	}
+	for _, t := range e.Tenants {
+		out = append(out, attrTenant+t)
+	}
+	if len(e.Tenants) == 0 {
+		out = append(out, attrNoTenant)
+	}
+	for _, f := range e.ChangedFields() {
+		out = append(out, attrChanged+f)
+	}
+	return out
+}
+
+func prefixed(prefix string, vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = prefix + v
+	}
+	return out
+}
+
+// tokenColumns returns the tokens joined by spaces (a token never holds
+// one), each cut to maxLexemeBytes, and the tokens that had to be cut.
+func tokenColumns(tokens []string) (lexemes string, long []string) {
+	var b strings.Builder
+	for i, t := range tokens {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if len(t) > maxLexemeBytes {
+			long = append(long, t)
+			t = cutUTF8(t, maxLexemeBytes)
+		}
+		b.WriteString(t)
+	}
+	return b.String(), long
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that ends on a
+// rune boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// arrayLiteral writes vals as a PostgreSQL array literal with every element
+// quoted, so no value is read as NULL or split.
+func arrayLiteral(vals []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(v); j++ {
+			if v[j] == '"' || v[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// tsqueryLiteral writes one prefix term for tsquery input, which (unlike
+// to_tsquery) takes lexemes as they are: no lower-casing, no stemming, no
+// re-parsing of non-ASCII letters, so matching is byte-exact.
+func tsqueryLiteral(tok string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range tok {
+		switch r {
+		case '\'':
+			b.WriteString("''")
+		case '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString("':*")
+	return b.String()
+}
+
+const eventColumnsSQL = `e.project_id, e.company_id, e.occurred, e.seq, e.id, e.level, e.user_id, e.action,
+	e.type, e.actor_id, e.device, e.method, e.geo, e.remote_address, e.login_ids, e.tenants, e.data::text`
+
+func scanEvent(row pgx.Row, extra ...any) (event.Event, error) {
+	var e event.Event
+	var level string
+	var seq int64
+	var data *string
+	dest := append([]any{&e.ProjectID, &e.CompanyID, &e.Occurred, &seq, &e.ID, &level, &e.UserID, &e.Action,
+		&e.Type, &e.ActorID, &e.Device, &e.Method, &e.Geo, &e.RemoteAddress, &e.LoginIDs, &e.Tenants, &data}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.Level = event.Level(level)
+	e.Seq = uint64(seq)
+	if data != nil {
+		e.Data = json.RawMessage(*data)
+	}
+	if len(e.LoginIDs) == 0 {
+		e.LoginIDs = nil
+	}
+	if len(e.Tenants) == 0 {
+		e.Tenants = nil
+	}
+	return e, nil
+}
+
+// where builds the filter of q over the events table (no alias) and its
+// arguments. ok is false when q can match nothing.
+func where(q *query.Query) (cond string, args []any, ok bool) {
+	var projects []string
+	if q.IncludeProject && q.ProjectID != "" {
+		projects = append(projects, q.ProjectID)
+	}
+	if q.IncludeCompany {
+		projects = append(projects, "") // company-level events
+	}
+	if len(projects) == 0 {
+		return "", nil, false
+	}
+	var conds []string
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	conds = append(conds, "company_id = "+arg(q.CompanyID), "project_id = ANY("+arg(projects)+"::text[])")
+	if q.From > 0 {
+		conds = append(conds, "occurred >= "+arg(q.From))
+	}
+	if q.To > 0 {
+		conds = append(conds, "occurred <= "+arg(q.To))
+	}
+	for _, f := range []struct {
+		prefix string
+		vals   []string
+	}{
+		{attrUser, q.UserIDs}, {attrAction, q.Actions}, {attrActor, q.ActorIDs}, {attrDevice, q.Devices},
+		{attrMethod, q.Methods}, {attrGeo, q.Geos}, {attrAddr, q.RemoteAddresses}, {attrLogin, q.LoginIDs},
+		{attrChanged, q.ChangedFields},
+	} {
+		if len(f.vals) > 0 {
+			conds = append(conds, "attrs && "+arg(prefixed(f.prefix, f.vals))+"::text[]")
+		}
+	}
+	if len(q.Tenants) > 0 || q.NoTenants {
+		vals := prefixed(attrTenant, q.Tenants)
+		if q.NoTenants {
+			vals = append(vals, attrNoTenant)
+		}
+		conds = append(conds, "attrs && "+arg(vals)+"::text[]")
+	}
+	if len(q.ExcludedActions) > 0 {
+		conds = append(conds, "action <> ALL("+arg(q.ExcludedActions)+"::text[])")
+	}
+	var terms []string
+	for _, tok := range q.TextTokens {
+		// A lexeme is a whole token or the cut prefix of a long one, so a
+		// tsquery hit is always a true prefix match; a query token longer
+		// than a cut lexeme may still prefix the whole long token.
+		short := len(tok) <= maxLexemeBytes-utf8.UTFMax+1
+		fits := len(tok) <= maxLexemeBytes
+		longCheck := func() string {
+			return "EXISTS (SELECT 1 FROM unnest(long_tokens) lt WHERE starts_with(lt, " + arg(tok) + "))"
+		}
+		switch {
+		case short:
+			terms = append(terms, tsqueryLiteral(tok))
+		case fits:
+			conds = append(conds, "(tokens @@ "+arg(tsqueryLiteral(tok))+"::tsquery OR "+longCheck()+")")
+		default:
+			conds = append(conds, longCheck())
+		}
+	}
+	if len(terms) > 0 {
+		conds = append(conds, "tokens @@ "+arg(strings.Join(terms, " & "))+"::tsquery")
+	}
+	return strings.Join(conds, " AND "), args, true
+}
+
+// Search counts the matches with count(*) OVER () on a narrow row (seq and
+// occurred) while the same scan picks the page, then joins back for the
+// page's full rows: matching rows are read once, and only the page's wide
+// columns are fetched.
+func (s *EventStore) Search(ctx context.Context, q query.Query) (store.Result, error) {
+	if err := s.check(ctx); err != nil {
+		return store.Result{}, err
+	}
+	cond, args, ok := where(&q)
+	if !ok {
+		return store.Result{}, nil
+	}
+	dir := "DESC"
+	if q.OldestFirst {
+		dir = "ASC"
+	}
+	n := len(args)
+	sql := fmt.Sprintf(`
+		SELECT %s, m.total
+		  FROM (SELECT project_id, occurred, seq, count(*) OVER () AS total
+		          FROM events WHERE %s
+		         ORDER BY occurred %s, seq %s
+		         LIMIT $%d OFFSET $%d) m
+		  JOIN events e ON e.project_id = m.project_id AND e.company_id = $1
+		               AND e.occurred = m.occurred AND e.seq = m.seq
+		 ORDER BY m.occurred %s, m.seq %s`,
+		eventColumnsSQL, cond, dir, dir, n+1, n+2, dir, dir)
+	args = append(args, q.Size, q.Offset())
+	rows, err := s.db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return store.Result{}, classify(ctx, "search", err)
+	}
+	var res store.Result
+	for rows.Next() {
+		var total int64
+		e, err := scanEvent(rows, &total)
+		if err != nil {
+			rows.Close()
+			return store.Result{}, classify(ctx, "search: scan", err)
+		}
+		res.Events = append(res.Events, e)
+		res.Total = int(total)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Result{}, classify(ctx, "search", err)
+	}
+	if len(res.Events) == 0 && (q.Offset() > 0 || q.Size == 0) {
+		// The page lies past the last match: the window gave no row to
+		// carry the total, so count separately.
+		var total int64
+		if err := s.db.pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE "+cond, args[:n]...).Scan(&total); err != nil {
+			return store.Result{}, classify(ctx, "search: count", err)
+		}
+		res.Total = int(total)
+	}
+	return res, nil
+}
+
+// Get finds the event through event_ids, which knows its partition key.
+func (s *EventStore) Get(ctx context.Context, companyID, id string) (event.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return event.Event{}, err
+	}
+	row := s.db.pool.QueryRow(ctx, `
+		SELECT `+eventColumnsSQL+`
+		  FROM event_ids i
+		  JOIN events e ON e.project_id = i.project_id AND e.company_id = i.company_id
+		               AND e.occurred = i.occurred AND e.seq = i.seq
+		 WHERE i.company_id = $1 AND i.id = $2`, companyID, id)
+	e, err := scanEvent(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return event.Event{}, fmt.Errorf("get %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return event.Event{}, classify(ctx, "get", err)
+	}
+	return e, nil
+}
+
+// ReadFrom returns only rows whose transaction id is below the snapshot's
+// xmin: every transaction with a smaller id has committed or aborted, and
+// every later one gets a larger id, hence larger seqs. So once a seq is
+// returned no smaller seq can ever appear. (A plain sequence cannot give
+// this: nextval runs before commit, in any order across transactions.)
+func (s *EventStore) ReadFrom(ctx context.Context, after uint64, limit int) ([]event.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	if after > 1<<63-1 {
+		return nil, nil
+	}
+	rows, err := s.db.pool.Query(ctx, `
+		SELECT `+eventColumnsSQL+`
+		  FROM events e
+		 WHERE e.seq > $1
+		   AND e.seq < (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + base) << 20 FROM seq_base)
+		 ORDER BY e.seq
+		 LIMIT $2`, int64(after), limit)
+	if err != nil {
+		return nil, classify(ctx, "read from", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (event.Event, error) { return scanEvent(r) })
+	if err != nil {
+		return nil, classify(ctx, "read from", err)
+	}
+	return out, nil
+}
