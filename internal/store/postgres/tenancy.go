@@ -23,12 +23,9 @@ type Directory struct {
 
 var _ tenancy.Directory = (*Directory)(nil)
 
-// ErrDirectoryClosed: the Directory was closed.
-var ErrDirectoryClosed = errors.New("postgres: directory closed")
-
 func (d *Directory) check(ctx context.Context) error {
 	if d.closed.Load() {
-		return ErrDirectoryClosed
+		return tenancy.ErrClosed
 	}
 	return ctx.Err()
 }
@@ -63,6 +60,9 @@ func fromNull(t *time.Time) time.Time {
 func (d *Directory) CreateCompany(ctx context.Context, c tenancy.Company) error {
 	if err := d.check(ctx); err != nil {
 		return err
+	}
+	if c.ID == "" {
+		return fmt.Errorf("%w: company without an id", tenancy.ErrInvalid)
 	}
 	_, err := d.db.pool.Exec(ctx, `
 		INSERT INTO companies (id, name, search_window_days, retention_days, search_rate_limit, created)
@@ -129,12 +129,23 @@ func (d *Directory) CreateProject(ctx context.Context, p tenancy.Project) error 
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	_, err := d.db.pool.Exec(ctx, "INSERT INTO projects (id, company_id, name, created) VALUES ($1, $2, $3, $4)",
+	if p.ID == "" {
+		return fmt.Errorf("%w: project without an id", tenancy.ErrInvalid)
+	}
+	tag, err := d.db.pool.Exec(ctx, `
+		INSERT INTO projects (id, company_id, name, created)
+		SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM companies WHERE id = $2)`,
 		p.ID, p.CompanyID, p.Name, p.Created)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create project %s: %w", p.ID, tenancy.ErrExists)
 	}
-	return classify(ctx, "create project", err)
+	if err != nil {
+		return classify(ctx, "create project", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("create project %s: company %s: %w", p.ID, p.CompanyID, tenancy.ErrNotFound)
+	}
+	return nil
 }
 
 func scanProject(row pgx.CollectableRow) (tenancy.Project, error) {
@@ -216,11 +227,21 @@ func (d *Directory) CreateKey(ctx context.Context, k tenancy.Key) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	_, err := d.db.pool.Exec(ctx, "INSERT INTO management_keys ("+keyColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", keyArgs(k)...)
+	if k.ID == "" {
+		return fmt.Errorf("%w: key without an id", tenancy.ErrInvalid)
+	}
+	tag, err := d.db.pool.Exec(ctx, "INSERT INTO management_keys ("+keyColumns+`)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM companies WHERE id = $2)`, keyArgs(k)...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create key %s: %w", k.ID, tenancy.ErrExists)
 	}
-	return classify(ctx, "create key", err)
+	if err != nil {
+		return classify(ctx, "create key", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("create key %s: company %s: %w", k.ID, k.CompanyID, tenancy.ErrNotFound)
+	}
+	return nil
 }
 
 func (d *Directory) Keys(ctx context.Context, companyID string) ([]tenancy.Key, error) {
@@ -255,9 +276,9 @@ func (d *Directory) UpdateKey(ctx context.Context, k tenancy.Key) error {
 		return err
 	}
 	tag, err := d.db.pool.Exec(ctx, `
-		UPDATE management_keys SET company_id = $2, name = $3, role = $4, project_ids = $5, hash = $6,
+		UPDATE management_keys SET name = $3, role = $4, project_ids = $5, hash = $6,
 		       created = $7, expires = $8, revoked = $9, rotated = $10
-		 WHERE id = $1`, keyArgs(k)...)
+		 WHERE id = $1 AND company_id = $2`, keyArgs(k)...)
 	if err != nil {
 		return classify(ctx, "update key", err)
 	}
