@@ -35,6 +35,9 @@ const (
 type EventStore struct {
 	db     *DB
 	closed atomic.Bool
+	// beforeCommit, when set by a test, runs inside Append's transaction
+	// after the rows are written: it makes commits land out of seq order.
+	beforeCommit func()
 }
 
 var _ store.Store = (*EventStore)(nil)
@@ -138,6 +141,9 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 			return err
 		}
 		seqs = cols.seq
+		if s.beforeCommit != nil {
+			s.beforeCommit()
+		}
 		return nil
 	})
 	if err != nil {
