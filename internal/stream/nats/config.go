@@ -152,6 +152,9 @@ func fieldError(name string, err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &te):
+		if te.Field != "" {
+			name = te.Field // the path inside a nested object
+		}
 		return &ConfigError{name, "must be a JSON " + jsonKind(te)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return &ConfigError{name, "is not a known field"}
