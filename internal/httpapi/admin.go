@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -53,18 +52,6 @@ func (a *API) recordAdminEvent(r *http.Request, p Principal, action, typ string,
 	}
 	_, err = a.ingest(r, "admin", []event.Event{e})
 	return err
-}
-
-// NewProjectID returns an id in Descope's shape: "P" and 27 characters.
-func NewProjectID() string {
-	b := make([]byte, projectIDRandomChars)
-	_, _ = rand.Read(b)
-	out := make([]byte, 1, 1+len(b))
-	out[0] = 'P'
-	for _, c := range b {
-		out = append(out, projectIDAlphabet[int(c)%len(projectIDAlphabet)])
-	}
-	return string(out)
 }
 
 type projectJSON struct {
@@ -130,7 +117,7 @@ func (a *API) handleCreateProject(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	proj := tenancy.Project{ID: NewProjectID(), CompanyID: p.CompanyID, Name: req.Name, Created: a.now().UTC()}
+	proj := tenancy.Project{ID: tenancy.NewProjectID(), CompanyID: p.CompanyID, Name: req.Name, Created: a.now().UTC()}
 	if err := a.opts.Directory.CreateProject(r.Context(), proj); err != nil {
 		WriteError(w, r, fmt.Errorf("create project: %w", err))
 		return
@@ -177,6 +164,7 @@ type keyJSON struct {
 	Created    time.Time    `json:"created"`
 	Expires    *time.Time   `json:"expires"`
 	Revoked    *time.Time   `json:"revoked"`
+	Rotated    *time.Time   `json:"rotated"`
 }
 
 func toKeyJSON(k tenancy.Key) keyJSON {
@@ -191,6 +179,10 @@ func toKeyJSON(k tenancy.Key) keyJSON {
 	if !k.Revoked.IsZero() {
 		t := k.Revoked
 		out.Revoked = &t
+	}
+	if !k.Rotated.IsZero() {
+		t := k.Rotated
+		out.Rotated = &t
 	}
 	return out
 }

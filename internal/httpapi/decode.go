@@ -75,7 +75,9 @@ func jsonError(err error) error {
 	case errors.As(err, &apiErr):
 		return apiErr
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// event.Event decodes through an embedded alias type, whose name
+		// encoding/json puts in the path.
+		field := strings.TrimPrefix(typeErr.Field, "eventJSON.")
 		if field == "" {
 			return Errorf(CodeBadRequest, "the request body must be a JSON object")
 		}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -119,15 +120,17 @@ func classify(err error) *Error {
 		return &Error{Code: CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit)}
 	case errors.As(err, &fieldErr):
 		return &Error{Code: CodeInvalidArgument, Message: fieldErr.Error()}
-	case errors.Is(err, ErrUnauthenticated):
+	case errors.Is(err, ErrUnauthenticated), errors.Is(err, tenancy.ErrUnauthenticated):
 		return &Error{Code: CodeUnauthenticated, Message: "invalid or missing management key", Err: err}
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, tenancy.ErrForbidden):
 		return &Error{Code: CodeForbidden, Message: "the management key does not allow this call", Err: err}
 	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, tenancy.ErrNotFound):
 		return &Error{Code: CodeNotFound, Message: "not found", Err: err}
+	case errors.Is(err, tenancy.ErrInvalid):
+		return &Error{Code: CodeInvalidArgument, Message: strings.TrimPrefix(err.Error(), "tenancy: "), Err: err}
 	case errors.Is(err, tenancy.ErrExists):
 		return &Error{Code: CodeInvalidArgument, Message: "already exists", Err: err}
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed), errors.Is(err, tenancy.ErrClosed):
 		return &Error{Code: CodeUnavailable, Message: "storage is unavailable, retry later", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Message: "request cancelled or timed out", Err: err}
