@@ -127,6 +127,12 @@ func (c *connector) run(ctx context.Context) {
 		c.deliverLoop(lctx, log)
 		cancel()
 		held.Release()
+		c.mu.Lock()
+		paused := c.rec.AutoPaused || c.rec.Paused
+		c.mu.Unlock()
+		if paused {
+			return
+		}
 	}
 }
 
