@@ -376,6 +376,9 @@ func TestExportToFileWithPlainProgress(t *testing.T) {
 	if !strings.Contains(lines[len(lines)-2], "export: 3000/3000 events (100%)") {
 		t.Errorf("final progress line %q", lines[len(lines)-2])
 	}
+	if strings.Contains(lines[len(lines)-3], "3000/3000") {
+		t.Errorf("final progress line repeated: %q", res.stderr)
+	}
 	if want := "exported 3000 events to " + out; lines[len(lines)-1] != want {
 		t.Errorf("summary %q, want %q", lines[len(lines)-1], want)
 	}

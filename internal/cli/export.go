@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,7 @@ type progress struct {
 	start    time.Time
 	lastDraw time.Time
 	last     client.ExportProgress
+	printed  client.ExportProgress // what the last plain line showed
 	drawn    bool
 }
 
@@ -135,8 +137,8 @@ func (p *progress) update(u client.ExportProgress) {
 	if p.drawn && now.Sub(p.lastDraw) < interval {
 		return
 	}
-	if !p.terminal && !p.drawn && u.Records == 0 {
-		return // a plain log gets no "0 events" line before anything happened
+	if !p.terminal && (u.Records == 0 || (p.drawn && u.Records == p.printed.Records && u.Bytes == p.printed.Bytes)) {
+		return // a plain log gets no line that tells nothing new
 	}
 	p.lastDraw, p.drawn = now, true
 	p.draw(now, false)
@@ -151,7 +153,7 @@ func (p *progress) finish(ok bool) {
 		}
 		return
 	}
-	if ok {
+	if ok && (!p.drawn || p.last.Records != p.printed.Records || p.last.Bytes != p.printed.Bytes) {
 		p.draw(p.now(), true)
 	}
 }
@@ -165,7 +167,8 @@ func (p *progress) draw(now time.Time, final bool) {
 		counts = fmt.Sprintf("%d/%d events", u.Records, u.Total)
 		switch {
 		case u.Total > 0:
-			pct = min(100, 100*float64(u.Records)/float64(u.Total))
+			// Floor, so 2999 of 3000 reads 99%, not a rounded-up 100%.
+			pct = math.Floor(min(100, 100*float64(u.Records)/float64(u.Total)))
 		case final:
 			pct = 100
 		}
@@ -176,6 +179,7 @@ func (p *progress) draw(now time.Time, final bool) {
 			line += fmt.Sprintf(" (%.0f%%)", pct)
 		}
 		fmt.Fprintf(p.w, "%s, %s, %s\n", line, formatBytes(u.Bytes), elapsed)
+		p.printed = u
 		return
 	}
 	bar := ""
