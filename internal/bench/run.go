@@ -1,0 +1,585 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/query"
+)
+
+// Options configure one benchmark run. Zero fields take the defaults of
+// EnsureDefaults; End is the only one that changes the trail between runs.
+type Options struct {
+	Events  int
+	Engines []string
+	// DataDir holds one subdirectory per engine, emptied before each load.
+	DataDir string
+	// PostgresURL is a server and a user that may create databases; the
+	// PostgreSQL engines each use a database named Database_<engine>.
+	PostgresURL string
+	Database    string
+	Seed        uint64
+	// End is the newest Occurred of the trail (epoch ms); the search
+	// window is the 30 days before it.
+	End             int64
+	QueriesPerShape int
+	PageSize        int
+	BatchSize       int
+	// SingleEvents are appended one per call from Concurrency goroutines.
+	SingleEvents int
+	Concurrency  int
+	// VisibilityProbes is how many times the visibility latency is sampled.
+	VisibilityProbes int
+	// Warmup queries per shape run untimed before the timed ones.
+	Warmup int
+	Logger *slog.Logger
+}
+
+// Defaults of the benchmark program (issue 3).
+const (
+	DefaultEvents           = 1_000_000
+	DefaultQueriesPerShape  = 200
+	DefaultPageSize         = 100
+	DefaultBatchSize        = 1000
+	DefaultSingleEvents     = 20_000
+	DefaultConcurrency      = 64
+	DefaultVisibilityProbes = 100
+	DefaultWarmup           = 5
+	DefaultDatabase         = "audittrail_bench"
+	DefaultPostgresURL      = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	visibilityTimeout       = 5 * time.Second
+)
+
+// ErrInvalidOptions is returned by Run for unusable options.
+var ErrInvalidOptions = errors.New("bench: invalid options")
+
+// EnsureDefaults fills unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.Events == 0 {
+		o.Events = DefaultEvents
+	}
+	if len(o.Engines) == 0 {
+		o.Engines = []string{"embedded", "pgtable"}
+	}
+	if o.PostgresURL == "" {
+		o.PostgresURL = DefaultPostgresURL
+	}
+	if o.Database == "" {
+		o.Database = DefaultDatabase
+	}
+	if o.End == 0 {
+		o.End = time.Now().Truncate(time.Minute).UnixMilli()
+	}
+	if o.QueriesPerShape == 0 {
+		o.QueriesPerShape = DefaultQueriesPerShape
+	}
+	if o.PageSize == 0 {
+		o.PageSize = DefaultPageSize
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.SingleEvents == 0 {
+		o.SingleEvents = DefaultSingleEvents
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.VisibilityProbes == 0 {
+		o.VisibilityProbes = DefaultVisibilityProbes
+	}
+	if o.Warmup == 0 {
+		o.Warmup = DefaultWarmup
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports options Run cannot work with. Negative counts for the
+// optional phases (single events, probes, warm-up) turn them off.
+func (o *Options) Validate() error {
+	switch {
+	case o.Events <= 0:
+		return fmt.Errorf("%w: events must be positive", ErrInvalidOptions)
+	case o.DataDir == "":
+		return fmt.Errorf("%w: a data directory is required", ErrInvalidOptions)
+	case o.QueriesPerShape <= 0 || o.PageSize <= 0 || o.PageSize > query.MaxSize || o.BatchSize <= 0:
+		return fmt.Errorf("%w: queries per shape, page size (1..%d) and batch size must be positive", ErrInvalidOptions, query.MaxSize)
+	case o.Concurrency <= 0:
+		return fmt.Errorf("%w: concurrency must be positive", ErrInvalidOptions)
+	}
+	seen := map[string]bool{}
+	for _, name := range o.Engines {
+		if _, ok := registry[name]; !ok {
+			return fmt.Errorf("%w %q (have %v)", ErrUnknownEngine, name, EngineNames())
+		}
+		if seen[name] {
+			return fmt.Errorf("%w: engine %q listed twice", ErrInvalidOptions, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// Report is everything one run measured.
+type Report struct {
+	Started         time.Time      `json:"started"`
+	Events          int            `json:"events"`
+	Seed            uint64         `json:"seed"`
+	End             int64          `json:"end"`
+	QueriesPerShape int            `json:"queriesPerShape"`
+	PageSize        int            `json:"pageSize"`
+	GOMAXPROCS      int            `json:"gomaxprocs"`
+	Trail           GenStats       `json:"trail"`
+	AvgJSONBytes    float64        `json:"avgJsonBytes"`
+	Engines         []EngineReport `json:"engines"`
+	// Disagreements are queries on which an engine's total or first page
+	// differs from the first engine's: a bug in one of them.
+	Disagreements []Disagreement `json:"disagreements"`
+}
+
+// EngineReport is one engine's figures.
+type EngineReport struct {
+	Name string `json:"name"`
+	Note string `json:"note"`
+	// Error is set when the engine failed; the figures before it stand.
+	Error string `json:"error,omitempty"`
+
+	LoadSeconds   float64 `json:"loadSeconds"`   // wall clock, generation included
+	AppendSeconds float64 `json:"appendSeconds"` // inside Append calls only
+	// IngestPerSec is events / AppendSeconds, the engine's batch ingest rate.
+	IngestPerSec float64 `json:"ingestEventsPerSec"`
+	// PostLoadSeconds is work after the load before queries (VACUUM ANALYZE
+	// for PostgreSQL tables); not part of the ingest rate.
+	PostLoadSeconds float64 `json:"postLoadSeconds,omitempty"`
+
+	SingleEvents     int     `json:"singleEvents"`
+	SingleSeconds    float64 `json:"singleSeconds"`
+	SinglePerSec     float64 `json:"singleEventsPerSec"`
+	SingleP99Ms      float64 `json:"singleAppendP99Ms"`
+	VisibilityProbes int     `json:"visibilityProbes"`
+	VisibilityP50Ms  float64 `json:"visibilityP50Ms"`
+	VisibilityP99Ms  float64 `json:"visibilityP99Ms"`
+	VisibilityMaxMs  float64 `json:"visibilityMaxMs"`
+	VisibilityMisses int     `json:"visibilityMisses"` // not found within 5 s
+
+	DiskBytes int64 `json:"diskBytes"`
+	// PeakRSSBytes is VmHWM of the benchmark process while this engine ran:
+	// the engine's own memory when it runs in process (embedded), only the
+	// client's for the PostgreSQL engines (the server is another process).
+	PeakRSSBytes int64 `json:"peakRssBytes"`
+
+	Shapes []ShapeReport `json:"shapes"`
+}
+
+// ShapeReport is one query shape on one engine.
+type ShapeReport struct {
+	Shape     string  `json:"shape"`
+	Queries   int     `json:"queries"`
+	P50Ms     float64 `json:"p50Ms"`
+	P99Ms     float64 `json:"p99Ms"`
+	MeanMs    float64 `json:"meanMs"`
+	MeanTotal float64 `json:"meanTotal"`
+	Errors    int     `json:"errors"`
+}
+
+// Disagreement is one query two engines answered differently.
+type Disagreement struct {
+	Shape       string `json:"shape"`
+	Query       int    `json:"query"`
+	Engine      string `json:"engine"`
+	Total       int    `json:"total"` // -1: the query failed
+	RefEngine   string `json:"refEngine"`
+	RefTotal    int    `json:"refTotal"`
+	PageDiffers bool   `json:"pageDiffers"`
+	Description string `json:"description"`
+}
+
+// answer is what is kept of each query to compare engines: the total and a
+// hash of the page's IDs (keeping the IDs would inflate the peak RSS).
+type answer struct {
+	total int
+	page  uint64
+	ok    bool
+}
+
+// Run generates the trail, loads it into every engine in turn, runs the
+// queries and the ingest probes, and returns the report. An engine that
+// fails is reported with its error and the run goes on with the next.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	rep := &Report{
+		Started: time.Now().UTC(), Events: opts.Events, Seed: opts.Seed, End: opts.End,
+		QueriesPerShape: opts.QueriesPerShape, PageSize: opts.PageSize, GOMAXPROCS: runtime.GOMAXPROCS(0),
+	}
+	var sets []QuerySet
+	answers := map[string][][]answer{} // engine → shape index → query index
+
+	for _, name := range opts.Engines {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		// The queries are drawn from the first trail that loads fully; every
+		// engine then runs the same ones.
+		var sample *Sample
+		if sets == nil {
+			sample = NewSample(opts.Seed, DefaultSampleSize)
+		}
+		er, ans, stats, err := runEngine(ctx, name, opts, sample, func() []QuerySet {
+			if sets == nil {
+				sets = BuildQueries(sample, QueryOptions{
+					CompanyID: genCompanyID, End: opts.End, PerShape: opts.QueriesPerShape,
+					PageSize: opts.PageSize, Seed: opts.Seed,
+				})
+			}
+			return sets
+		})
+		// VmHWM stays at the peak after the engine closed.
+		er.PeakRSSBytes = peakRSS()
+		if rep.Trail.Events == 0 && stats.Events == opts.Events {
+			rep.Trail, rep.AvgJSONBytes = stats, stats.AvgJSONBytes()
+		}
+		if err != nil {
+			er.Error = err.Error()
+			log.Error("engine failed", "engine", name, "err", err)
+		}
+		rep.Engines = append(rep.Engines, er)
+		answers[name] = ans
+	}
+	rep.Disagreements = compareAnswers(opts.Engines, sets, answers)
+	return rep, nil
+}
+
+func runEngine(ctx context.Context, name string, opts Options, sample *Sample, querySets func() []QuerySet) (EngineReport, [][]answer, GenStats, error) {
+	log := opts.Logger.With("engine", name)
+	er := EngineReport{Name: name}
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+
+	dir := filepath.Join(opts.DataDir, name)
+	if err := resetDir(dir); err != nil {
+		return er, nil, GenStats{}, err
+	}
+	eng, err := OpenEngine(ctx, name, EngineConfig{Dir: dir, PostgresURL: opts.PostgresURL, Database: opts.Database, Logger: opts.Logger})
+	if err != nil {
+		return er, nil, GenStats{}, fmt.Errorf("open: %w", err)
+	}
+	defer func() {
+		if err := eng.Close(); err != nil {
+			log.Error("close", "err", err)
+		}
+	}()
+	er.Note = eng.Note()
+
+	// Load through the ingest path, in batches, oldest first.
+	log.Info("loading", "events", opts.Events, "batch", opts.BatchSize)
+	gen, err := NewGenerator(GenOptions{Events: opts.Events, Seed: opts.Seed, End: opts.End})
+	if err != nil {
+		return er, nil, GenStats{}, err
+	}
+	buf := make([]event.Event, opts.BatchSize)
+	var appendTime time.Duration
+	start := time.Now()
+	lastLog := start
+	for {
+		batch := gen.Fill(buf)
+		if len(batch) == 0 {
+			break
+		}
+		if sample != nil {
+			for i := range batch {
+				sample.Observe(&batch[i])
+			}
+		}
+		t0 := time.Now()
+		if err := eng.Append(ctx, batch); err != nil {
+			return er, nil, gen.Stats(), fmt.Errorf("append: %w", err)
+		}
+		appendTime += time.Since(t0)
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			log.Info("loading", "done", gen.Stats().Events, "eventsPerSec", int(float64(gen.Stats().Events)/appendTime.Seconds()))
+		}
+	}
+	stats := gen.Stats()
+	er.LoadSeconds = time.Since(start).Seconds()
+	er.AppendSeconds = appendTime.Seconds()
+	er.IngestPerSec = float64(stats.Events) / appendTime.Seconds()
+	log.Info("loaded", "seconds", er.LoadSeconds, "eventsPerSec", int(er.IngestPerSec))
+
+	if v, ok := eng.(interface{ Vacuum(context.Context) error }); ok {
+		t0 := time.Now()
+		if err := v.Vacuum(ctx); err != nil {
+			return er, nil, stats, err
+		}
+		er.PostLoadSeconds = time.Since(t0).Seconds()
+	}
+	if er.DiskBytes, err = eng.DiskBytes(ctx); err != nil {
+		return er, nil, stats, err
+	}
+
+	sets := querySets()
+	answers := make([][]answer, len(sets))
+	for si, set := range sets {
+		if err := ctx.Err(); err != nil {
+			return er, answers, stats, err
+		}
+		sr, ans := runShape(ctx, eng, set, opts.Warmup)
+		er.Shapes = append(er.Shapes, sr)
+		answers[si] = ans
+		log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
+	}
+
+	if opts.SingleEvents > 0 {
+		if err := runSingles(ctx, eng, opts, &er); err != nil {
+			return er, answers, stats, err
+		}
+		log.Info("single appends", "clients", opts.Concurrency, "eventsPerSec", int(er.SinglePerSec))
+	}
+	if opts.VisibilityProbes > 0 {
+		if err := runVisibility(ctx, eng, opts, &er); err != nil {
+			return er, answers, stats, err
+		}
+		log.Info("visibility", "p50ms", er.VisibilityP50Ms, "p99ms", er.VisibilityP99Ms, "misses", er.VisibilityMisses)
+	}
+	if d, err := eng.DiskBytes(ctx); err == nil && d > er.DiskBytes {
+		er.DiskBytes = d // counted again after the extra appends and background work
+	}
+	return er, answers, stats, nil
+}
+
+func runShape(ctx context.Context, eng Engine, set QuerySet, warmup int) (ShapeReport, []answer) {
+	sr := ShapeReport{Shape: set.Shape, Queries: len(set.Queries)}
+	for i := 0; i < warmup && i < len(set.Queries); i++ {
+		_, _ = eng.Search(ctx, set.Queries[i])
+	}
+	lat := make([]time.Duration, 0, len(set.Queries))
+	ans := make([]answer, len(set.Queries))
+	var totalSum float64
+	for i, q := range set.Queries {
+		t0 := time.Now()
+		res, err := eng.Search(ctx, q)
+		d := time.Since(t0)
+		if err != nil {
+			sr.Errors++
+			continue
+		}
+		lat = append(lat, d)
+		totalSum += float64(res.Total)
+		ans[i] = answer{total: res.Total, page: hashPage(res.Events), ok: true}
+	}
+	if n := len(lat); n > 0 {
+		sr.P50Ms, sr.P99Ms, sr.MeanMs = percentileMs(lat, 0.50), percentileMs(lat, 0.99), meanMs(lat)
+		sr.MeanTotal = totalSum / float64(n)
+	}
+	return sr, ans
+}
+
+// runSingles appends SingleEvents events, one per call, from Concurrency
+// goroutines: many clients each sending createEvent.
+func runSingles(ctx context.Context, eng Engine, opts Options, er *EngineReport) error {
+	gen, err := NewGenerator(GenOptions{Events: opts.SingleEvents, Seed: opts.Seed, End: time.Now().UnixMilli(),
+		Span: time.Minute, FirstIndex: opts.Events})
+	if err != nil {
+		return err
+	}
+	events := make([]event.Event, opts.SingleEvents)
+	events = gen.Fill(events)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	lat := make([][]time.Duration, opts.Concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range opts.Concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(events) || ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				if err := eng.Append(ctx, events[i:i+1]); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return fmt.Errorf("single appends: %d failed, first: %w", failed.Load(), firstErr)
+	}
+	all := slices.Concat(lat...)
+	er.SingleEvents = len(all)
+	er.SingleSeconds = elapsed.Seconds()
+	er.SinglePerSec = float64(len(all)) / elapsed.Seconds()
+	er.SingleP99Ms = percentileMs(all, 0.99)
+	return nil
+}
+
+// runVisibility appends one event at a time and measures how long after
+// Append returned a search first finds it.
+func runVisibility(ctx context.Context, eng Engine, opts Options, er *EngineReport) error {
+	gen, err := NewGenerator(GenOptions{Events: opts.VisibilityProbes, Seed: opts.Seed, End: time.Now().UnixMilli(),
+		Span: time.Minute, FirstIndex: opts.Events + opts.SingleEvents})
+	if err != nil {
+		return err
+	}
+	probes := gen.Fill(make([]event.Event, opts.VisibilityProbes))
+	var lat []time.Duration
+	for i := range probes {
+		e := &probes[i]
+		e.UserID = fmt.Sprintf("Uvisibility%d-%d", opts.Seed, i)
+		if err := eng.Append(ctx, probes[i:i+1]); err != nil {
+			return fmt.Errorf("visibility append: %w", err)
+		}
+		acked := time.Now()
+		q := query.Query{CompanyID: e.CompanyID, ProjectID: e.ProjectID, IncludeProject: true, IncludeCompany: true,
+			UserIDs: []string{e.UserID}, Size: 1}
+		if e.Level == event.LevelCompany {
+			q.IncludeProject = false
+		}
+		found := false
+		for time.Since(acked) < visibilityTimeout {
+			res, err := eng.Search(ctx, q)
+			if err != nil {
+				return fmt.Errorf("visibility search: %w", err)
+			}
+			if res.Total > 0 {
+				found = true
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if !found {
+			er.VisibilityMisses++
+			continue
+		}
+		lat = append(lat, time.Since(acked))
+	}
+	er.VisibilityProbes = len(probes)
+	if len(lat) > 0 {
+		er.VisibilityP50Ms, er.VisibilityP99Ms = percentileMs(lat, 0.5), percentileMs(lat, 0.99)
+		er.VisibilityMaxMs = float64(slices.Max(lat).Microseconds()) / 1000
+	}
+	return nil
+}
+
+// compareAnswers checks every engine against the first: same total, same
+// first page. Both must match for the same query.
+func compareAnswers(engines []string, sets []QuerySet, answers map[string][][]answer) []Disagreement {
+	if len(engines) < 2 {
+		return nil
+	}
+	ref := answers[engines[0]]
+	var out []Disagreement
+	for _, name := range engines[1:] {
+		got := answers[name]
+		for si, set := range sets {
+			if si >= len(ref) || si >= len(got) {
+				continue
+			}
+			for qi := range set.Queries {
+				a, b := ref[si][qi], got[si][qi]
+				if !a.ok && !b.ok {
+					continue // both failed; the error counts show it
+				}
+				if a.ok != b.ok || a.total != b.total || a.page != b.page {
+					if !a.ok {
+						a.total = -1
+					}
+					if !b.ok {
+						b.total = -1
+					}
+					out = append(out, Disagreement{
+						Shape: set.Shape, Query: qi, Engine: name, Total: b.total, RefEngine: engines[0],
+						RefTotal: a.total, PageDiffers: a.page != b.page, Description: describeQuery(set.Queries[qi]),
+					})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func hashPage(events []event.Event) uint64 {
+	h := fnv.New64a()
+	for i := range events {
+		h.Write([]byte(events[i].ID))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+func percentileMs(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	// Nearest rank: the smallest value with at least p of the sample at or
+	// below it.
+	i := int(float64(len(s))*p+0.999999) - 1
+	i = min(max(i, 0), len(s)-1)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+func meanMs(d []time.Duration) float64 {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return float64(t.Microseconds()) / 1000 / float64(len(d))
+}
+
+// describeQuery renders the filters of q that are set, for a disagreement
+// row someone will want to reproduce.
+func describeQuery(q query.Query) string {
+	s := fmt.Sprintf("project=%s levels=%v/%v", q.ProjectID, q.IncludeProject, q.IncludeCompany)
+	add := func(name string, v []string) {
+		if len(v) > 0 {
+			s += fmt.Sprintf(" %s=%v", name, v)
+		}
+	}
+	add("userIds", q.UserIDs)
+	add("loginIds", q.LoginIDs)
+	add("remoteAddresses", q.RemoteAddresses)
+	add("actions", q.Actions)
+	add("excludedActions", q.ExcludedActions)
+	add("geos", q.Geos)
+	add("devices", q.Devices)
+	add("methods", q.Methods)
+	add("tenants", q.Tenants)
+	add("text", q.TextTokens)
+	if q.NoTenants {
+		s += " noTenants"
+	}
+	s += fmt.Sprintf(" from=%d page=%d size=%d", q.From, q.Page, q.Size)
+	return s
+}
