@@ -1,20 +1,36 @@
-// Package embedded is the default storage engine: a write-ahead log with
-// group commit in front of an in-memory tail, so that it needs no other
-// service. It implements store.Store with exactly the semantics of
-// query.Query.Match and query.Query.Less.
+// Package embedded is the default storage engine, needing no other service.
+//
+// Writes go to a write-ahead log with group commit (one fsync for every
+// batch queued meanwhile) and then into an in-memory tail (memtable) with an
+// inverted index, which search sees at once. A full memtable is frozen, a
+// new log generation starts, and a background flusher writes the frozen
+// rows as an immutable, memory-mapped segment: rows sorted newest first,
+// roaring-bitmap postings per field value and text token, event bodies in
+// zstd blocks decoded only for the page returned, a checksum on every
+// section, block and posting. Once the segment is durable the logs it
+// covers are deleted. Deletion is a persisted rule applied as a bitmap;
+// a segment whose rows are all deleted is removed.
+//
+// It implements store.Store with exactly the semantics of query.Query.Match
+// and query.Query.Less.
 package embedded
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/store"
@@ -26,22 +42,36 @@ var _ store.Store = (*Engine)(nil)
 // no ID or no CompanyID. Full validation is the caller's job.
 var ErrInvalidEvent = errors.New("embedded: invalid event")
 
+// ErrLocked: another process has the directory open.
+var ErrLocked = errors.New("embedded: data directory in use by another process")
+
 const (
 	walDirName   = "wal"
+	segDirName   = "segments"
 	rulesName    = "deletes.json"
+	lockName     = "LOCK"
 	reqQueueSize = 4096
 )
 
 // Engine is an open embedded store. All methods are safe for concurrent use.
 type Engine struct {
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	log    *slog.Logger
+	walDir string
+	segDir string
+	lock   *os.File
 
 	reqs       chan *request
 	closeMu    sync.RWMutex // held for writing only while closing, so no Append enqueues after
 	closed     atomic.Bool
 	writerDone chan struct{}
-	closeErr   error
+
+	flushKick   chan struct{}
+	stopFlusher chan struct{}
+	flusherDone chan struct{}
+
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
 
 	// Owned by the writer goroutine after Open.
 	w writerState
@@ -49,8 +79,41 @@ type Engine struct {
 	// syncs counts log fsyncs, so tests can see group commit at work.
 	syncs atomic.Int64
 
-	mu  sync.RWMutex // guards the index below
-	mem *memtable
+	mu sync.RWMutex // guards everything below
+	ix index
+}
+
+// index is what searches read: segments oldest first (so in Seq order),
+// then the frozen memtable being flushed, then the active memtable.
+type index struct {
+	segs   []*segment
+	frozen *memtable
+	mem    *memtable
+	// rules mirrors the writer's deletion rules for the flusher.
+	rules []deleteRule
+	// keys finds a segment row by the hash of (company, id): 10M events
+	// cost one small map entry each rather than two strings. A hash that
+	// collides with a different key goes to keysOverflow.
+	keys         map[uint64]segRef
+	keysOverflow map[dedupeKey]segRef
+	segByID      map[uint32]*segment
+	nextSegID    uint32
+	// released: Close has unmapped the segments.
+	released bool
+}
+
+type segRef uint64 // segment id << 32 | row
+
+func makeRef(id uint32, row uint32) segRef { return segRef(uint64(id)<<32 | uint64(row)) }
+func (r segRef) split() (uint32, uint32)   { return uint32(r >> 32), uint32(r) }
+
+var hashSeed = maphash.MakeSeed()
+
+// keyHash hashes company, 0x00, id: the bytes of a segment's key column.
+func keyHash(company, id string) uint64 {
+	b := make([]byte, 0, len(company)+1+len(id))
+	b = append(append(append(b, company...), 0), id...)
+	return maphash.Bytes(hashSeed, b)
 }
 
 type writerState struct {
@@ -61,8 +124,8 @@ type writerState struct {
 	// truncate after it could not remove; they are cut before the next write.
 	walDirty bool
 	lastSeq  uint64
-	// replaySeq is the last Seq read from the log during Open: log Seqs
-	// must strictly increase.
+	// replaySeq is the last Seq read during Open: log Seqs must strictly
+	// increase, and exceed every segment's.
 	replaySeq uint64
 	rules     rulesFile
 	buf       []byte
@@ -99,6 +162,7 @@ const (
 type request struct {
 	kind   requestKind
 	events []event.Event // append
+	keys   [][]string    // posting keys of events, computed by the caller
 	rule   deleteRule    // delete
 	// stored is what the request added, filled by the writer.
 	stored  []int
@@ -115,27 +179,97 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Logger,
-		reqs:       make(chan *request, reqQueueSize),
-		writerDone: make(chan struct{}),
-		mem:        newMemtable(),
+		opts:        opts,
+		log:         opts.Logger,
+		walDir:      filepath.Join(opts.Dir, walDirName),
+		segDir:      filepath.Join(opts.Dir, segDirName),
+		reqs:        make(chan *request, reqQueueSize),
+		writerDone:  make(chan struct{}),
+		flushKick:   make(chan struct{}, 1),
+		stopFlusher: make(chan struct{}),
+		flusherDone: make(chan struct{}),
+		ix: index{
+			mem:          newMemtable(),
+			keys:         make(map[uint64]segRef),
+			keysOverflow: make(map[dedupeKey]segRef),
+			segByID:      make(map[uint32]*segment),
+		},
 	}
-	walDir := filepath.Join(opts.Dir, walDirName)
-	if err := os.MkdirAll(walDir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded: create %s: %w", walDir, err)
+	for _, d := range []string{e.walDir, e.segDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("embedded: create %s: %w", d, err)
+		}
 	}
+	if err := e.lockDir(); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.releaseAll()
+		}
+	}()
+	var err error
+	if e.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault)); err != nil {
+		return nil, err
+	}
+	if e.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0))); err != nil {
+		return nil, err
+	}
+	start := time.Now()
 	if err := e.loadRules(); err != nil {
 		return nil, err
 	}
-	if err := e.replay(walDir); err != nil {
+	covered, err := e.loadSegments()
+	if err != nil {
 		return nil, err
 	}
-	if err := e.openWAL(walDir, e.w.walGen+1); err != nil {
+	if err := e.replay(covered); err != nil {
 		return nil, err
 	}
+	if err := e.openWAL(max(e.w.walGen, covered) + 1); err != nil {
+		return nil, err
+	}
+	e.log.Info("embedded: opened", "dir", opts.Dir, "segments", len(e.ix.segs),
+		"tailEvents", e.ix.mem.live, "lastSeq", e.w.lastSeq, "took", time.Since(start).Round(time.Millisecond))
 	go e.writer()
+	go e.flusher()
+	ok = true
 	return e, nil
+}
+
+func (e *Engine) lockDir() error {
+	f, err := os.OpenFile(filepath.Join(e.opts.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("embedded: lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %s: %w", ErrLocked, e.opts.Dir, err)
+	}
+	e.lock = f
+	return nil
+}
+
+// releaseAll unmaps segments and releases files; used by Close and by a
+// failed Open.
+func (e *Engine) releaseAll() {
+	for _, s := range e.ix.segs {
+		s.close()
+	}
+	e.ix.segs = nil
+	if e.w.wal != nil {
+		e.w.wal.Close()
+	}
+	if e.zenc != nil {
+		e.zenc.Close()
+	}
+	if e.zdec != nil {
+		e.zdec.Close()
+	}
+	if e.lock != nil {
+		e.lock.Close() // releases the flock
+	}
 }
 
 func (e *Engine) loadRules() error {
@@ -150,19 +284,67 @@ func (e *Engine) loadRules() error {
 		return fmt.Errorf("embedded: deletion rules: %w: %w", store.ErrCorrupt, err)
 	}
 	e.w.lastSeq = max(e.w.lastSeq, e.w.rules.LastSeq)
+	e.ix.rules = e.w.rules.Rules
 	return nil
 }
 
-func (e *Engine) replay(walDir string) error {
-	gens, err := listWAL(walDir)
+// loadSegments opens every segment and returns the newest log generation
+// they cover. A segment whose rows are all deleted is removed.
+func (e *Engine) loadSegments() (uint64, error) {
+	ents, err := os.ReadDir(e.segDir)
+	if err != nil {
+		return 0, fmt.Errorf("embedded: list segments: %w", err)
+	}
+	var covered uint64
+	for _, ent := range ents {
+		name := ent.Name()
+		if filepath.Ext(name) == ".tmp" {
+			os.Remove(filepath.Join(e.segDir, name)) // an interrupted flush; its log is still there
+			continue
+		}
+		gen, ok := parseSegName(name)
+		if !ok {
+			continue
+		}
+		s, err := openSegment(filepath.Join(e.segDir, name))
+		if err != nil {
+			return 0, fmt.Errorf("embedded: %w", err)
+		}
+		if s.meta.Gen != gen {
+			s.close()
+			return 0, fmt.Errorf("embedded: segment %s: %w: names generation %d", name, store.ErrCorrupt, s.meta.Gen)
+		}
+		covered = max(covered, gen)
+		e.w.lastSeq = max(e.w.lastSeq, s.meta.MaxSeq)
+		hashes := segmentHashes(s)
+		if err := e.installSegment(s, hashes); err != nil {
+			return 0, err
+		}
+	}
+	e.w.replaySeq = e.w.lastSeq
+	return covered, nil
+}
+
+// replay reads the logs not covered by a segment into the memtable, in
+// parallel where it can (tokenising is the costly part).
+func (e *Engine) replay(covered uint64) error {
+	gens, err := listWAL(e.walDir)
 	if err != nil {
 		return fmt.Errorf("embedded: list log: %w", err)
 	}
-	events := 0
+	var pending []event.Event
+	replayed := 0
 	for i, gen := range gens {
+		path := filepath.Join(e.walDir, walName(gen))
+		if gen <= covered {
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("embedded: remove flushed log: %w", err)
+			}
+			continue
+		}
 		last := i == len(gens)-1
-		err := replayWAL(filepath.Join(walDir, walName(gen)), last, e.log, func(p []byte) error {
-			return e.replayRecord(p, &events)
+		err := replayWAL(path, last, e.log, func(p []byte) error {
+			return e.replayRecord(p, &pending)
 		})
 		if err != nil {
 			if errors.Is(err, errTornTail) {
@@ -171,13 +353,42 @@ func (e *Engine) replay(walDir string) error {
 			return fmt.Errorf("embedded: replay: %w", err)
 		}
 		e.w.walGen = gen
+		replayed++
 	}
-	e.log.Info("embedded: recovered", "dir", e.opts.Dir, "logFiles", len(gens), "events", events,
-		"live", e.mem.live, "lastSeq", e.w.lastSeq)
+	keys := parallelKeys(pending)
+	m := e.ix.mem
+	for i := range pending {
+		ev := &pending[i]
+		e.w.lastSeq = max(e.w.lastSeq, ev.Seq)
+		if e.ruleCovers(ev) || m.has(ev.CompanyID, ev.ID) || e.segHas(ev.CompanyID, ev.ID) {
+			continue
+		}
+		m.add(*ev, keys[i])
+	}
+	e.log.Info("embedded: replayed log", "files", replayed, "events", len(pending))
 	return nil
 }
 
-func (e *Engine) replayRecord(p []byte, count *int) error {
+// parallelKeys computes the posting keys of every event on all cores.
+func parallelKeys(evs []event.Event) [][]string {
+	keys := make([][]string, len(evs))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	chunk := (len(evs) + workers - 1) / workers
+	for w := 0; w < workers && w*chunk < len(evs); w++ {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				keys[i] = indexKeys(&evs[i])
+			}
+		}(w*chunk, min(len(evs), (w+1)*chunk))
+	}
+	wg.Wait()
+	return keys
+}
+
+func (e *Engine) replayRecord(p []byte, pending *[]event.Event) error {
 	if len(p) == 0 || p[0] != recordBatch {
 		return fmt.Errorf("%w: unknown record kind", store.ErrCorrupt)
 	}
@@ -196,12 +407,7 @@ func (e *Engine) replayRecord(p []byte, count *int) error {
 			return fmt.Errorf("%w: seq %d after %d", store.ErrCorrupt, ev.Seq, e.w.replaySeq)
 		}
 		e.w.replaySeq = ev.Seq
-		e.w.lastSeq = max(e.w.lastSeq, ev.Seq)
-		*count++
-		if e.ruleCovers(&ev) || e.mem.has(ev.CompanyID, ev.ID) {
-			continue
-		}
-		e.mem.add(ev)
+		*pending = append(*pending, ev)
 	}
 	if d.err != nil {
 		return fmt.Errorf("%w: %w", store.ErrCorrupt, d.err)
@@ -210,22 +416,23 @@ func (e *Engine) replayRecord(p []byte, count *int) error {
 }
 
 func (e *Engine) ruleCovers(ev *event.Event) bool {
-	for i := range e.w.rules.Rules {
-		if e.w.rules.Rules[i].covers(ev) {
+	for i := range e.ix.rules {
+		if e.ix.rules[i].covers(ev) {
 			return true
 		}
 	}
 	return false
 }
 
-func (e *Engine) openWAL(walDir string, gen uint64) error {
-	path := filepath.Join(walDir, walName(gen))
+func (e *Engine) openWAL(gen uint64) error {
+	path := filepath.Join(e.walDir, walName(gen))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("embedded: create log: %w", err)
 	}
-	if err := syncDir(walDir); err != nil {
+	if err := syncDir(e.walDir); err != nil {
 		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("embedded: sync log dir: %w", err)
 	}
 	e.w.wal, e.w.walGen, e.w.walSize, e.w.walDirty = f, gen, 0, false
@@ -245,7 +452,14 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return e.submit(ctx, &request{kind: reqAppend, events: events})
+	// Index keys are computed here, on the caller's goroutine, so that
+	// concurrent writers tokenise in parallel and the single writer only
+	// files the results.
+	keys := make([][]string, len(events))
+	for i := range events {
+		keys[i] = indexKeys(&events[i])
+	}
+	return e.submit(ctx, &request{kind: reqAppend, events: events, keys: keys})
 }
 
 func (e *Engine) submit(ctx context.Context, r *request) error {
@@ -271,6 +485,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 // DeleteBefore implements store.Store. It removes exactly the events asked
 // for (it does not use the one-day slack the contract allows).
 func (e *Engine) DeleteBefore(ctx context.Context, companyID string, before int64) (int64, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
 	r := &request{kind: reqDelete, rule: deleteRule{CompanyID: companyID, Before: before}}
 	if err := e.submit(ctx, r); err != nil {
 		return 0, err
@@ -278,8 +495,9 @@ func (e *Engine) DeleteBefore(ctx context.Context, companyID string, before int6
 	return r.deleted, nil
 }
 
-// Close waits for queued writes, then releases the log. Later calls get
-// store.ErrClosed.
+// Close waits for queued writes, writes the memtable out as a segment (so
+// that the next start has no log to replay), and releases everything.
+// Later calls get store.ErrClosed.
 func (e *Engine) Close() error {
 	e.closeMu.Lock()
 	if e.closed.Swap(true) {
@@ -289,7 +507,34 @@ func (e *Engine) Close() error {
 	close(e.reqs)
 	e.closeMu.Unlock()
 	<-e.writerDone
-	return e.closeErr
+	close(e.stopFlusher)
+	<-e.flusherDone
+
+	var errs []error
+	if err := e.w.wal.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("embedded: sync log: %w", err))
+	}
+	// The log stays the source of truth if this fails; the next start
+	// replays it.
+	if len(errs) == 0 {
+		if e.ix.frozen != nil {
+			if err := e.flushFrozen(); err != nil {
+				e.log.Warn("embedded: flush at close failed; the log keeps the events", "err", err)
+			}
+		}
+		if e.ix.frozen == nil && e.ix.mem.len() > 0 {
+			e.ix.mem.gen = e.w.walGen
+			e.ix.frozen, e.ix.mem = e.ix.mem, newMemtable()
+			if err := e.flushFrozen(); err != nil {
+				e.log.Warn("embedded: flush at close failed; the log keeps the events", "err", err)
+			}
+		}
+	}
+	e.mu.Lock()
+	e.ix.released = true
+	e.releaseAll()
+	e.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 func (e *Engine) checkOpen() error {
@@ -297,233 +542,4 @@ func (e *Engine) checkOpen() error {
 		return store.ErrClosed
 	}
 	return nil
-}
-
-// writer is the only goroutine that writes the log and changes the index.
-// It gathers every request queued while the previous fsync ran into one
-// group: one write, one fsync, for all of them.
-func (e *Engine) writer() {
-	defer close(e.writerDone)
-	group := make([]*request, 0, 256)
-	for r := range e.reqs {
-		if r.kind == reqDelete {
-			e.runDelete(r)
-			continue
-		}
-		group = append(group[:0], r)
-		n := len(r.events)
-		var deleteAfter *request
-	gather:
-		for n < e.opts.MaxGroupEvents {
-			select {
-			case r2, ok := <-e.reqs:
-				if !ok {
-					break gather
-				}
-				if r2.kind == reqDelete {
-					// A delete must see every append queued before it.
-					deleteAfter = r2
-					break gather
-				}
-				group = append(group, r2)
-				n += len(r2.events)
-			default:
-				break gather
-			}
-		}
-		e.commitGroup(group)
-		if deleteAfter != nil {
-			e.runDelete(deleteAfter)
-		}
-	}
-	if err := e.w.wal.Sync(); err != nil {
-		e.closeErr = fmt.Errorf("embedded: sync log: %w", err)
-	}
-	if err := e.w.wal.Close(); err != nil && e.closeErr == nil {
-		e.closeErr = fmt.Errorf("embedded: close log: %w", err)
-	}
-}
-
-// commitGroup writes every append request of the group as one record each,
-// fsyncs once, and only then makes the events visible and answers. On any
-// failure the log is cut back to where it was and every request fails.
-func (e *Engine) commitGroup(group []*request) {
-	if len(group) == 0 {
-		return
-	}
-	seq := e.w.lastSeq
-	buf := e.w.buf[:0]
-	var groupKeys map[dedupeKey]struct{}
-	if len(group) > 1 {
-		groupKeys = make(map[dedupeKey]struct{})
-	}
-	for _, r := range group {
-		var start int
-		buf, start = beginRecord(buf)
-		buf = append(buf, recordBatch)
-		countAt := len(buf)
-		buf = append(buf, make([]byte, binary.MaxVarintLen32)...)
-		batchKeys := groupKeys
-		if batchKeys == nil {
-			batchKeys = make(map[dedupeKey]struct{}, len(r.events))
-		}
-		r.stored = r.stored[:0]
-		for i := range r.events {
-			ev := &r.events[i]
-			k := dedupeKey{ev.CompanyID, ev.ID}
-			if _, dup := batchKeys[k]; dup || e.mem.has(ev.CompanyID, ev.ID) {
-				continue
-			}
-			batchKeys[k] = struct{}{}
-			seq++
-			ev.Seq = seq
-			r.stored = append(r.stored, i)
-			lenAt := len(buf)
-			buf = append(buf, make([]byte, binary.MaxVarintLen32)...)
-			buf = appendEvent(buf, ev)
-			putFixedUvarint(buf[lenAt:], uint64(len(buf)-lenAt-binary.MaxVarintLen32))
-		}
-		if len(r.stored) == 0 {
-			buf = buf[:start] // nothing new: no record at all
-			continue
-		}
-		putFixedUvarint(buf[countAt:], uint64(len(r.stored)))
-		finishRecord(buf, start)
-	}
-	e.w.buf = buf
-	err := e.writeLog(buf)
-	if err != nil {
-		for _, r := range group {
-			for _, i := range r.stored {
-				r.events[i].Seq = 0
-			}
-			r.stored = r.stored[:0]
-			r.done <- err
-		}
-		return
-	}
-	e.w.lastSeq = seq
-	e.mu.Lock()
-	for _, r := range group {
-		for _, i := range r.stored {
-			e.mem.add(cloneEvent(&r.events[i]))
-		}
-	}
-	e.mu.Unlock()
-	for _, r := range group {
-		r.done <- nil
-	}
-}
-
-// putFixedUvarint writes v as a uvarint padded to MaxVarintLen32 bytes
-// (continuation bits on the padding), so that a length can be reserved
-// before it is known. Decoding it with binary.Uvarint gives v back.
-func putFixedUvarint(b []byte, v uint64) {
-	for i := 0; i < binary.MaxVarintLen32-1; i++ {
-		b[i] = byte(v&0x7f) | 0x80
-		v >>= 7
-	}
-	b[binary.MaxVarintLen32-1] = byte(v)
-}
-
-// writeLog appends b to the log and fsyncs it. On failure the log is cut
-// back so that no partial record can be replayed later.
-func (e *Engine) writeLog(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	f := e.w.wal
-	if e.w.walDirty {
-		if err := e.cutLog(); err != nil {
-			return err
-		}
-	}
-	_, werr := f.WriteAt(b, e.w.walSize)
-	if werr == nil {
-		werr = f.Sync()
-		e.syncs.Add(1)
-	}
-	if werr != nil {
-		e.log.Error("embedded: log write failed; batch rejected", "err", werr)
-		e.w.walDirty = true
-		if err := e.cutLog(); err != nil {
-			e.log.Error("embedded: cannot cut the failed write off the log yet", "err", err)
-		}
-		return fmt.Errorf("%w: write log: %w", store.ErrUnavailable, werr)
-	}
-	e.w.walSize += int64(len(b))
-	return nil
-}
-
-func (e *Engine) cutLog() error {
-	if err := e.w.wal.Truncate(e.w.walSize); err != nil {
-		return fmt.Errorf("%w: cut log: %w", store.ErrUnavailable, err)
-	}
-	if err := e.w.wal.Sync(); err != nil {
-		return fmt.Errorf("%w: sync log: %w", store.ErrUnavailable, err)
-	}
-	e.w.walDirty = false
-	return nil
-}
-
-// runDelete persists a deletion rule, then applies it to the index.
-func (e *Engine) runDelete(r *request) {
-	rule := r.rule
-	rule.MaxSeq = e.w.lastSeq
-	next := rulesFile{LastSeq: e.w.lastSeq}
-	for _, old := range e.w.rules.Rules {
-		// The new rule hides everything an older one of the same company
-		// with an earlier cut-off hid, since it also covers every Seq so far.
-		if old.CompanyID == rule.CompanyID && old.Before <= rule.Before {
-			continue
-		}
-		next.Rules = append(next.Rules, old)
-	}
-	next.Rules = append(next.Rules, rule)
-	if err := writeFileAtomic(filepath.Join(e.opts.Dir, rulesName), mustJSON(next)); err != nil {
-		r.done <- fmt.Errorf("%w: persist deletion: %w", store.ErrUnavailable, err)
-		return
-	}
-	e.w.rules = next
-	e.mu.Lock()
-	r.deleted = e.mem.deleteWhere(&rule)
-	e.mu.Unlock()
-	r.done <- nil
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // plain structs of strings and numbers always marshal
-	}
-	return b
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

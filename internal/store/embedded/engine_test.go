@@ -22,6 +22,34 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// crash stops e as kill -9 would: nothing is flushed beyond what Append
+// already made durable.
+func (e *Engine) crash() {
+	e.closeMu.Lock()
+	e.closed.Store(true)
+	close(e.reqs)
+	e.closeMu.Unlock()
+	<-e.writerDone
+	close(e.stopFlusher)
+	<-e.flusherDone
+	e.mu.Lock()
+	e.ix.released = true
+	e.releaseAll()
+	e.mu.Unlock()
+}
+
+func small(o *Options) { o.MemtableEvents = 64 }
+
+func noMode(*Options) {}
+
+// forModes runs a test with everything in the memtable, and with a tiny
+// memtable so that data spreads over many segments, a frozen memtable and
+// the tail.
+func forModes(t *testing.T, fn func(t *testing.T, mode func(*Options))) {
+	t.Run("tail", func(t *testing.T) { fn(t, noMode) })
+	t.Run("segments", func(t *testing.T) { fn(t, small) })
+}
+
 func openT(t testing.TB, dir string, mut ...func(*Options)) *Engine {
 	t.Helper()
 	o := Options{Dir: dir, Logger: quiet}
@@ -105,9 +133,11 @@ func allOf(t testing.TB, e *Engine) []event.Event {
 	return evs
 }
 
-func TestRestartKeepsEverything(t *testing.T) {
+func TestRestartKeepsEverything(t *testing.T) { forModes(t, testRestartKeepsEverything) }
+
+func testRestartKeepsEverything(t *testing.T, mode func(*Options)) {
 	dir := t.TempDir()
-	e := openT(t, dir)
+	e := openT(t, dir, mode)
 	g := newGen(1)
 	var want []event.Event
 	for range 5 {
@@ -130,7 +160,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("Append after Close: %v", err)
 	}
 
-	e = openT(t, dir)
+	e = openT(t, dir, mode)
 	defer e.Close()
 	got := allOf(t, e)
 	if !reflect.DeepEqual(got, want) {
@@ -206,9 +236,7 @@ func TestTornTailIsDroppedOnOpen(t *testing.T) {
 			appendT(t, e, first)
 			last := g.batch(20)
 			appendT(t, e, last)
-			if err := e.Close(); err != nil {
-				t.Fatal(err)
-			}
+			e.crash()
 			path := newestWAL(t, dir)
 			st, _ := os.Stat(path)
 			damage(t, path, st.Size())
@@ -233,6 +261,9 @@ func TestTornTailIsDroppedOnOpen(t *testing.T) {
 			if n := len(allOf(t, e)); n != wantN+5 {
 				t.Fatalf("second restart: %d events, want %d", n, wantN+5)
 			}
+			if gens, _ := listWAL(filepath.Join(dir, walDirName)); len(gens) != 1 {
+				t.Fatalf("after a clean Close %d log files remain, want only the new empty one", len(gens))
+			}
 		})
 	}
 }
@@ -255,9 +286,11 @@ func newestWAL(t *testing.T, dir string) string {
 	return ""
 }
 
-func TestGroupCommitConcurrentAppends(t *testing.T) {
+func TestGroupCommitConcurrentAppends(t *testing.T) { forModes(t, testGroupCommitConcurrentAppends) }
+
+func testGroupCommitConcurrentAppends(t *testing.T, mode func(*Options)) {
 	dir := t.TempDir()
-	e := openT(t, dir)
+	e := openT(t, dir, mode)
 	const writers, perWriter = 64, 15
 	var wg sync.WaitGroup
 	seqs := make([][]uint64, writers)
@@ -295,16 +328,18 @@ func TestGroupCommitConcurrentAppends(t *testing.T) {
 	}
 	t.Logf("%d appends shared %d fsyncs", writers*perWriter, syncs)
 	e.Close()
-	e = openT(t, dir)
+	e = openT(t, dir, mode)
 	defer e.Close()
 	if n := len(allOf(t, e)); n != writers*perWriter {
 		t.Fatalf("after restart %d events", n)
 	}
 }
 
-func TestDeleteBeforePersists(t *testing.T) {
+func TestDeleteBeforePersists(t *testing.T) { forModes(t, testDeleteBeforePersists) }
+
+func testDeleteBeforePersists(t *testing.T, mode func(*Options)) {
 	dir := t.TempDir()
-	e := openT(t, dir)
+	e := openT(t, dir, mode)
 	g := newGen(4)
 	evs := g.batch(300)
 	appendT(t, e, evs)
@@ -342,7 +377,7 @@ func TestDeleteBeforePersists(t *testing.T) {
 	}
 	check(e)
 	e.Close()
-	e = openT(t, dir)
+	e = openT(t, dir, mode)
 	defer e.Close()
 	check(e)
 	next := g.batch(1)
@@ -354,17 +389,43 @@ func TestDeleteBeforePersists(t *testing.T) {
 
 // TestSearchDifferential checks Search against the reference: every event
 // through query.Match, sorted by query.Less, paged.
-func TestSearchDifferential(t *testing.T) {
+func TestSearchDifferential(t *testing.T) { forModes(t, testSearchDifferential) }
+
+func testSearchDifferential(t *testing.T, mode func(*Options)) {
 	dir := t.TempDir()
-	e := openT(t, dir)
+	e := openT(t, dir, mode)
 	defer e.Close()
 	g := newGen(5)
 	var all []event.Event
-	for range 10 {
-		b := g.batch(150)
+	for range 20 {
+		b := g.batch(50)
 		appendT(t, e, b)
 		all = append(all, b...)
 	}
+	// A deletion in the middle: the reference forgets the same events.
+	cut := int64(1_700_000_000_000 + 10*60_000)
+	n, err := e.DeleteBefore(context.Background(), "c2", cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := all[:0]
+	for _, ev := range all {
+		if !(ev.CompanyID == "c2" && ev.Occurred < cut) {
+			kept = append(kept, ev)
+		}
+	}
+	if int(n) != len(all)-len(kept) {
+		t.Fatalf("DeleteBefore removed %d, want %d", n, len(all)-len(kept))
+	}
+	all = kept
+	for range 10 {
+		b := g.batch(50)
+		appendT(t, e, b)
+		all = append(all, b...)
+	}
+	e.mu.RLock()
+	t.Logf("%d segments, frozen %v, tail %d", len(e.ix.segs), e.ix.frozen != nil, e.ix.mem.len())
+	e.mu.RUnlock()
 	r := rand.New(rand.NewPCG(9, 9))
 	some := func(vals ...string) []string {
 		var out []string

@@ -3,36 +3,64 @@ package embedded
 import (
 	"sort"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/audittrail/audittrail/internal/event"
 )
 
 type dedupeKey struct{ company, id string }
 
-// memtable holds events in Seq order. Deleted rows stay in place (marked)
-// so that positions never move under a reader.
+// memtable is the in-memory tail: events in Seq order with an inverted
+// index over their row numbers. Rows never move; a deleted row is only
+// marked, so positions stay valid for readers. Everything is guarded by
+// Engine.mu except that a frozen memtable's events and postings, which no
+// longer change, are read by the flusher without it.
 type memtable struct {
-	rows  []memRow
-	byKey map[dedupeKey]int
-	live  int
-}
-
-type memRow struct {
-	ev      event.Event
-	deleted bool
+	rows     []event.Event
+	occurred []int64 // rows[i].Occurred, contiguous for time-range scans
+	byKey    map[dedupeKey]uint32
+	postings map[string]*roaring.Bitmap
+	// tokenKeys lists the token posting keys in first-seen order, for
+	// prefix search (a map cannot be range-scanned by prefix).
+	tokenKeys []string
+	deleted   *roaring.Bitmap
+	live      int
+	// gen is the newest log generation whose events this memtable holds.
+	gen uint64
 }
 
 func newMemtable() *memtable {
-	return &memtable{byKey: make(map[dedupeKey]int)}
+	return &memtable{
+		byKey:    make(map[dedupeKey]uint32),
+		postings: make(map[string]*roaring.Bitmap),
+		deleted:  roaring.New(),
+	}
 }
+
+func (m *memtable) len() int { return len(m.rows) }
 
 func (m *memtable) has(company, id string) bool {
 	_, ok := m.byKey[dedupeKey{company, id}]
 	return ok
 }
 
-func (m *memtable) add(ev event.Event) {
-	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = len(m.rows)
-	m.rows = append(m.rows, memRow{ev: ev})
+// add appends ev with its posting keys (from indexKeys).
+func (m *memtable) add(ev event.Event, keys []string) {
+	row := uint32(len(m.rows))
+	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = row
+	m.rows = append(m.rows, ev)
+	m.occurred = append(m.occurred, ev.Occurred)
+	for _, k := range keys {
+		bm := m.postings[k]
+		if bm == nil {
+			bm = roaring.New()
+			m.postings[k] = bm
+			if k[0] == keyToken {
+				m.tokenKeys = append(m.tokenKeys, k)
+			}
+		}
+		bm.Add(row)
+	}
 	m.live++
 }
 
@@ -41,7 +69,7 @@ func (m *memtable) get(company, id string) (*event.Event, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &m.rows[i].ev, true
+	return &m.rows[i], true
 }
 
 // deleteWhere marks the rows the rule covers and forgets their keys, so
@@ -49,12 +77,12 @@ func (m *memtable) get(company, id string) (*event.Event, bool) {
 func (m *memtable) deleteWhere(r *deleteRule) int64 {
 	var n int64
 	for i := range m.rows {
-		row := &m.rows[i]
-		if row.deleted || !r.covers(&row.ev) {
+		ev := &m.rows[i]
+		if !r.covers(ev) || m.deleted.Contains(uint32(i)) {
 			continue
 		}
-		row.deleted = true
-		delete(m.byKey, dedupeKey{row.ev.CompanyID, row.ev.ID})
+		m.deleted.Add(uint32(i))
+		delete(m.byKey, dedupeKey{ev.CompanyID, ev.ID})
 		m.live--
 		n++
 	}
@@ -63,5 +91,5 @@ func (m *memtable) deleteWhere(r *deleteRule) int64 {
 
 // firstAfter is the index of the first row with Seq > seq.
 func (m *memtable) firstAfter(seq uint64) int {
-	return sort.Search(len(m.rows), func(i int) bool { return m.rows[i].ev.Seq > seq })
+	return sort.Search(len(m.rows), func(i int) bool { return m.rows[i].Seq > seq })
 }

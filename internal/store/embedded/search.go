@@ -2,14 +2,16 @@ package embedded
 
 import (
 	"context"
-	"slices"
+	"sort"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
 	"github.com/audittrail/audittrail/internal/store"
 )
 
-// Search implements store.Store.
+// Search implements store.Store: per source a bitmap of matching rows (its
+// cardinality adds to the exact total), then a k-way merge of the sources'
+// ordered rows to the requested page, and only the page's events decoded.
 func (e *Engine) Search(ctx context.Context, q query.Query) (store.Result, error) {
 	if err := e.checkOpen(); err != nil {
 		return store.Result{}, err
@@ -19,33 +21,78 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (store.Result, error
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	var matches []*event.Event
-	for i := range e.mem.rows {
-		row := &e.mem.rows[i]
-		if !row.deleted && q.Match(&row.ev) {
-			matches = append(matches, &row.ev)
+	if e.ix.released {
+		return store.Result{}, store.ErrClosed
+	}
+	sources := e.sources(q.From, q.To)
+	off, size := q.Offset(), q.Size
+	var res store.Result
+	var cursors []func() (hit, bool)
+	for i, src := range sources {
+		if i%16 == 15 {
+			if err := ctx.Err(); err != nil {
+				return store.Result{}, err
+			}
+		}
+		bm, err := matchRows(src, &q)
+		if err != nil {
+			return store.Result{}, err
+		}
+		card := int(bm.GetCardinality())
+		if card == 0 {
+			continue
+		}
+		res.Total += card
+		if size <= 0 || off < 0 {
+			continue
+		}
+		switch s := src.(type) {
+		case *segment:
+			cursors = append(cursors, segmentCursor(s, i, bm, q.OldestFirst))
+		case *memtable:
+			cursors = append(cursors, sliceCursor(topRows(s, i, bm, off+size, q.OldestFirst)))
 		}
 	}
-	slices.SortFunc(matches, func(a, b *event.Event) int {
-		switch {
-		case q.Less(a, b):
-			return -1
-		case q.Less(b, a):
-			return 1
-		}
-		return 0
-	})
-	res := store.Result{Total: len(matches)}
-	off := q.Offset()
-	if off < 0 || q.Size <= 0 || off >= len(matches) {
+	if off >= res.Total || size <= 0 || off < 0 {
 		return res, nil
 	}
-	page := matches[off:min(off+q.Size, len(matches))]
+	page := mergePage(cursors, off, size, q.OldestFirst)
 	res.Events = make([]event.Event, len(page))
-	for i, ev := range page {
-		res.Events[i] = cloneEvent(ev)
+	bc := blockCache{}
+	for i, h := range page {
+		ev, err := e.load(sources[h.src], h.row, bc)
+		if err != nil {
+			return store.Result{}, err
+		}
+		res.Events[i] = ev
 	}
 	return res, nil
+}
+
+// sources lists what a search over [from, to] must look at; segments
+// entirely outside the range are skipped.
+func (e *Engine) sources(from, to int64) []rowSource {
+	out := make([]rowSource, 0, len(e.ix.segs)+2)
+	for _, s := range e.ix.segs {
+		if (to > 0 && s.meta.MinOccurred > to) || (from > 0 && s.meta.MaxOccurred < from) {
+			continue
+		}
+		out = append(out, s)
+	}
+	if e.ix.frozen != nil {
+		out = append(out, e.ix.frozen)
+	}
+	return append(out, e.ix.mem)
+}
+
+func (e *Engine) load(src rowSource, row uint32, bc blockCache) (event.Event, error) {
+	switch s := src.(type) {
+	case *memtable:
+		return cloneEvent(&s.rows[row]), nil
+	case *segment:
+		return bc.event(s, int(row), e.zdec)
+	}
+	panic("unknown source")
 }
 
 // Get implements store.Store.
@@ -55,16 +102,26 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (event.Event, er
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	ev, ok := e.mem.get(companyID, id)
-	if !ok {
-		return event.Event{}, store.ErrNotFound
+	if e.ix.released {
+		return event.Event{}, store.ErrClosed
 	}
-	return cloneEvent(ev), nil
+	if ev, ok := e.ix.mem.get(companyID, id); ok {
+		return cloneEvent(ev), nil
+	}
+	if fz := e.ix.frozen; fz != nil {
+		if ev, ok := fz.get(companyID, id); ok {
+			return cloneEvent(ev), nil
+		}
+	}
+	if s, row, ok := e.segLookup(companyID, id); ok {
+		return blockCache{}.event(s, int(row), e.zdec)
+	}
+	return event.Event{}, store.ErrNotFound
 }
 
 // ReadFrom implements store.Store. Events become visible only after their
 // whole group is fsynced and in Seq order, so no smaller Seq can appear
-// later.
+// later. Segments hold disjoint, increasing Seq ranges, oldest first.
 func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event.Event, error) {
 	if err := e.checkOpen(); err != nil {
 		return nil, err
@@ -74,10 +131,40 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if e.ix.released {
+		return nil, store.ErrClosed
+	}
 	var out []event.Event
-	for i := e.mem.firstAfter(after); i < len(e.mem.rows) && len(out) < limit; i++ {
-		if row := &e.mem.rows[i]; !row.deleted {
-			out = append(out, cloneEvent(&row.ev))
+	bc := blockCache{}
+	for _, s := range e.ix.segs {
+		if s.meta.MaxSeq <= after {
+			continue
+		}
+		i := sort.Search(s.n, func(i int) bool { return s.seq(int(s.u32(secBySeq, i))) > after })
+		for ; i < s.n && len(out) < limit; i++ {
+			row := s.u32(secBySeq, i)
+			if s.deleted.Contains(row) {
+				continue
+			}
+			ev, err := bc.event(s, int(row), e.zdec)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		if len(out) >= limit {
+			return out, nil
+		}
+		clear(bc) // blocks of earlier segments are not needed again
+	}
+	for _, m := range []*memtable{e.ix.frozen, e.ix.mem} {
+		if m == nil {
+			continue
+		}
+		for i := m.firstAfter(after); i < len(m.rows) && len(out) < limit; i++ {
+			if !m.deleted.Contains(uint32(i)) {
+				out = append(out, cloneEvent(&m.rows[i]))
+			}
 		}
 	}
 	return out, nil

@@ -1,0 +1,302 @@
+package embedded
+
+import (
+	"container/heap"
+	"slices"
+	"strings"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/audittrail/audittrail/internal/query"
+)
+
+// rowSource is what a query runs on: a memtable or a segment. Bitmaps it
+// returns are read-only; every filter step builds a new one.
+type rowSource interface {
+	posting(k string) (*roaring.Bitmap, error)
+	prefixPostings(p string, fn func(*roaring.Bitmap)) error
+	// timeFilter returns the rows with Occurred in [from, to] (0 = open).
+	timeFilter(from, to int64) *roaring.Bitmap
+	deletedRows() *roaring.Bitmap
+	rowKey(row uint32) (occurred int64, seq uint64)
+}
+
+// matchRows returns the rows of src that q.Match accepts, as bitmap
+// AND/OR/ANDNOT over postings, so that the count is a cardinality.
+func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
+	var err error
+	post := func(field byte, v string) *roaring.Bitmap {
+		if err != nil {
+			return nil
+		}
+		var bm *roaring.Bitmap
+		bm, err = src.posting(pkey(field, v))
+		return bm
+	}
+	anyOf := func(field byte, vals []string) *roaring.Bitmap {
+		parts := make([]*roaring.Bitmap, 0, len(vals))
+		for _, v := range vals {
+			if bm := post(field, v); bm != nil {
+				parts = append(parts, bm)
+			}
+		}
+		return orAll(parts)
+	}
+	empty := roaring.New()
+	cand := post(keyCompany, q.CompanyID)
+	if cand == nil {
+		return empty, err
+	}
+	var scope []*roaring.Bitmap
+	if q.IncludeProject {
+		if bm := post(keyProject, q.ProjectID); bm != nil {
+			scope = append(scope, bm)
+		}
+	}
+	if q.IncludeCompany {
+		if bm := post(keyLevelComp, ""); bm != nil {
+			scope = append(scope, bm)
+		}
+	}
+	cand = roaring.And(cand, orAll(scope))
+	for _, f := range []struct {
+		field byte
+		vals  []string
+	}{
+		{keyUser, q.UserIDs}, {keyAction, q.Actions}, {keyActor, q.ActorIDs}, {keyDevice, q.Devices},
+		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
+		{keyChanged, q.ChangedFields},
+	} {
+		if len(f.vals) > 0 && !cand.IsEmpty() {
+			cand = roaring.And(cand, anyOf(f.field, f.vals))
+		}
+	}
+	if len(q.ExcludedActions) > 0 && !cand.IsEmpty() {
+		cand = roaring.AndNot(cand, anyOf(keyAction, q.ExcludedActions))
+	}
+	if (len(q.Tenants) > 0 || q.NoTenants) && !cand.IsEmpty() {
+		t := anyOf(keyTenant, q.Tenants)
+		if q.NoTenants {
+			if bm := post(keyNoTenant, ""); bm != nil {
+				t = roaring.Or(t, bm)
+			}
+		}
+		cand = roaring.And(cand, t)
+	}
+	for _, tok := range q.TextTokens {
+		if cand.IsEmpty() || err != nil {
+			break
+		}
+		var parts []*roaring.Bitmap
+		if perr := src.prefixPostings(pkey(keyToken, tok), func(bm *roaring.Bitmap) { parts = append(parts, bm) }); perr != nil {
+			return nil, perr
+		}
+		cand = roaring.And(cand, orAll(parts))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (q.From > 0 || q.To > 0) && !cand.IsEmpty() {
+		cand = roaring.And(cand, src.timeFilter(q.From, q.To))
+	}
+	return roaring.AndNot(cand, src.deletedRows()), nil
+}
+
+func orAll(parts []*roaring.Bitmap) *roaring.Bitmap {
+	switch len(parts) {
+	case 0:
+		return roaring.New()
+	case 1:
+		return parts[0]
+	}
+	return roaring.FastOr(parts...)
+}
+
+// hit is one matching row of one source, with its sort key.
+type hit struct {
+	src      int
+	row      uint32
+	occurred int64
+	seq      uint64
+}
+
+// before reports whether a comes before b in q's order (query.Less).
+func before(a, b *hit, oldestFirst bool) bool {
+	if a.occurred != b.occurred {
+		return (a.occurred > b.occurred) != oldestFirst
+	}
+	return (a.seq > b.seq) != oldestFirst
+}
+
+// topRows returns up to k rows of bm in q's order. Rows of a memtable are
+// in ingest order, roughly Occurred ascending, so they are visited from the
+// end for newest-first: most then fail a single comparison with the worst
+// kept row.
+func topRows(src rowSource, srcIdx int, bm *roaring.Bitmap, k int, oldestFirst bool) []hit {
+	if k <= 0 {
+		return nil
+	}
+	h := &hitHeap{oldestFirst: oldestFirst}
+	visit := func(row uint32) {
+		occ, seq := src.rowKey(row)
+		x := hit{src: srcIdx, row: row, occurred: occ, seq: seq}
+		if len(h.hits) < k {
+			heap.Push(h, x)
+		} else if before(&x, &h.hits[0], oldestFirst) {
+			h.hits[0] = x
+			heap.Fix(h, 0)
+		}
+	}
+	if oldestFirst {
+		it := bm.Iterator()
+		for it.HasNext() {
+			visit(it.Next())
+		}
+	} else {
+		it := bm.ReverseIterator()
+		for it.HasNext() {
+			visit(it.Next())
+		}
+	}
+	out := h.hits
+	slices.SortFunc(out, func(a, b hit) int {
+		if before(&a, &b, oldestFirst) {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// hitHeap keeps the worst kept hit on top.
+type hitHeap struct {
+	hits        []hit
+	oldestFirst bool
+}
+
+func (h *hitHeap) Len() int           { return len(h.hits) }
+func (h *hitHeap) Less(i, j int) bool { return before(&h.hits[j], &h.hits[i], h.oldestFirst) }
+func (h *hitHeap) Swap(i, j int)      { h.hits[i], h.hits[j] = h.hits[j], h.hits[i] }
+func (h *hitHeap) Push(x any)         { h.hits = append(h.hits, x.(hit)) }
+func (h *hitHeap) Pop() any {
+	x := h.hits[len(h.hits)-1]
+	h.hits = h.hits[:len(h.hits)-1]
+	return x
+}
+
+// cursor walks one source's hits in q's order.
+type cursor struct {
+	cur  hit
+	next func() (hit, bool)
+}
+
+// segmentCursor walks a segment's matching rows, which its sort order
+// already yields in q's order (backwards for oldest-first).
+func segmentCursor(src rowSource, srcIdx int, bm *roaring.Bitmap, oldestFirst bool) func() (hit, bool) {
+	var it roaring.IntIterable
+	if oldestFirst {
+		it = bm.ReverseIterator()
+	} else {
+		it = bm.Iterator()
+	}
+	return func() (hit, bool) {
+		if !it.HasNext() {
+			return hit{}, false
+		}
+		row := it.Next()
+		occ, seq := src.rowKey(row)
+		return hit{src: srcIdx, row: row, occurred: occ, seq: seq}, true
+	}
+}
+
+func sliceCursor(hits []hit) func() (hit, bool) {
+	return func() (hit, bool) {
+		if len(hits) == 0 {
+			return hit{}, false
+		}
+		h := hits[0]
+		hits = hits[1:]
+		return h, true
+	}
+}
+
+// mergePage merges the sources' ordered hits and returns those at
+// positions [off, off+size) of the merged order.
+func mergePage(cursors []func() (hit, bool), off, size int, oldestFirst bool) []hit {
+	m := &mergeHeap{oldestFirst: oldestFirst}
+	for _, next := range cursors {
+		if h, ok := next(); ok {
+			m.cs = append(m.cs, cursor{cur: h, next: next})
+		}
+	}
+	heap.Init(m)
+	var out []hit
+	for pos := 0; m.Len() > 0 && pos < off+size; pos++ {
+		c := &m.cs[0]
+		if pos >= off {
+			out = append(out, c.cur)
+		}
+		if h, ok := c.next(); ok {
+			c.cur = h
+			heap.Fix(m, 0)
+		} else {
+			heap.Pop(m)
+		}
+	}
+	return out
+}
+
+type mergeHeap struct {
+	cs          []cursor
+	oldestFirst bool
+}
+
+func (m *mergeHeap) Len() int           { return len(m.cs) }
+func (m *mergeHeap) Less(i, j int) bool { return before(&m.cs[i].cur, &m.cs[j].cur, m.oldestFirst) }
+func (m *mergeHeap) Swap(i, j int)      { m.cs[i], m.cs[j] = m.cs[j], m.cs[i] }
+func (m *mergeHeap) Push(x any)         { m.cs = append(m.cs, x.(cursor)) }
+func (m *mergeHeap) Pop() any {
+	x := m.cs[len(m.cs)-1]
+	m.cs = m.cs[:len(m.cs)-1]
+	return x
+}
+
+// memtable as a rowSource.
+
+func (m *memtable) posting(k string) (*roaring.Bitmap, error) { return m.postings[k], nil }
+
+func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
+	for _, k := range m.tokenKeys {
+		if strings.HasPrefix(k, p) {
+			fn(m.postings[k])
+		}
+	}
+	return nil
+}
+
+func (m *memtable) timeFilter(from, to int64) *roaring.Bitmap {
+	bm := roaring.New()
+	for i, occ := range m.occurred {
+		if (from <= 0 || occ >= from) && (to <= 0 || occ <= to) {
+			bm.Add(uint32(i))
+		}
+	}
+	return bm
+}
+
+func (m *memtable) deletedRows() *roaring.Bitmap { return m.deleted }
+
+func (m *memtable) rowKey(row uint32) (int64, uint64) { return m.occurred[row], m.rows[row].Seq }
+
+// segment as a rowSource.
+
+func (s *segment) timeFilter(from, to int64) *roaring.Bitmap {
+	lo, hi := s.rowRange(from, to)
+	bm := roaring.New()
+	bm.AddRange(uint64(lo), uint64(hi))
+	return bm
+}
+
+func (s *segment) deletedRows() *roaring.Bitmap { return s.deleted }
+
+func (s *segment) rowKey(row uint32) (int64, uint64) { return s.occurred(int(row)), s.seq(int(row)) }

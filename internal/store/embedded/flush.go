@@ -1,0 +1,333 @@
+package embedded
+
+import (
+	"fmt"
+	"hash/maphash"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// maybeFreeze runs on the writer goroutine after each group: once the
+// memtable is full and no flush is running, it starts a new log
+// generation and hands the memtable to the flusher. If a flush is still
+// running the memtable simply grows; the log keeps everything safe.
+func (e *Engine) maybeFreeze() {
+	if e.ix.mem.len() < e.opts.MemtableEvents { // only this goroutine changes mem
+		return
+	}
+	e.mu.RLock()
+	busy := e.ix.frozen != nil
+	e.mu.RUnlock()
+	if busy {
+		return
+	}
+	oldGen, oldWAL := e.w.walGen, e.w.wal
+	if err := e.openWAL(oldGen + 1); err != nil {
+		e.log.Warn("embedded: cannot start a new log generation; memtable keeps growing", "err", err)
+		return
+	}
+	oldWAL.Close() // everything in it was fsynced before its batches were acknowledged
+	e.mu.Lock()
+	e.ix.mem.gen = oldGen
+	e.ix.frozen, e.ix.mem = e.ix.mem, newMemtable()
+	e.mu.Unlock()
+	select {
+	case e.flushKick <- struct{}{}:
+	default:
+	}
+}
+
+// flusher writes frozen memtables out as segments, retrying after a
+// failure (a full disk) until it succeeds or the engine closes.
+func (e *Engine) flusher() {
+	defer close(e.flusherDone)
+	for {
+		select {
+		case <-e.stopFlusher:
+			return
+		case <-e.flushKick:
+		}
+		for {
+			e.mu.RLock()
+			fz := e.ix.frozen
+			e.mu.RUnlock()
+			if fz == nil {
+				break
+			}
+			if err := e.flushFrozen(); err != nil {
+				e.log.Error("embedded: flush failed; retrying, the log keeps the events", "err", err)
+				select {
+				case <-e.stopFlusher:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}
+}
+
+// flushFrozen writes the frozen memtable as a segment, swaps it in, and
+// deletes the log generations it covers. Only one runs at a time (the
+// flusher, or Close once the flusher has stopped).
+func (e *Engine) flushFrozen() error {
+	e.mu.RLock()
+	fz := e.ix.frozen
+	e.mu.RUnlock()
+	start := time.Now()
+	path, err := writeSegment(e.segDir, fz, e.zenc)
+	if err != nil {
+		return err
+	}
+	s, err := openSegment(path)
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("reopen new segment: %w", err)
+	}
+	hashes := segmentHashes(s)
+	e.mu.Lock()
+	err = e.installSegment(s, hashes)
+	if err == nil {
+		e.ix.frozen = nil
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := e.removeLogsThrough(fz.gen); err != nil {
+		e.log.Warn("embedded: cannot remove flushed logs; they are skipped at the next start", "err", err)
+	}
+	e.log.Debug("embedded: flushed segment", "file", filepath.Base(path), "rows", s.n,
+		"bytes", len(s.mm), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (e *Engine) removeLogsThrough(gen uint64) error {
+	gens, err := listWAL(e.walDir)
+	if err != nil {
+		return err
+	}
+	for _, g := range gens {
+		if g <= gen {
+			if err := os.Remove(filepath.Join(e.walDir, walName(g))); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(e.walDir)
+}
+
+func segmentHashes(s *segment) []uint64 {
+	hs := make([]uint64, s.n)
+	for row := range s.n {
+		k, _ := s.key(row) // offsets were checked at open
+		hs[row] = maphash.Bytes(hashSeed, k)
+	}
+	return hs
+}
+
+// installSegment adds s to the index (caller holds e.mu for writing, or is
+// Open). A segment whose rows are all deleted is removed instead.
+func (e *Engine) installSegment(s *segment, hashes []uint64) error {
+	ix := &e.ix
+	del, err := rulesDeleted(s, ix.rules)
+	if err != nil {
+		s.close()
+		return err
+	}
+	s.deleted = del
+	if int(del.GetCardinality()) == s.n {
+		s.close()
+		return os.Remove(s.path)
+	}
+	s.id = ix.nextSegID
+	ix.nextSegID++
+	ix.segByID[s.id] = s
+	ix.segs = append(ix.segs, s)
+	for row := range s.n {
+		if del.Contains(uint32(row)) {
+			continue
+		}
+		ref := makeRef(s.id, uint32(row))
+		h := hashes[row]
+		if old, ok := ix.keys[h]; ok && !e.refHasKey(old, s, row) {
+			// A different key with the same hash: exact keys decide.
+			k, _ := s.key(row)
+			company, id := splitKey(k)
+			ix.keysOverflow[dedupeKey{company, id}] = ref
+			continue
+		}
+		// Either new, or the same key as a deleted row: point at the live one.
+		ix.keys[h] = ref
+	}
+	return nil
+}
+
+func splitKey(k []byte) (string, string) {
+	i := slices.Index(k, 0)
+	if i < 0 {
+		return "", string(k)
+	}
+	return string(k[:i]), string(k[i+1:])
+}
+
+// refHasKey reports whether the row ref points at has the same key as row
+// of s.
+func (e *Engine) refHasKey(ref segRef, s *segment, row int) bool {
+	id, r := ref.split()
+	other := e.ix.segByID[id]
+	if other == nil {
+		return false
+	}
+	a, err1 := other.key(int(r))
+	b, err2 := s.key(row)
+	return err1 == nil && err2 == nil && string(a) == string(b)
+}
+
+// segLookup finds the live segment row of (company, id). Caller holds e.mu.
+func (e *Engine) segLookup(company, id string) (*segment, uint32, bool) {
+	try := func(ref segRef) (*segment, uint32, bool) {
+		sid, row := ref.split()
+		s := e.ix.segByID[sid]
+		if s == nil || s.deleted.Contains(row) {
+			return nil, 0, false
+		}
+		k, err := s.key(int(row))
+		if err != nil {
+			return nil, 0, false
+		}
+		c, i := splitKey(k)
+		if c != company || i != id {
+			return nil, 0, false
+		}
+		return s, row, true
+	}
+	if ref, ok := e.ix.keys[keyHash(company, id)]; ok {
+		if s, row, ok := try(ref); ok {
+			return s, row, true
+		}
+	}
+	if len(e.ix.keysOverflow) > 0 {
+		if ref, ok := e.ix.keysOverflow[dedupeKey{company, id}]; ok {
+			return try(ref)
+		}
+	}
+	return nil, 0, false
+}
+
+func (e *Engine) segHas(company, id string) bool {
+	_, _, ok := e.segLookup(company, id)
+	return ok
+}
+
+// has reports whether (company, id) is stored and live. Caller holds e.mu
+// or is the writer.
+func (e *Engine) has(company, id string) bool {
+	if e.ix.mem.has(company, id) {
+		return true
+	}
+	if fz := e.ix.frozen; fz != nil && fz.has(company, id) {
+		return true
+	}
+	return e.segHas(company, id)
+}
+
+// rulesDeleted returns the rows of s that some rule hides.
+func rulesDeleted(s *segment, rules []deleteRule) (*roaring.Bitmap, error) {
+	del := roaring.New()
+	for i := range rules {
+		c, err := coveredRows(s, &rules[i])
+		if err != nil {
+			return nil, err
+		}
+		del.Or(c)
+	}
+	return del, nil
+}
+
+// coveredRows returns the rows of s that rule r hides: the company's, older
+// than Before (a suffix of the newest-first order), with Seq ≤ MaxSeq.
+func coveredRows(s *segment, r *deleteRule) (*roaring.Bitmap, error) {
+	if s.meta.MinOccurred >= r.Before || s.meta.MinSeq > r.MaxSeq {
+		return roaring.New(), nil
+	}
+	comp, err := s.posting(pkey(keyCompany, r.CompanyID))
+	if err != nil || comp == nil {
+		return roaring.New(), err
+	}
+	lo := sort.Search(s.n, func(i int) bool { return s.occurred(i) < r.Before })
+	rng := roaring.New()
+	rng.AddRange(uint64(lo), uint64(s.n))
+	c := roaring.And(comp, rng)
+	if s.meta.MaxSeq > r.MaxSeq {
+		keep := roaring.New()
+		it := c.Iterator()
+		for it.HasNext() {
+			if row := it.Next(); s.seq(int(row)) <= r.MaxSeq {
+				keep.Add(row)
+			}
+		}
+		c = keep
+	}
+	return c, nil
+}
+
+// applyRule hides what r covers everywhere and returns how many live
+// events it removed. Caller holds e.mu for writing.
+func (e *Engine) applyRule(r *deleteRule) (int64, error) {
+	n := e.ix.mem.deleteWhere(r)
+	if fz := e.ix.frozen; fz != nil {
+		n += fz.deleteWhere(r)
+	}
+	var gone []*segment
+	for _, s := range e.ix.segs {
+		c, err := coveredRows(s, r)
+		if err != nil {
+			return n, err
+		}
+		n += int64(roaring.AndNot(c, s.deleted).GetCardinality())
+		s.deleted.Or(c)
+		if int(s.deleted.GetCardinality()) == s.n {
+			gone = append(gone, s)
+		}
+	}
+	for _, s := range gone {
+		e.dropSegment(s)
+	}
+	return n, nil
+}
+
+// dropSegment removes a segment whose rows are all deleted. Caller holds
+// e.mu for writing, so no search is using its mapping.
+func (e *Engine) dropSegment(s *segment) {
+	ix := &e.ix
+	ix.segs = slices.DeleteFunc(ix.segs, func(x *segment) bool { return x == s })
+	for row := range s.n {
+		k, err := s.key(row)
+		if err != nil {
+			continue
+		}
+		h := maphash.Bytes(hashSeed, k)
+		if ref, ok := ix.keys[h]; ok {
+			if sid, _ := ref.split(); sid == s.id {
+				delete(ix.keys, h)
+			}
+		}
+	}
+	for k, ref := range ix.keysOverflow {
+		if sid, _ := ref.split(); sid == s.id {
+			delete(ix.keysOverflow, k)
+		}
+	}
+	delete(ix.segByID, s.id)
+	s.close()
+	if err := os.Remove(s.path); err != nil {
+		e.log.Warn("embedded: cannot remove deleted segment", "file", s.path, "err", err)
+	} else {
+		e.log.Info("embedded: removed segment past retention", "file", filepath.Base(s.path), "rows", s.n)
+	}
+}

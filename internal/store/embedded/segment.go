@@ -1,0 +1,282 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store"
+)
+
+// segment is an open, memory-mapped segment file. Its bytes never change;
+// only deleted (guarded by Engine.mu) does. Bitmaps read from it alias the
+// mapping, so it is unmapped only under Engine.mu held for writing, when no
+// search can be using it.
+type segment struct {
+	path string
+	mm   []byte
+	sec  [numSections][]byte
+	meta segMeta
+	crcs [numSections]uint32
+	n    int
+	id   uint32 // key of Engine.ix.segByID
+	// deleted marks rows hidden by deletion rules.
+	deleted *roaring.Bitmap
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", store.ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// openSegment maps a segment file and checks its structure and the
+// checksums of every section except blocks and postings, which are
+// checked on each read (or all of them by verifyLazy).
+func openSegment(path string) (*segment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size < int64(len(segMagic)+segTrailerSize) {
+		return nil, corruptf("segment %s: too short (%d bytes)", filepath.Base(path), size)
+	}
+	mm, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	s := &segment{path: path, mm: mm, deleted: roaring.New()}
+	if err := s.parse(); err != nil {
+		syscall.Munmap(mm)
+		return nil, fmt.Errorf("segment %s: %w", filepath.Base(path), err)
+	}
+	return s, nil
+}
+
+func (s *segment) parse() error {
+	mm := s.mm
+	tr := mm[len(mm)-segTrailerSize:]
+	if string(tr[16:]) != segMagic {
+		return corruptf("bad magic")
+	}
+	footerOff := binary.LittleEndian.Uint64(tr)
+	nsec := binary.LittleEndian.Uint32(tr[8:])
+	if nsec != numSections {
+		return corruptf("%d sections, want %d", nsec, numSections)
+	}
+	footerEnd := uint64(len(mm) - segTrailerSize)
+	if footerOff > footerEnd || footerEnd-footerOff != numSections*segFooterEntry {
+		return corruptf("bad footer offset")
+	}
+	footer := mm[footerOff:footerEnd]
+	if crc32.Checksum(footer, castagnoli) != binary.LittleEndian.Uint32(tr[12:]) {
+		return corruptf("footer checksum mismatch")
+	}
+	for i := range numSections {
+		e := footer[i*segFooterEntry:]
+		off, ln := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
+		if off > footerOff || ln > footerOff-off {
+			return corruptf("section %d out of bounds", i)
+		}
+		s.sec[i] = mm[off : off+ln : off+ln]
+		s.crcs[i] = binary.LittleEndian.Uint32(e[16:])
+		if !lazySections[i] && crc32.Checksum(s.sec[i], castagnoli) != s.crcs[i] {
+			return corruptf("section %d checksum mismatch", i)
+		}
+	}
+	if err := json.Unmarshal(s.sec[secMeta], &s.meta); err != nil {
+		return corruptf("meta: %v", err)
+	}
+	m := &s.meta
+	n := m.Rows
+	nb := (n + rowsPerBlock - 1) / rowsPerBlock
+	switch {
+	case m.Version != segVersion:
+		return corruptf("version %d", m.Version)
+	case m.RowsPerBlock != rowsPerBlock:
+		return corruptf("rows per block %d", m.RowsPerBlock)
+	case n <= 0,
+		len(s.sec[secOccurred]) != 8*n, len(s.sec[secSeq]) != 8*n, len(s.sec[secBySeq]) != 4*n,
+		len(s.sec[secKeyOffs]) != 4*(n+1),
+		len(s.sec[secBlockOffs]) != 8*(nb+1), len(s.sec[secBlockCRCs]) != 4*nb,
+		len(s.sec[secDictOffs]) != 4*(m.Keys+1), len(s.sec[secPostOffs]) != 8*(m.Keys+1),
+		len(s.sec[secPostCRCs]) != 4*m.Keys:
+		return corruptf("section sizes do not match %d rows, %d keys", n, m.Keys)
+	case uint64(len(s.sec[secKeyBytes])) != uint64(s.u32(secKeyOffs, n)),
+		uint64(len(s.sec[secDictKeys])) != uint64(s.u32(secDictOffs, m.Keys)),
+		uint64(len(s.sec[secBlocks])) != s.u64(secBlockOffs, nb),
+		uint64(len(s.sec[secPosts])) != s.u64(secPostOffs, m.Keys):
+		return corruptf("offset tables do not match their data")
+	}
+	s.n = n
+	return nil
+}
+
+func (s *segment) u32(sec, i int) uint32 { return binary.LittleEndian.Uint32(s.sec[sec][4*i:]) }
+func (s *segment) u64(sec, i int) uint64 { return binary.LittleEndian.Uint64(s.sec[sec][8*i:]) }
+
+func (s *segment) occurred(row int) int64 { return int64(s.u64(secOccurred, row)) }
+func (s *segment) seq(row int) uint64     { return s.u64(secSeq, row) }
+
+// span returns bytes [offs[i], offs[i+1]) of data, checking the offsets
+// (a checksummed table can still be inconsistent if written by a bug).
+func (s *segment) span(offSec, dataSec, i int) ([]byte, error) {
+	lo, hi := s.u32(offSec, i), s.u32(offSec, i+1)
+	if lo > hi || int(hi) > len(s.sec[dataSec]) {
+		return nil, corruptf("segment %s: bad offsets in section %d", filepath.Base(s.path), offSec)
+	}
+	return s.sec[dataSec][lo:hi], nil
+}
+
+// key is company, 0x00, id of the row.
+func (s *segment) key(row int) ([]byte, error) { return s.span(secKeyOffs, secKeyBytes, row) }
+
+func (s *segment) dictKey(i int) []byte {
+	b, err := s.span(secDictOffs, secDictKeys, i)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// posting returns the checksum-verified bitmap at dictionary index i.
+func (s *segment) postingAt(i int) (*roaring.Bitmap, error) {
+	lo, hi := s.u64(secPostOffs, i), s.u64(secPostOffs, i+1)
+	if lo > hi || hi > uint64(len(s.sec[secPosts])) {
+		return nil, corruptf("segment %s: bad posting offsets", filepath.Base(s.path))
+	}
+	b := s.sec[secPosts][lo:hi]
+	if crc32.Checksum(b, castagnoli) != s.u32(secPostCRCs, i) {
+		return nil, corruptf("segment %s: posting %d checksum mismatch", filepath.Base(s.path), i)
+	}
+	bm := roaring.New()
+	if _, err := bm.FromBuffer(b); err != nil {
+		return nil, corruptf("segment %s: posting %d: %v", filepath.Base(s.path), i, err)
+	}
+	return bm, nil
+}
+
+// posting returns the rows indexed under key k, or nil when none are.
+func (s *segment) posting(k string) (*roaring.Bitmap, error) {
+	n := s.meta.Keys
+	i := sort.Search(n, func(i int) bool { return string(s.dictKey(i)) >= k })
+	if i == n || string(s.dictKey(i)) != k {
+		return nil, nil
+	}
+	return s.postingAt(i)
+}
+
+// prefixPostings calls fn with the posting of every key starting with p.
+func (s *segment) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
+	n := s.meta.Keys
+	pb := []byte(p)
+	for i := sort.Search(n, func(i int) bool { return string(s.dictKey(i)) >= p }); i < n; i++ {
+		if !bytes.HasPrefix(s.dictKey(i), pb) {
+			break
+		}
+		bm, err := s.postingAt(i)
+		if err != nil {
+			return err
+		}
+		fn(bm)
+	}
+	return nil
+}
+
+// rowRange returns the rows [lo, hi) whose Occurred lies in [from, to]
+// (0 meaning unbounded), using the descending sort.
+func (s *segment) rowRange(from, to int64) (int, int) {
+	lo, hi := 0, s.n
+	if to > 0 {
+		lo = sort.Search(s.n, func(i int) bool { return s.occurred(i) <= to })
+	}
+	if from > 0 {
+		hi = sort.Search(s.n, func(i int) bool { return s.occurred(i) < from })
+	}
+	return lo, max(lo, hi)
+}
+
+// block returns the decompressed block b, checking its checksum.
+func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
+	lo, hi := s.u64(secBlockOffs, b), s.u64(secBlockOffs, b+1)
+	if lo > hi || hi > uint64(len(s.sec[secBlocks])) {
+		return nil, corruptf("segment %s: bad block offsets", filepath.Base(s.path))
+	}
+	comp := s.sec[secBlocks][lo:hi]
+	if crc32.Checksum(comp, castagnoli) != s.u32(secBlockCRCs, b) {
+		return nil, corruptf("segment %s: block %d checksum mismatch", filepath.Base(s.path), b)
+	}
+	raw, err := dec.DecodeAll(comp, nil)
+	if err != nil {
+		return nil, corruptf("segment %s: block %d: %v", filepath.Base(s.path), b, err)
+	}
+	return raw, nil
+}
+
+// rowInBlock finds the encoded event of row within its decompressed block.
+func rowInBlock(raw []byte, idx int) ([]byte, error) {
+	d := decoder{b: raw}
+	for i := 0; ; i++ {
+		b := d.bytes(d.uvarint())
+		if d.err != nil {
+			return nil, corruptf("block entry %d: %v", idx, d.err)
+		}
+		if i == idx {
+			return b, nil
+		}
+	}
+}
+
+// blockCache keeps the blocks decoded during one read so that rows of a
+// page that share a block decode it once.
+type blockCache map[*segment]map[int][]byte
+
+func (c blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
+	b := row / rowsPerBlock
+	raw, ok := c[s][b]
+	if !ok {
+		var err error
+		if raw, err = s.block(b, dec); err != nil {
+			return event.Event{}, err
+		}
+		if c[s] == nil {
+			c[s] = map[int][]byte{}
+		}
+		c[s][b] = raw
+	}
+	enc, err := rowInBlock(raw, row%rowsPerBlock)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("segment %s: %w", filepath.Base(s.path), err)
+	}
+	ev, err := decodeEvent(enc)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("%w: segment %s row %d: %w", store.ErrCorrupt, filepath.Base(s.path), row, err)
+	}
+	if ev.Seq != s.seq(row) || ev.Occurred != s.occurred(row) {
+		return event.Event{}, corruptf("segment %s row %d: columns disagree with the stored event", filepath.Base(s.path), row)
+	}
+	return ev, nil
+}
+
+func (s *segment) close() error {
+	if s.mm == nil {
+		return nil
+	}
+	err := syscall.Munmap(s.mm)
+	s.mm = nil
+	return err
+}

@@ -1,0 +1,72 @@
+package embedded
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// A segment file is a run of sections followed by a footer and a trailer:
+//
+//	[section 0]…[section N-1]
+//	footer:  N × (offset uint64, length uint64, crc32c uint32)
+//	trailer: footer offset uint64, N uint32, crc32c(footer) uint32, magic [8]byte
+//
+// All integers are little-endian. Rows are numbered in the segment's sort
+// order: Occurred descending, then Seq descending, which is query.Less's
+// newest-first order, so a matching bitmap iterates in result order.
+const (
+	secMeta      = iota // JSON segMeta
+	secOccurred         // n × int64
+	secSeq              // n × uint64
+	secBySeq            // n × uint32: row numbers in ascending Seq order
+	secKeyOffs          // (n+1) × uint32 into secKeyBytes
+	secKeyBytes         // per row: company, 0x00, id
+	secBlockOffs        // (blocks+1) × uint64 into secBlocks
+	secBlockCRCs        // blocks × uint32, crc32c of each compressed block
+	secBlocks           // zstd blocks of rowsPerBlock encoded events
+	secDictOffs         // (keys+1) × uint32 into secDictKeys
+	secDictKeys         // posting keys, sorted
+	secPostOffs         // (keys+1) × uint64 into secPosts
+	secPostCRCs         // keys × uint32, crc32c of each posting
+	secPosts            // serialized roaring bitmaps
+	numSections
+)
+
+// Sections read whole at open are checked then; blocks and postings are
+// checked one by one each time they are read, so that opening stays fast.
+var lazySections = map[int]bool{secBlocks: true, secPosts: true}
+
+const (
+	segMagic       = "ATSEG01\n"
+	segTrailerSize = 8 + 4 + 4 + 8
+	segFooterEntry = 8 + 8 + 4
+	segVersion     = 1
+	// rowsPerBlock trades compression (bigger blocks) against the work
+	// of decoding one row of a page (the whole block is decompressed).
+	rowsPerBlock = 32
+	segSuffix    = ".seg"
+)
+
+type segMeta struct {
+	Version      int    `json:"version"`
+	Rows         int    `json:"rows"`
+	RowsPerBlock int    `json:"rowsPerBlock"`
+	Keys         int    `json:"keys"`
+	Gen          uint64 `json:"gen"` // covers every log generation ≤ Gen
+	MinSeq       uint64 `json:"minSeq"`
+	MaxSeq       uint64 `json:"maxSeq"`
+	MinOccurred  int64  `json:"minOccurred"`
+	MaxOccurred  int64  `json:"maxOccurred"`
+}
+
+func segName(gen uint64) string { return fmt.Sprintf("%016x%s", gen, segSuffix) }
+
+func parseSegName(name string) (uint64, bool) {
+	s, ok := strings.CutSuffix(name, segSuffix)
+	if !ok {
+		return 0, false
+	}
+	g, err := strconv.ParseUint(s, 16, 64)
+	return g, err == nil
+}

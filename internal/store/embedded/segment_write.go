@@ -1,0 +1,265 @@
+package embedded
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// sectionWriter writes sections one after another, remembering where each
+// one is and its checksum.
+type sectionWriter struct {
+	w     *bufio.Writer
+	off   uint64
+	table [numSections]struct {
+		off, len uint64
+		crc      uint32
+	}
+	cur int
+	crc uint32
+}
+
+func (s *sectionWriter) begin(sec int) {
+	s.cur = sec
+	s.table[sec].off = s.off
+	s.crc = 0
+}
+
+func (s *sectionWriter) write(b []byte) error {
+	s.crc = crc32.Update(s.crc, castagnoli, b)
+	s.off += uint64(len(b))
+	_, err := s.w.Write(b)
+	return err
+}
+
+func (s *sectionWriter) end() {
+	t := &s.table[s.cur]
+	t.len = s.off - t.off
+	t.crc = s.crc
+}
+
+// writeSegment writes the rows of a frozen memtable as an immutable segment
+// file in dir and returns its path. The file appears under its final name
+// only once complete and fsynced.
+func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+	n := len(m.rows)
+	// order[newRow] = old row; newRow follows query.Less newest first.
+	order := make([]uint32, n)
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int {
+		ea, eb := &m.rows[a], &m.rows[b]
+		if c := cmp.Compare(eb.Occurred, ea.Occurred); c != 0 {
+			return c
+		}
+		return cmp.Compare(eb.Seq, ea.Seq)
+	})
+	newRow := make([]uint32, n)
+	for nr, old := range order {
+		newRow[old] = uint32(nr)
+	}
+	meta := segMeta{Version: segVersion, Rows: n, RowsPerBlock: rowsPerBlock, Gen: m.gen,
+		MinSeq: m.rows[0].Seq, MaxSeq: m.rows[n-1].Seq,
+		MinOccurred: m.rows[order[n-1]].Occurred, MaxOccurred: m.rows[order[0]].Occurred}
+
+	final := filepath.Join(dir, segName(m.gen))
+	tmp := final + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	sw := &sectionWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	var scratch []byte
+	u32 := func(v uint32) error { return sw.write(binary.LittleEndian.AppendUint32(scratch[:0], v)) }
+	u64 := func(v uint64) error { return sw.write(binary.LittleEndian.AppendUint64(scratch[:0], v)) }
+	var werr error
+	check := func(err error) {
+		if werr == nil {
+			werr = err
+		}
+	}
+
+	keys := make([]string, 0, len(m.postings))
+	for k := range m.postings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	meta.Keys = len(keys)
+
+	sw.begin(secMeta)
+	mj, _ := json.Marshal(meta)
+	check(sw.write(mj))
+	sw.end()
+
+	sw.begin(secOccurred)
+	for _, old := range order {
+		check(u64(uint64(m.rows[old].Occurred)))
+	}
+	sw.end()
+	sw.begin(secSeq)
+	for _, old := range order {
+		check(u64(m.rows[old].Seq))
+	}
+	sw.end()
+	sw.begin(secBySeq)
+	for old := range n { // memtable rows are in Seq order
+		check(u32(newRow[old]))
+	}
+	sw.end()
+
+	sw.begin(secKeyOffs)
+	var koff uint32
+	check(u32(0))
+	for _, old := range order {
+		e := &m.rows[old]
+		koff += uint32(len(e.CompanyID) + 1 + len(e.ID))
+		check(u32(koff))
+	}
+	sw.end()
+	sw.begin(secKeyBytes)
+	for _, old := range order {
+		e := &m.rows[old]
+		check(sw.write(append(append(append(scratch[:0], e.CompanyID...), 0), e.ID...)))
+	}
+	sw.end()
+
+	// Blocks are compressed first so that their offsets and checksums can
+	// be written ahead of them.
+	nb := (n + rowsPerBlock - 1) / rowsPerBlock
+	blocks := make([][]byte, nb)
+	var raw []byte
+	for b := range nb {
+		raw = raw[:0]
+		for nr := b * rowsPerBlock; nr < min(n, (b+1)*rowsPerBlock); nr++ {
+			lenAt := len(raw)
+			raw = append(raw, make([]byte, binary.MaxVarintLen32)...)
+			raw = appendEvent(raw, &m.rows[order[nr]])
+			putFixedUvarint(raw[lenAt:], uint64(len(raw)-lenAt-binary.MaxVarintLen32))
+		}
+		blocks[b] = enc.EncodeAll(raw, nil)
+	}
+	sw.begin(secBlockOffs)
+	var boff uint64
+	check(u64(0))
+	for _, b := range blocks {
+		boff += uint64(len(b))
+		check(u64(boff))
+	}
+	sw.end()
+	sw.begin(secBlockCRCs)
+	for _, b := range blocks {
+		check(u32(crc32.Checksum(b, castagnoli)))
+	}
+	sw.end()
+	sw.begin(secBlocks)
+	for _, b := range blocks {
+		check(sw.write(b))
+	}
+	sw.end()
+	blocks = nil
+
+	sw.begin(secDictOffs)
+	var doff uint32
+	check(u32(0))
+	for _, k := range keys {
+		doff += uint32(len(k))
+		check(u32(doff))
+	}
+	sw.end()
+	sw.begin(secDictKeys)
+	for _, k := range keys {
+		check(sw.write([]byte(k)))
+	}
+	sw.end()
+
+	posts := make([][]byte, len(keys))
+	var rows []uint32
+	for i, k := range keys {
+		rows = rows[:0]
+		it := m.postings[k].ManyIterator()
+		buf := make([]uint32, 256)
+		for c := it.NextMany(buf); c > 0; c = it.NextMany(buf) {
+			for _, old := range buf[:c] {
+				rows = append(rows, newRow[old])
+			}
+		}
+		slices.Sort(rows)
+		bm := roaring.New()
+		bm.AddMany(rows)
+		bm.RunOptimize()
+		if posts[i], err = bm.ToBytes(); err != nil {
+			return "", err
+		}
+	}
+	sw.begin(secPostOffs)
+	var poff uint64
+	check(u64(0))
+	for _, p := range posts {
+		poff += uint64(len(p))
+		check(u64(poff))
+	}
+	sw.end()
+	sw.begin(secPostCRCs)
+	for _, p := range posts {
+		check(u32(crc32.Checksum(p, castagnoli)))
+	}
+	sw.end()
+	sw.begin(secPosts)
+	for _, p := range posts {
+		check(sw.write(p))
+	}
+	sw.end()
+
+	footerOff := sw.off
+	var footer []byte
+	for _, t := range sw.table {
+		footer = binary.LittleEndian.AppendUint64(footer, t.off)
+		footer = binary.LittleEndian.AppendUint64(footer, t.len)
+		footer = binary.LittleEndian.AppendUint32(footer, t.crc)
+	}
+	trailer := binary.LittleEndian.AppendUint64(nil, footerOff)
+	trailer = binary.LittleEndian.AppendUint32(trailer, numSections)
+	trailer = binary.LittleEndian.AppendUint32(trailer, crc32.Checksum(footer, castagnoli))
+	trailer = append(trailer, segMagic...)
+	if _, err := sw.w.Write(footer); err != nil {
+		check(err)
+	}
+	if _, err := sw.w.Write(trailer); err != nil {
+		check(err)
+	}
+	check(sw.w.Flush())
+	if werr != nil {
+		return "", fmt.Errorf("write segment: %w", werr)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("sync segment: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("close segment: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("rename segment: %w", err)
+	}
+	ok = true
+	if err := syncDir(dir); err != nil {
+		return "", fmt.Errorf("sync segment dir: %w", err)
+	}
+	return final, nil
+}

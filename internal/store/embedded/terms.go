@@ -1,0 +1,148 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+// Posting keys: one byte naming the field, then the value. Every event is
+// indexed under every field, empty values included, because a filter may
+// ask for the empty value ("userIds": [""]). The distinct first bytes keep
+// fields apart, so a token prefix search stays within tokens.
+const (
+	keyCompany   = 'c'
+	keyProject   = 'p' // project-level events only, by project ID
+	keyLevelComp = 'L' // company-level events (value empty)
+	keyUser      = 'u'
+	keyAction    = 'A'
+	keyActor     = 'a'
+	keyDevice    = 'd'
+	keyMethod    = 'm'
+	keyGeo       = 'g'
+	keyAddr      = 'r'
+	keyLoginID   = 'l'
+	keyTenant    = 'n'
+	keyNoTenant  = 'N' // events without any tenant (value empty)
+	keyChanged   = 'f'
+	keyToken     = 't'
+)
+
+func pkey(field byte, v string) string {
+	b := make([]byte, 1+len(v))
+	b[0] = field
+	copy(b[1:], v)
+	return string(b)
+}
+
+// indexKeys returns the distinct posting keys of e. It must agree exactly
+// with query.Query.Match; the differential tests hold it to that.
+func indexKeys(e *event.Event) []string {
+	keys := make([]string, 0, 48)
+	seen := make(map[string]struct{}, 48)
+	add := func(k string) {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			keys = append(keys, k)
+		}
+	}
+	add(pkey(keyCompany, e.CompanyID))
+	switch e.Level {
+	case event.LevelProject:
+		add(pkey(keyProject, e.ProjectID))
+	case event.LevelCompany:
+		add(string(keyLevelComp))
+	}
+	add(pkey(keyUser, e.UserID))
+	add(pkey(keyAction, e.Action))
+	add(pkey(keyActor, e.ActorID))
+	add(pkey(keyDevice, e.Device))
+	add(pkey(keyMethod, e.Method))
+	add(pkey(keyGeo, e.Geo))
+	add(pkey(keyAddr, e.RemoteAddress))
+	for _, s := range e.LoginIDs {
+		add(pkey(keyLoginID, s))
+	}
+	for _, s := range e.Tenants {
+		add(pkey(keyTenant, s))
+	}
+	if len(e.Tenants) == 0 {
+		add(string(keyNoTenant))
+	}
+	for _, f := range changedFields(e) {
+		add(pkey(keyChanged, f))
+	}
+	tok := func(t string) { add(pkey(keyToken, t)) }
+	for _, s := range [...]string{e.UserID, e.ActorID, e.Action, e.Type, e.Device, e.Method, e.Geo, e.RemoteAddress} {
+		event.Tokenize(s, tok)
+	}
+	for _, s := range e.LoginIDs {
+		event.Tokenize(s, tok)
+	}
+	for _, s := range e.Tenants {
+		event.Tokenize(s, tok)
+	}
+	dataStrings(e.Data, func(s string) { event.Tokenize(s, tok) })
+	return keys
+}
+
+// changedFields is event.ChangedFields without the cost of decoding data
+// that cannot hold a Change object: encoding/json matches the key
+// case-insensitively, and an escape could spell it, hence the checks.
+func changedFields(e *event.Event) []string {
+	if len(e.Data) == 0 {
+		return nil
+	}
+	if bytes.IndexByte(e.Data, '\\') < 0 && !containsFoldASCII(e.Data, "change") {
+		return nil
+	}
+	return e.ChangedFields()
+}
+
+func containsFoldASCII(b []byte, lower string) bool {
+	for i := 0; i+len(lower) <= len(b); i++ {
+		j := 0
+		for ; j < len(lower); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
+			return true
+		}
+	}
+	// encoding/json also folds the Kelvin sign and long s onto k and s;
+	// "change" has neither, so ASCII folding is exact here.
+	return false
+}
+
+// dataStrings is event.DataStrings made fast for the common case: in a
+// valid JSON document without escapes, every string literal is an object
+// key or a string value, which is exactly what DataStrings yields. Anything
+// else goes to the reference implementation.
+func dataStrings(data json.RawMessage, fn func(s string)) {
+	if len(data) == 0 {
+		return
+	}
+	if bytes.IndexByte(data, '\\') >= 0 || !utf8.Valid(data) || !json.Valid(data) {
+		event.DataStrings(data, fn)
+		return
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '"' {
+			continue
+		}
+		j := bytes.IndexByte(data[i+1:], '"')
+		if j < 0 {
+			return
+		}
+		fn(string(data[i+1 : i+1+j]))
+		i += j + 1
+	}
+}
