@@ -651,12 +651,12 @@ func TestFromDescopeWebhook(t *testing.T) {
 		t.Fatalf("config: %s %v", s.Config, err)
 	}
 	bad := map[string]string{
-		`{"url":"https://x"}`:            "name",
-		`{"name":"n"}`:                   "url",
-		`{"name":"n","url":"mailto:x"}`:  "url",
+		`{"url":"https://x"}`:           "name",
+		`{"name":"n"}`:                  "url",
+		`{"name":"n","url":"mailto:x"}`: "url",
 		`{"name":"n","url":"https://x","filters":[{"filterType":"users","operator":"includes","values":["a"]}]}`: "filters[0].filterType",
 		`{"name":"n","url":"https://x","filters":[{"filterType":"actions","operator":"includes"}]}`:              "filters[0].values",
-		`{"name":"n","url":"https://x","insecure":"yes"}`: "insecure",
+		`{"name":"n","url":"https://x","insecure":"yes"}`:                                                        "insecure",
 	}
 	for b, field := range bad {
 		_, err := stream.FromDescopeWebhook([]byte(b))
