@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -161,9 +162,31 @@ type CompanySettings struct {
 
 // SettingsUpdate changes the settings that are not nil.
 type SettingsUpdate struct {
-	SearchWindowDays *int `json:"searchWindowDays,omitempty"`
-	RetentionDays    *int `json:"retentionDays,omitempty"`
-	SearchRateLimit  *int `json:"searchRateLimit,omitempty"`
+	SearchWindowDays *int
+	RetentionDays    *int
+	SearchRateLimit  *int
+	// DefaultSearchRateLimit puts the server's default limit back (sent as
+	// null); it wins over SearchRateLimit.
+	DefaultSearchRateLimit bool
+}
+
+// MarshalJSON sends only what changes: an absent key keeps the setting,
+// and a null searchRateLimit means the server default.
+func (u SettingsUpdate) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	if u.SearchWindowDays != nil {
+		m["searchWindowDays"] = *u.SearchWindowDays
+	}
+	if u.RetentionDays != nil {
+		m["retentionDays"] = *u.RetentionDays
+	}
+	switch {
+	case u.DefaultSearchRateLimit:
+		m["searchRateLimit"] = nil
+	case u.SearchRateLimit != nil:
+		m["searchRateLimit"] = *u.SearchRateLimit
+	}
+	return json.Marshal(m)
 }
 
 // Settings holds the admin calls on company settings (admin keys only).

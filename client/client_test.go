@@ -719,6 +719,9 @@ func TestAdminCalls(t *testing.T) {
 	if err != nil || s.SearchRateLimit == nil || *s.SearchRateLimit != 0 {
 		t.Fatalf("update %+v %v", s, err)
 	}
+	if _, err := c.Settings().Update(ctx, SettingsUpdate{SearchWindowDays: Int(14), SearchRateLimit: Int(5), DefaultSearchRateLimit: true}); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Projects().Delete(ctx, ""); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("empty id: %v", err)
 	}
@@ -737,7 +740,9 @@ func TestAdminCalls(t *testing.T) {
 	keyBodies := strings.Split(strings.TrimSpace(bodies["POST /v1/mgmt/keys"]), "\n")
 	sameJSON(t, keyBodies[0], `{"name":"ci","role":"writer","projectIds":["P1"],"expiresInSeconds":2592000}`)
 	sameJSON(t, keyBodies[1], `{"name":"all","role":"reader","projectIds":[],"expiresInSeconds":0}`)
-	sameJSON(t, bodies["PATCH /v1/mgmt/company/settings"], `{"searchRateLimit":0}`)
+	patches := strings.Split(strings.TrimSpace(bodies["PATCH /v1/mgmt/company/settings"]), "\n")
+	sameJSON(t, patches[0], `{"searchRateLimit":0}`)
+	sameJSON(t, patches[1], `{"searchWindowDays":14,"searchRateLimit":null}`)
 	if _, ok := bodies["DELETE /v1/mgmt/projects/P2"]; ok {
 		t.Error("DELETE sent a body")
 	}

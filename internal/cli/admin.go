@@ -244,7 +244,7 @@ func runSettings(ctx context.Context, e *env, name string, args []string) error 
 	if verb == "set" {
 		fs.Var(&window, "search-window-days", "how many `days` back a search may reach")
 		fs.Var(&retention, "retention-days", "`days` events are kept (at least the search window)")
-		fs.Var(&rate, "search-rate-limit", "searches per minute per project (`n`, 0 = no limit)")
+		fs.Var(&rate, "search-rate-limit", "searches per minute per project (`n`, 0 = no limit, \"default\" = the server's)")
 	}
 	switch verb {
 	case "get", "set":
@@ -254,7 +254,7 @@ func runSettings(ctx context.Context, e *env, name string, args []string) error 
 	if _, err := parse(e, fs, rest, 0, 0); err != nil {
 		return err
 	}
-	if verb == "set" && window.v == nil && retention.v == nil && rate.v == nil {
+	if verb == "set" && window.v == nil && retention.v == nil && rate.v == nil && !rate.def {
 		return usagef(full, "nothing to set: give --search-window-days, --retention-days or --search-rate-limit")
 	}
 	c, err := conn.client(e, full)
@@ -265,7 +265,9 @@ func runSettings(ctx context.Context, e *env, name string, args []string) error 
 	if verb == "get" {
 		s, err = c.Settings().Get(ctx)
 	} else {
-		s, err = c.Settings().Update(ctx, client.SettingsUpdate{SearchWindowDays: window.v, RetentionDays: retention.v, SearchRateLimit: rate.v})
+		s, err = c.Settings().Update(ctx, client.SettingsUpdate{
+			SearchWindowDays: window.v, RetentionDays: retention.v, SearchRateLimit: rate.v, DefaultSearchRateLimit: rate.def,
+		})
 	}
 	if err != nil {
 		return err
@@ -287,8 +289,12 @@ func runSettings(ctx context.Context, e *env, name string, args []string) error 
 	return tw.Flush()
 }
 
-// optionalInt is an int flag that knows whether it was given.
-type optionalInt struct{ v *int }
+// optionalInt is an int flag that knows whether it was given; "default"
+// sets def instead (only the rate limit has a server default).
+type optionalInt struct {
+	v   *int
+	def bool
+}
 
 func (o *optionalInt) String() string {
 	if o == nil || o.v == nil {
@@ -298,6 +304,10 @@ func (o *optionalInt) String() string {
 }
 
 func (o *optionalInt) Set(s string) error {
+	if s == "default" {
+		o.v, o.def = nil, true
+		return nil
+	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return fmt.Errorf("want a whole number ≥ 0")

@@ -569,18 +569,24 @@ func TestProjectsKeysSettings(t *testing.T) {
 	if !strings.Contains(res.stdout, "search rate limit  none") {
 		t.Errorf("settings:\n%s", res.stdout)
 	}
+	check([]string{"settings", "set", "--search-rate-limit", "default"}, "search window")
 	res = c.run(t, "projects", "delete", "P404")
 	if res.code != 1 || !strings.Contains(res.stderr, "unknown project (E011404, HTTP 404)") {
 		t.Errorf("delete unknown: %d %q", res.code, res.stderr)
 	}
 
 	bodies := map[string]string{}
+	var patches []string
 	for _, r := range f.requests() {
 		bodies[r.Method+" "+r.Path] = r.Body
+		if r.Method == "PATCH" {
+			patches = append(patches, r.Body)
+		}
 	}
 	sameJSON(t, bodies["POST /v1/mgmt/projects"], `{"name":"staging"}`)
 	sameJSON(t, bodies["POST /v1/mgmt/keys"], `{"name":"ci","role":"writer","projectIds":["P1"],"expiresInSeconds":7200}`)
-	sameJSON(t, bodies["PATCH /v1/mgmt/company/settings"], `{"searchWindowDays":14,"searchRateLimit":0}`)
+	sameJSON(t, patches[0], `{"searchWindowDays":14,"searchRateLimit":0}`)
+	sameJSON(t, patches[1], `{"searchRateLimit":null}`)
 }
 
 func TestParseTime(t *testing.T) {
