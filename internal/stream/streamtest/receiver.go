@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/store"
+	"github.com/audittrail/audittrail/internal/store/embedded"
 	"github.com/audittrail/audittrail/internal/stream"
 )
 
@@ -139,9 +141,21 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// OpenStore opens the real embedded store in a temporary directory, closed
+// when the test ends.
+func OpenStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("open embedded store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // FastOptions are manager options with retry and breaker timings short
 // enough for tests.
-func FastOptions(st *MemStore, dests map[string]stream.Destination) stream.Options {
+func FastOptions(st store.Store, dests map[string]stream.Destination) stream.Options {
 	return stream.Options{
 		Store:           st,
 		State:           stream.NewMemState(),
@@ -165,7 +179,7 @@ func FastOptions(st *MemStore, dests map[string]stream.Destination) stream.Optio
 func Exercise(t *testing.T, typ string, dest stream.Destination, config json.RawMessage, rv *Receiver) []string {
 	t.Helper()
 	ctx := context.Background()
-	st := NewMemStore()
+	st := OpenStore(t)
 	// Events from before the connector existed must not be delivered.
 	if err := st.Append(ctx, Events("C1", "P1", "old", 5)); err != nil {
 		t.Fatal(err)
