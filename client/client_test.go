@@ -794,3 +794,15 @@ func FuzzRecordUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"1", "120", "-1", "Wed, 25 Nov 2026 20:00:30 GMT", "9999999999999", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		if d := parseRetryAfter(s, now); d < 0 {
+			t.Fatalf("parseRetryAfter(%q) = %v", s, d)
+		}
+	})
+}

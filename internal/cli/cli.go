@@ -13,11 +13,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/audittrail/audittrail/client"
@@ -28,6 +30,8 @@ const (
 	exitOK    = 0
 	exitError = 1 // the call failed: server error, network, bad input data
 	exitUsage = 2 // the command line is wrong
+	// exitInterrupted is the shell's convention for death by SIGINT.
+	exitInterrupted = 130
 )
 
 // env is everything a command may touch of the outside world, so tests can
@@ -46,7 +50,11 @@ type env struct {
 }
 
 // Main runs one client subcommand and returns the process exit code.
+// Ctrl-C cancels the call in flight (an export then removes its partial
+// file) and exits 130.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	return run(ctx, &env{
 		getenv:        os.Getenv,
 		stdin:         os.Stdin,
@@ -121,6 +129,10 @@ func run(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	err := cmd.run(ctx, e, name, args[1:])
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintln(e.stderr, "audittrail: interrupted")
+		return exitInterrupted
+	}
 	return report(e, err)
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // fixedNow is the clock of every test, so ages like 7d give exact bounds.
@@ -71,6 +73,11 @@ type cliRun struct {
 
 func (c cliRun) run(t *testing.T, args ...string) result {
 	t.Helper()
+	return c.runContext(context.Background(), t, args...)
+}
+
+func (c cliRun) runContext(ctx context.Context, t *testing.T, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	e := &env{
 		getenv:        func(k string) string { return c.vars[k] },
@@ -81,7 +88,7 @@ func (c cliRun) run(t *testing.T, args ...string) result {
 		now:           func() time.Time { return fixedNow },
 		progressEvery: 0,
 	}
-	code := run(context.Background(), e, args)
+	code := run(ctx, e, args)
 	return result{code, out.String(), errOut.String()}
 }
 
@@ -634,4 +641,58 @@ func TestCell(t *testing.T) {
 			t.Errorf("cell(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func TestExportInterruptedRemovesPartialFile(t *testing.T) {
+	f := newServer(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.Header().Set("X-Total-Count", "1000")
+		io.WriteString(w, ndjsonStream(2))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a long export still running
+	})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	res := connected(f.URL).runContext(ctx, t, "export", "-o", filepath.Join(dir, "audit.ndjson"))
+	if res.code != 130 || !strings.Contains(res.stderr, "interrupted") {
+		t.Fatalf("exit %d: %q", res.code, res.stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"7d", "1d12h", "15m", "2026-11-25", "2026-11-25T14:00:00Z", "1764100000123", "0", "9w9d", "-1h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseTime(s, fixedNow)
+		if err != nil {
+			return
+		}
+		// An age never lands after now; epoch ms are never before 1970.
+		if d, ok := parseAge(strings.TrimSpace(s)); ok && (d <= 0 || got.After(fixedNow)) {
+			t.Fatalf("parseTime(%q) = %v from age %v", s, got, d)
+		}
+		if isDigits(strings.TrimSpace(s)) && got.UnixMilli() <= 0 {
+			t.Fatalf("parseTime(%q) = %v", s, got)
+		}
+	})
+}
+
+func FuzzCell(f *testing.F) {
+	f.Add("plain")
+	f.Add("a\nb\x1b[31m\u202e")
+	f.Fuzz(func(t *testing.T, s string) {
+		c := cell(s)
+		if utf8.RuneCountInString(c) > maxCell {
+			t.Fatalf("cell(%q) has %d runes", s, utf8.RuneCountInString(c))
+		}
+		for _, r := range c {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				t.Fatalf("cell(%q) = %q keeps %U", s, c, r)
+			}
+		}
+	})
 }
