@@ -1,0 +1,294 @@
+// Package server is the composition root of `audittrail serve`:
+// configuration → store → tenancy directory → rate limiter → HTTP API,
+// then bootstrap, the retention loop, and an ordered shutdown on SIGTERM.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/config"
+	"github.com/audittrail/audittrail/internal/httpapi"
+	"github.com/audittrail/audittrail/internal/metrics"
+	"github.com/audittrail/audittrail/internal/ratelimit"
+	"github.com/audittrail/audittrail/internal/store"
+	"github.com/audittrail/audittrail/internal/store/embedded"
+	"github.com/audittrail/audittrail/internal/store/postgres"
+	"github.com/audittrail/audittrail/internal/tenancy"
+)
+
+// HTTP server limits: generous for a 10 MiB batch over a slow link, short
+// enough that idle or trickling clients cannot hold connections forever.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 5 * time.Minute // exports stream for a while
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// On-disk names inside --data-dir.
+const (
+	BootstrapFile = "bootstrap.json"
+	eventsDir     = "events"
+	tenancyFile   = "tenancy.json"
+)
+
+// ErrUnsupported is returned for a configuration this build cannot serve.
+var ErrUnsupported = errors.New("server: unsupported configuration")
+
+// Main runs `audittrail serve` and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(config.Sources{Args: args, Usage: stderr})
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "audittrail serve: %v\n", err)
+		return 2
+	}
+	logger := NewLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := Run(ctx, cfg, RunOptions{Logger: logger, Stdout: stdout}); err != nil {
+		logger.Error("audittrail serve stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// NewLogger builds the process logger from --log-level and --log-format.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// RunOptions are the process-level things Run needs besides the config.
+type RunOptions struct {
+	Logger *slog.Logger
+	// Stdout receives the bootstrap credentials, printed once.
+	Stdout io.Writer
+	// Listener, when set, is served instead of listening on cfg.Addr
+	// (tests pass one bound to port 0).
+	Listener net.Listener
+	// Started, when set, is called with the listening address once the
+	// server accepts connections (before it is ready: see /healthz).
+	Started func(addr net.Addr)
+}
+
+// Server holds the running components.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   store.Store
+	dir     tenancy.Directory
+	limiter ratelimit.Limiter
+	api     *httpapi.API
+	ready   atomic.Bool
+	metrics *metrics.Registry
+	// closeDB releases what store, dir and limiter share (a pool).
+	closeDB func() error
+}
+
+// Run serves until ctx is cancelled, then shuts down in order: stop
+// accepting, drain requests (cfg.ShutdownTimeout), stop background work,
+// close the store (which flushes and fsyncs) and the directory.
+func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
+	if ro.Logger == nil {
+		ro.Logger = slog.Default()
+	}
+	if ro.Stdout == nil {
+		ro.Stdout = io.Discard
+	}
+	log := ro.Logger
+	log.Info("starting audittrail", "config", cfg)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.NewRegistry()}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	s.api, err = httpapi.New(httpapi.Options{
+		Store:     s.store,
+		Directory: s.dir,
+		Authenticate: func(ctx context.Context, managementKey string) (tenancy.Key, error) {
+			return tenancy.AuthenticateKey(ctx, s.dir, managementKey)
+		},
+		Keys:            tenancy.Issuer{},
+		Limiter:         s.limiter,
+		SearchRateLimit: cfg.SearchRateLimit,
+		Logger:          log,
+		Metrics:         s.metrics,
+		Ready:           s.ready.Load,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln := ro.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "")
+	if ro.Started != nil {
+		ro.Started(ln.Addr())
+	}
+
+	// Bootstrap after listening so /healthz can say "starting" meanwhile;
+	// the store has already recovered in open.
+	if err := Bootstrap(ctx, s.dir, cfg.DataDir, ro.Stdout, log); err != nil {
+		shutdownHTTP(srv, cfg.ShutdownTimeout, log)
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.ready.Store(true)
+	log.Info("ready")
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	if cfg.RetentionInterval > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			s.retentionLoop(bgCtx, cfg.RetentionInterval)
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-serveErr:
+		stopBackground()
+		bg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.ready.Store(false)
+	shutdownHTTP(srv, cfg.ShutdownTimeout, log)
+	stopBackground()
+	bg.Wait()
+	return nil
+}
+
+// shutdownHTTP stops accepting, lets in-flight requests finish within
+// timeout, then cuts what is left.
+func shutdownHTTP(srv *http.Server, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("requests still running at the shutdown deadline; closing their connections", "error", err)
+		_ = srv.Close()
+	}
+}
+
+// open builds the store, the directory and the limiter for cfg.Store.
+func (s *Server) open(ctx context.Context) error {
+	switch s.cfg.Store {
+	case config.StoreEmbedded:
+		start := time.Now()
+		st, err := embedded.Open(embedded.Options{Dir: filepath.Join(s.cfg.DataDir, eventsDir), Logger: s.log.With("component", "store")})
+		if err != nil {
+			return fmt.Errorf("open embedded store: %w", err)
+		}
+		s.store = st
+		s.log.Info("store recovered", "store", "embedded", "duration", time.Since(start))
+		dir, err := tenancy.OpenFileDirectory(filepath.Join(s.cfg.DataDir, tenancyFile))
+		if err != nil {
+			return fmt.Errorf("open tenancy directory: %w", err)
+		}
+		s.dir = dir
+	case config.StorePostgres:
+		start := time.Now()
+		db, err := postgres.Open(ctx, postgres.Options{URL: s.cfg.PostgresURL.Reveal(), Logger: s.log.With("component", "postgres")})
+		if err != nil {
+			return fmt.Errorf("open postgres: %w", err)
+		}
+		s.closeDB = func() error { db.Close(); return nil }
+		s.store, s.dir, s.limiter = db.Store(), db.Directory(), db.Limiter()
+		s.log.Info("store ready", "store", "postgres", "duration", time.Since(start))
+	default:
+		return fmt.Errorf("%w: store %q", ErrUnsupported, s.cfg.Store)
+	}
+	if s.cfg.RedisURL != "" {
+		return fmt.Errorf("%w: --redis-url is not available in this build yet", ErrUnsupported)
+	}
+	if s.limiter == nil {
+		s.limiter = ratelimit.NewMemory()
+	}
+	return nil
+}
+
+// close releases the components in reverse order of use.
+func (s *Server) close() error {
+	var errs []error
+	if s.store != nil {
+		start := time.Now()
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		s.log.Info("store closed", "duration", time.Since(start))
+	}
+	if s.dir != nil {
+		if err := s.dir.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tenancy directory: %w", err))
+		}
+	}
+	if s.closeDB != nil {
+		if err := s.closeDB(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+	}
+	if c, ok := s.limiter.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close rate limiter: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
