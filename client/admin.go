@@ -67,9 +67,9 @@ type Key struct {
 	// ProjectIDs limits the key to these projects; empty means all.
 	ProjectIDs []string  `json:"projectIds"`
 	Created    time.Time `json:"created"`
-	Expires    time.Time `json:"expires"` // zero: never
-	Revoked    time.Time `json:"revoked"` // zero: active
-	Rotated    time.Time `json:"rotated"`
+	Expires    time.Time `json:"expires,omitzero"` // zero: never
+	Revoked    time.Time `json:"revoked,omitzero"` // zero: active
+	Rotated    time.Time `json:"rotated,omitzero"`
 }
 
 // Active reports whether the key is neither revoked nor expired at now.
