@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,19 +18,15 @@ import (
 	"github.com/audittrail/audittrail/internal/store"
 )
 
-// ErrBatchTooLarge: one Append may hold at most MaxBatch events, because a
-// seq keeps the batch index in its low 20 bits.
-var ErrBatchTooLarge = errors.New("postgres: batch too large")
+// maxLexemeBytes keeps every lexeme under PostgreSQL's 2047-byte limit;
+// longer tokens are cut to this length in the tsvector and kept whole in
+// long_tokens.
+const maxLexemeBytes = 2000
 
-const (
-	seqIndexBits = 20
-	// MaxBatch is the largest batch one Append accepts.
-	MaxBatch = 1 << seqIndexBits
-	// maxLexemeBytes keeps every lexeme under PostgreSQL's 2047-byte limit;
-	// longer tokens are cut to this length in the tsvector and kept whole
-	// in long_tokens.
-	maxLexemeBytes = 2000
-)
+// readHorizonLockBase offsets the advisory lock keys of in-flight Appends
+// (see audittrail_read_horizon in the migrations) above those another
+// application sharing the database would plausibly use.
+const readHorizonLockBase = int64(1) << 62
 
 // EventStore is the store.Store over PostgreSQL.
 type EventStore struct {
@@ -57,15 +54,13 @@ func (s *EventStore) Close() error {
 	return nil
 }
 
-// Append writes the batch in one transaction. Seq is the transaction's id
-// (plus seq_base) shifted left by 20 bits, plus the event's index in the
-// batch: see ReadFrom for why.
+// Append writes the batch in one transaction. Before drawing its seqs from
+// event_seq it takes a shared advisory lock keyed by the sequence's current
+// value, held to commit: ReadFrom exposes no seq above the smallest key
+// held, so a batch that commits late is never skipped (see ReadFrom).
 func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 	if err := s.check(ctx); err != nil {
 		return err
-	}
-	if len(events) > MaxBatch {
-		return fmt.Errorf("append %d events: %w (max %d)", len(events), ErrBatchTooLarge, MaxBatch)
 	}
 	type key struct{ company, id string }
 	first := make(map[key]struct{}, len(events))
@@ -86,22 +81,38 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 	var seqs []int64
 	stored := make([]int, 0, len(candidates))
 	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
-		var base int64
-		if err := tx.QueryRow(ctx,
-			`SELECT (pg_current_xact_id()::text::bigint + base) << 20 FROM seq_base`).Scan(&base); err != nil {
+		// A client that stalls mid-batch must not hold back readers for long.
+		if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = '60s'"); err != nil {
 			return err
 		}
+		// The argument is evaluated before the lock is taken: the key is at
+		// most every seq this transaction draws below.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1::bigint +
+			(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq))`, readHorizonLockBase); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, "SELECT nextval('event_seq') FROM generate_series(1, $1)", len(candidates))
+		if err != nil {
+			return err
+		}
+		drawn, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		slices.Sort(drawn)
+		seqOf := make(map[int64]int, len(candidates)) // seq → index in events
 		n := len(candidates)
 		companies, ids, projects := make([]string, n), make([]string, n), make([]string, n)
 		occurred, seqCol := make([]int64, n), make([]int64, n)
 		for j, i := range candidates {
 			e := &events[i]
 			companies[j], ids[j], projects[j] = e.CompanyID, e.ID, e.ProjectID
-			occurred[j], seqCol[j] = e.Occurred, base+int64(i)
+			occurred[j], seqCol[j] = e.Occurred, drawn[j]
+			seqOf[drawn[j]] = i
 		}
 		// The unique key decides which events are new; a concurrent batch
 		// with the same id waits here for the other to commit or abort.
-		rows, err := tx.Query(ctx, `
+		rows, err = tx.Query(ctx, `
 			INSERT INTO event_ids (company_id, id, project_id, occurred, seq)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
 			ON CONFLICT (company_id, id) DO NOTHING
@@ -116,14 +127,12 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 		if len(newSeqs) == 0 {
 			return nil
 		}
-		for _, sq := range newSeqs {
-			stored = append(stored, int(sq-base))
-		}
 		// RETURNING gives no order guarantee.
-		sortInts(stored)
-		cols := newEventColumns(len(stored))
-		for _, i := range stored {
-			cols.add(&events[i], base+int64(i))
+		slices.Sort(newSeqs)
+		cols := newEventColumns(len(newSeqs))
+		for _, sq := range newSeqs {
+			stored = append(stored, seqOf[sq])
+			cols.add(&events[seqOf[sq]], sq)
 		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO events (project_id, company_id, occurred, seq, id, level, user_id, action, type,
@@ -153,15 +162,6 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 		events[i].Seq = uint64(seqs[j])
 	}
 	return nil
-}
-
-func sortInts(a []int) {
-	// Insertion sort: RETURNING comes back nearly in order.
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
 }
 
 // eventColumns holds a batch column by column, as unnest wants it. Lists
@@ -523,28 +523,32 @@ func (s *EventStore) Get(ctx context.Context, companyID, id string) (event.Event
 	return e, nil
 }
 
-// ReadFrom returns only rows whose transaction id is below the snapshot's
-// xmin: every transaction with a smaller id has committed or aborted, and
-// every later one gets a larger id, hence larger seqs. So once a seq is
-// returned no smaller seq can ever appear. (A plain sequence cannot give
-// this: nextval runs before commit, in any order across transactions.)
+// ReadFrom exposes no seq above the read horizon: the smallest seq any
+// in-flight Append could still commit, less one (audittrail_read_horizon).
+// The horizon is read in one statement and the rows in the next, so the
+// rows' snapshot is newer than the horizon: every seq at or below it is
+// then committed and visible, or abandoned. A plain "seq > after" would
+// skip a batch that drew its seqs early and commits late.
 func (s *EventStore) ReadFrom(ctx context.Context, after uint64, limit int) ([]event.Event, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
+	if limit <= 0 || after >= 1<<63-1 {
 		return nil, nil
 	}
-	if after > 1<<63-1 {
+	var horizon int64
+	if err := s.db.pool.QueryRow(ctx, "SELECT audittrail_read_horizon()").Scan(&horizon); err != nil {
+		return nil, classify(ctx, "read from: horizon", err)
+	}
+	if horizon <= int64(after) {
 		return nil, nil
 	}
 	rows, err := s.db.pool.Query(ctx, `
 		SELECT `+eventColumnsSQL+`
 		  FROM events e
-		 WHERE e.seq > $1
-		   AND e.seq < (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + base) << 20 FROM seq_base)
+		 WHERE e.seq > $1 AND e.seq <= $2
 		 ORDER BY e.seq
-		 LIMIT $2`, int64(after), limit)
+		 LIMIT $3`, int64(after), horizon, limit)
 	if err != nil {
 		return nil, classify(ctx, "read from", err)
 	}

@@ -108,17 +108,3 @@ func (db *DB) ensurePartition(ctx context.Context, lo int64) error {
 	})
 	return classify(ctx, "create partition "+name, err)
 }
-
-// loadSeqBase raises seq_base when the stored seqs are ahead of what the
-// current transaction ids give: after a dump was restored into a fresh
-// cluster. Without it new events would get smaller seqs than old ones and
-// stream readers would never see them.
-func (db *DB) loadSeqBase(ctx context.Context) error {
-	_, err := db.pool.Exec(ctx, `
-		UPDATE seq_base SET base = m.needed
-		  FROM (SELECT (coalesce(max(seq), 0) >> 20) + 1
-		               - pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS needed
-		          FROM events) m
-		 WHERE m.needed > seq_base.base`)
-	return classify(ctx, "raise seq base", err)
-}

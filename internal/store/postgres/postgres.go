@@ -118,10 +118,6 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	if err := db.loadSeqBase(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
 	if err := db.MaintainPartitions(ctx); err != nil {
 		pool.Close()
 		return nil, err

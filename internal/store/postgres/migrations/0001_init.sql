@@ -5,7 +5,7 @@ CREATE TABLE events (
     project_id     text     NOT NULL,
     company_id     text     NOT NULL,
     occurred       bigint   NOT NULL,
-    -- (transaction id + seq_base) << 20 | index in batch: see README.md.
+    -- From event_seq; exposed to ReadFrom in order only: see README.md.
     seq            bigint   NOT NULL,
     id             text     NOT NULL,
     level          text     NOT NULL CHECK (level IN ('project', 'company')),
@@ -51,13 +51,31 @@ CREATE TABLE event_ids (
 );
 CREATE INDEX event_ids_occurred_idx ON event_ids (company_id, occurred);
 
--- Added to the transaction id when seq is computed, so that seq keeps
--- growing after a dump is restored into a cluster with smaller ids.
-CREATE TABLE seq_base (
-    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    base      bigint  NOT NULL
-);
-INSERT INTO seq_base VALUES (true, 0);
+-- CACHE 1 (the default) matters: ReadFrom reads last_value as the highest
+-- seq handed out so far, which a per-session cache would make untrue.
+CREATE SEQUENCE event_seq AS bigint CACHE 1;
+
+-- The highest seq ReadFrom may expose: every seq at or below it is
+-- committed or abandoned. An Append holds a shared advisory lock keyed
+-- 2^62 + (event_seq's last_value before it draws its seqs) until it ends,
+-- so the smallest such key bounds every seq still in flight. last_value
+-- is read before the locks: a seq drawn after that read is above it.
+-- The caller must read its rows in a later statement (a newer snapshot).
+CREATE FUNCTION audittrail_read_horizon() RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    handed_out bigint;
+    in_flight  bigint;
+BEGIN
+    SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO handed_out FROM event_seq;
+    SELECT min((l.classid::bigint << 32 | l.objid::bigint) - (1::bigint << 62)) INTO in_flight
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid::bigint >= (1::bigint << 30);
+    RETURN least(handed_out, in_flight);
+END
+$$;
 
 CREATE TABLE companies (
     id                 text        PRIMARY KEY,
