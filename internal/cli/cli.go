@@ -91,6 +91,7 @@ func init() {
 	commands = []command{
 		{"search", "search events: every Descope filter as a flag, a table or NDJSON", runSearch},
 		{"export", "write every matching event as NDJSON or CSV, with progress", runExport},
+		{"get", "print one event by id", runGet},
 		{"emit", "create one event from flags, or a batch from NDJSON on stdin", runEmit},
 		{"projects", "list, create or delete projects (admin key)", runProjects},
 		{"keys", "list, create, revoke or rotate management keys (admin key)", runKeys},

@@ -696,3 +696,26 @@ func FuzzCell(f *testing.F) {
 		}
 	})
 }
+
+func TestGet(t *testing.T) {
+	f := newServer(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.URL.Path == "/v1/mgmt/audit/event/e1" {
+			reply(w, 200, `{"id":"e1","action":"A","occurred":"1764100000000","externalIds":["x@y.z"],"tenants":[]}`)
+			return
+		}
+		reply(w, 404, `{"errorCode":"E011404","errorDescription":"Not found","errorMessage":"no event \"e2\""}`)
+	})
+	res := connected(f.URL).run(t, "get", "e1")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	sameJSON(t, res.stdout, `{"id":"e1","userId":"","action":"A","actorId":"","occurred":"1764100000000","device":"",
+	  "method":"","geo":"","remoteAddress":"","externalIds":["x@y.z"],"tenants":[]}`)
+	res = connected(f.URL).run(t, "get", "e2")
+	if res.code != 1 || !strings.Contains(res.stderr, `no event "e2" (E011404, HTTP 404)`) {
+		t.Fatalf("exit %d: %q", res.code, res.stderr)
+	}
+	if res := connected(f.URL).run(t, "get"); res.code != 2 {
+		t.Fatalf("no id: exit %d", res.code)
+	}
+}

@@ -199,3 +199,21 @@ func cell(s string) string {
 	}
 	return b.String()
 }
+
+func runGet(ctx context.Context, e *env, name string, args []string) error {
+	fs := newFlagSet(e, name, "ID", "Print one event, by id, as indented JSON.")
+	conn := addConnFlags(fs)
+	pos, err := parse(e, fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := conn.client(e, name)
+	if err != nil {
+		return err
+	}
+	r, err := c.Audit().Get(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return writeJSONValue(e.stdout, r)
+}
