@@ -16,9 +16,8 @@ import (
 )
 
 // HeadReader is implemented by stores that know their highest exposed Seq
-// cheaply. Without it the manager finds the end of the log by reading
-// forward with ReadFrom from the last head it knew (the whole log once per
-// process start).
+// cheaply. Without it the manager searches for the end of the log with a
+// few dozen ReadFrom calls of one event each.
 type HeadReader interface {
 	LastSeq(ctx context.Context) (uint64, error)
 }
@@ -40,7 +39,9 @@ type Options struct {
 	ReadLimit int
 	// A batch is written once it holds BatchMaxEvents events or
 	// BatchMaxBytes (estimated JSON size), or once its oldest event waited
-	// BatchMaxWait for more.
+	// BatchMaxWait for more. BatchMaxWait trades latency for fewer
+	// requests at low rates; at high rates batches fill while the previous
+	// write is in flight.
 	BatchMaxEvents int
 	BatchMaxBytes  int
 	BatchMaxWait   time.Duration
@@ -84,7 +85,7 @@ func (o *Options) EnsureDefaults() {
 		o.BatchMaxBytes = 1 << 20
 	}
 	if o.BatchMaxWait <= 0 {
-		o.BatchMaxWait = 50 * time.Millisecond
+		o.BatchMaxWait = 20 * time.Millisecond
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
@@ -597,24 +598,56 @@ func (m *Manager) Health(ctx context.Context, companyID, id string) (Health, err
 	return c.health(ctx), nil
 }
 
-// headSeq returns the highest Seq the store exposes.
+// headSeq returns the highest Seq the store exposes. Without a HeadReader
+// it searches with ReadFrom(x, 1) probes, which tell whether any event has
+// a Seq above x: galloping forward from the last head found, then
+// bisecting, so it costs O(log n) reads of one event however long the log.
 func (m *Manager) headSeq(ctx context.Context) (uint64, error) {
 	if hr, ok := m.opts.Store.(HeadReader); ok {
 		return hr.LastSeq(ctx)
 	}
 	m.headMu.Lock()
 	defer m.headMu.Unlock()
-	const page = 10000
-	for {
-		evs, err := m.opts.Store.ReadFrom(ctx, m.head, page)
+	after := func(x uint64) (uint64, bool, error) {
+		evs, err := m.opts.Store.ReadFrom(ctx, x, 1)
+		if err != nil || len(evs) == 0 {
+			return 0, false, err
+		}
+		return evs[0].Seq, true, nil
+	}
+	seq, ok, err := after(m.head)
+	if err != nil || !ok {
+		return m.head, err
+	}
+	lo, hi := seq, uint64(0) // an event has Seq lo; none has a Seq above hi
+	for step := uint64(1024); ; step *= 2 {
+		probe := lo + step
+		if probe < lo { // overflow: no Seq can be above the largest uint64
+			hi = ^uint64(0)
+			break
+		}
+		seq, ok, err := after(probe)
 		if err != nil {
 			return m.head, err
 		}
-		if len(evs) > 0 {
-			m.head = evs[len(evs)-1].Seq
+		if !ok {
+			hi = probe
+			break
 		}
-		if len(evs) < page {
-			return m.head, nil
+		lo = seq
+	}
+	for hi > lo {
+		mid := lo + (hi-lo)/2
+		seq, ok, err := after(mid)
+		if err != nil {
+			return m.head, err
+		}
+		if ok {
+			lo = seq
+		} else {
+			hi = mid
 		}
 	}
+	m.head = lo
+	return lo, nil
 }

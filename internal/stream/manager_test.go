@@ -699,3 +699,28 @@ func TestFromDescopeWebhook(t *testing.T) {
 		}
 	}
 }
+
+// The end of the log is found without reading it all, gaps in Seq included.
+func TestHeadSearch(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 5000} {
+		if n > 0 {
+			evs := streamtest.Events("C1", "P1", fmt.Sprint("h", n), n)
+			e.append(evs)
+			// A repeat is skipped: no Seq assigned.
+			e.append(evs[:1])
+		}
+		v := e.create(stream.Spec{Name: fmt.Sprint("c", n)})
+		last, _ := e.st.ReadFrom(ctx, v.Health.Cursor, 1)
+		if len(last) != 0 {
+			t.Fatalf("after %d events: cursor %d is not the end of the log", n, v.Health.Cursor)
+		}
+		if n > 0 {
+			prev, _ := e.st.ReadFrom(ctx, v.Health.Cursor-1, 1)
+			if len(prev) != 1 || prev[0].Seq != v.Health.Cursor {
+				t.Fatalf("after %d events: cursor %d is past the end of the log", n, v.Health.Cursor)
+			}
+		}
+	}
+}
