@@ -162,4 +162,3 @@ func BenchmarkWebhookLatency(b *testing.B) {
 		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 	}
 }
-
