@@ -181,5 +181,5 @@ var genOAuthProviders = []string{"google", "github", "microsoft", "apple", "face
 // systems, error messages, roles, identity providers): the values of the
 // one-word text search shapes. Each must occur in a fair share of events.
 var TextWords = []string{"chrome", "safari", "firefox", "iphone", "android", "windows", "macintosh",
-	"linux", "mobile", "okhttp", "password", "expired", "incorrect", "editor", "viewer", "admin", "okta",
-	"google", "github", "engineering", "enterprise", "gmail", "outlook", "webauthn"}
+	"linux", "mobile", "okhttp", "password", "expired", "incorrect", "refresh", "otp", "admin", "okta",
+	"google", "github", "descope", "enterprise", "gmail", "outlook", "webauthn"}

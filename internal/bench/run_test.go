@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store/storetest"
+)
+
+func integration(t *testing.T) bool {
+	t.Helper()
+	return os.Getenv("AUDITTRAIL_INTEGRATION") == "1"
+}
+
+// testPostgresURL is the server the integration run uses: the local one
+// unless AUDITTRAIL_BENCH_POSTGRES_URL names another.
+func testPostgresURL() string {
+	if u := os.Getenv("AUDITTRAIL_BENCH_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+func smallRun(t *testing.T, engines []string) *Report {
+	t.Helper()
+	opts := Options{
+		Events: 2000, Engines: engines, DataDir: t.TempDir(), Seed: 11,
+		QueriesPerShape: 10, Warmup: 1, SingleEvents: 200, Concurrency: 8, VisibilityProbes: 5,
+		Database: "audittrail_bench_test", Logger: slog.New(slog.DiscardHandler),
+	}
+	opts.PostgresURL = testPostgresURL()
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestRunEndToEnd loads a tiny trail into the embedded engine and the
+// reference store (query.Match over everything), and with
+// AUDITTRAIL_INTEGRATION=1 into both PostgreSQL engines too, and checks that
+// every engine answered every shape and all agree with the reference.
+func TestRunEndToEnd(t *testing.T) {
+	engines := []string{"memory", "embedded"}
+	if integration(t) {
+		engines = append(engines, "pgtable", "postgres")
+		t.Cleanup(func() {
+			for _, e := range []string{"pgtable", "postgres"} {
+				_ = dropDatabase(context.Background(), testPostgresURL(), "audittrail_bench_test_"+e)
+			}
+		})
+	} else {
+		t.Log("PostgreSQL engines skipped: set AUDITTRAIL_INTEGRATION=1 to run them")
+	}
+	rep := smallRun(t, engines)
+
+	if rep.Trail.Events != 2000 || rep.AvgJSONBytes < 500 {
+		t.Fatalf("trail stats %+v, avg %.0f B", rep.Trail, rep.AvgJSONBytes)
+	}
+	if len(rep.Engines) != len(engines) {
+		t.Fatalf("%d engine reports for %v", len(rep.Engines), engines)
+	}
+	for _, e := range rep.Engines {
+		if e.Error != "" {
+			t.Fatalf("%s failed: %s", e.Name, e.Error)
+		}
+		if e.IngestPerSec <= 0 || e.SinglePerSec <= 0 || e.SingleEvents != 200 || e.VisibilityProbes != 5 || e.VisibilityMisses != 0 {
+			t.Errorf("%s: ingest %.0f/s, single %.0f/s (%d events), visibility %d probes %d missed",
+				e.Name, e.IngestPerSec, e.SinglePerSec, e.SingleEvents, e.VisibilityProbes, e.VisibilityMisses)
+		}
+		if e.Name != "memory" && e.DiskBytes <= 0 {
+			t.Errorf("%s: %d bytes on disk", e.Name, e.DiskBytes)
+		}
+		if e.PeakRSSBytes <= 0 {
+			t.Errorf("%s: no peak RSS", e.Name)
+		}
+		if len(e.Shapes) != len(Shapes) {
+			t.Fatalf("%s answered %d shapes, want %d", e.Name, len(e.Shapes), len(Shapes))
+		}
+		for _, s := range e.Shapes {
+			if s.Errors > 0 || s.Queries != 10 || s.P50Ms <= 0 || s.P99Ms < s.P50Ms {
+				t.Errorf("%s %s: %+v", e.Name, s.Shape, s)
+			}
+		}
+	}
+	for _, d := range rep.Disagreements {
+		t.Errorf("%s %s #%d: total %d vs %s %d, page differs %v: %s",
+			d.Engine, d.Shape, d.Query, d.Total, d.RefEngine, d.RefTotal, d.PageDiffers, d.Description)
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(append([]string{}, Shapes...), engines...) {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if !strings.Contains(table.String(), "All engines agreed") {
+		t.Errorf("table does not say the engines agreed:\n%s", table.String())
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Engines) != len(engines) {
+		t.Fatalf("JSON report does not read back: %v", err)
+	}
+}
+
+// lossyStore forgets the last event of every batch: the disagreement check
+// must catch it.
+type lossyStore struct{ *storetest.MemStore }
+
+func (l lossyStore) Append(ctx context.Context, events []event.Event) error {
+	if len(events) > 1 {
+		events = events[:len(events)-1]
+	}
+	return l.MemStore.Append(ctx, events)
+}
+
+func TestRunReportsDisagreement(t *testing.T) {
+	register("lossy", func(context.Context, EngineConfig) (Engine, error) {
+		return &StoreEngine{Store: lossyStore{storetest.NewMemStore()}, About: "loses events"}, nil
+	})
+	t.Cleanup(func() { delete(registry, "lossy") })
+	rep := smallRun(t, []string{"memory", "lossy"})
+	if len(rep.Disagreements) == 0 {
+		t.Fatal("an engine that lost 2 events in 2000 was not reported")
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "WARNING") {
+		t.Fatalf("no warning row in the table:\n%s", table.String())
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]Options{
+		"no dir":         {Events: 10},
+		"unknown engine": {Events: 10, DataDir: "/tmp/x", Engines: []string{"oracle"}},
+		"twice":          {Events: 10, DataDir: "/tmp/x", Engines: []string{"memory", "memory"}},
+		"page too big":   {Events: 10, DataDir: "/tmp/x", PageSize: 5000},
+	} {
+		o.EnsureDefaults()
+		if o.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
