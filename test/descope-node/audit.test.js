@@ -173,6 +173,16 @@ async function checks(t) {
     assert.deepEqual(resp.data.audits, all);
   });
 
+  await t.test('search without options works and searchAll counts beyond this run', async () => {
+    const plain = await audit.search({});
+    expectOk(plain, 'search({})');
+    assert.ok(Array.isArray(plain.data) && plain.data.length >= all.length);
+    assert.ok(isNewestFirst(plain.data), 'newest first');
+    const resp = await audit.searchAll({});
+    expectOk(resp, 'searchAll({})');
+    assert.ok(resp.data.total >= all.length, `total ${resp.data.total}`);
+  });
+
   await t.test('searchAll pages with size and page, total stays exact', async () => {
     const seen = [];
     for (let page = 0; page < 4; page++) {
