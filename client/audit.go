@@ -143,8 +143,9 @@ func (a *Audit) searchWaiting(ctx context.Context, opts SearchOptions) ([]Record
 // rate limit: for a large result Export is much faster (one request).
 //
 // Events ingested while paging shift later pages; a record already yielded
-// on the previous page is not yielded again. The sequence stops at the
-// first error, which it yields.
+// on the previous page is not yielded again. Paging is by offset, which the
+// server caps at a million rows: beyond that, or whenever the result is
+// large, use Export. The sequence stops at the first error, which it yields.
 func (a *Audit) All(ctx context.Context, opts SearchOptions) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		if opts.Size <= 0 || opts.Size > MaxPageSize {
