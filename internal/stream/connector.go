@@ -174,6 +174,7 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 	queuedBytes := 0
 	connected := false
 	more := false // the last read filled its page: no waiting before the next
+	storeDown := false
 	var firstQueued time.Time
 	lastSaved := o.Now()
 	defer func() {
@@ -190,9 +191,16 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 				if ctx.Err() != nil {
 					return
 				}
-				log.Warn("read from store", "err", err)
+				if !storeDown {
+					log.Warn("read from store", "err", err)
+					storeDown = true
+				}
 				sleep(ctx, o.PollInterval)
 				continue
+			}
+			if storeDown {
+				log.Info("store readable again")
+				storeDown = false
 			}
 			more = len(evs) == o.ReadLimit
 			for i := range evs {

@@ -301,17 +301,20 @@ func (m *Manager) Create(ctx context.Context, s Spec) (View, error) {
 		return View{}, fmt.Errorf("find end of log: %w", err)
 	}
 	rec := Record{Spec: s, Cursor: head}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return View{}, ErrClosed
-	}
+	// Saved before taking m.mu: Notify, on the ingest path, takes it too
+	// and must not wait for an fsync.
 	if err := m.opts.State.Put(ctx, rec); err != nil {
 		return View{}, fmt.Errorf("save connector: %w", err)
 	}
 	c := m.newConnector(rec)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return View{}, ErrClosed
+	}
 	m.conns[s.ID] = c
 	c.start()
+	m.mu.Unlock()
 	m.log.Info("connector created", "connector", s.ID, "type", s.Type, "company", s.CompanyID, "cursor", head)
 	return c.view(ctx), nil
 }

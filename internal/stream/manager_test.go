@@ -724,3 +724,54 @@ func TestHeadSearch(t *testing.T) {
 		}
 	}
 }
+
+// flakyLease is granted once, then taken away; the second grant waits
+// until the test allows it.
+type flakyLease struct {
+	mu      sync.Mutex
+	grants  int
+	lost    chan struct{}
+	regrant chan struct{}
+}
+
+type held struct{ lost chan struct{} }
+
+func (h held) Lost() <-chan struct{} { return h.lost }
+func (h held) Release()              {}
+
+func (l *flakyLease) Acquire(ctx context.Context, id string) (stream.Held, error) {
+	l.mu.Lock()
+	l.grants++
+	n := l.grants
+	l.mu.Unlock()
+	if n > 1 {
+		select {
+		case <-l.regrant:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return held{}, nil
+	}
+	return held{lost: l.lost}, nil
+}
+
+func TestLeaseLostStopsDelivery(t *testing.T) {
+	l := &flakyLease{lost: make(chan struct{}), regrant: make(chan struct{})}
+	e := newEnv(t, func(o *stream.Options) { o.Lease = l })
+	e.create(stream.Spec{})
+	e.append(streamtest.Events("C1", "P1", "a", 10))
+	e.waitCount(10)
+	close(l.lost)
+	streamtest.Eventually(t, 5*time.Second, "re-acquire attempt", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.grants == 2
+	})
+	e.append(streamtest.Events("C1", "P1", "b", 10))
+	time.Sleep(60 * time.Millisecond)
+	if n := e.sink.count(); n != 10 {
+		t.Fatalf("delivered %d events without the lease", n-10)
+	}
+	close(l.regrant)
+	e.waitCount(20)
+}
