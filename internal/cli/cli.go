@@ -172,6 +172,9 @@ func report(e *env, err error) int {
 		return exitError
 	}
 	fmt.Fprintf(e.stderr, "audittrail: %v\n", err)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		fmt.Fprintln(e.stderr, "audittrail: is the server running? Start it with 'audittrail serve', or set AUDITTRAIL_URL / --url.")
+	}
 	return exitError
 }
 

@@ -319,7 +319,7 @@ func TestServerErrorsExit1WithMessage(t *testing.T) {
 	}
 	// A network failure is exit 1 too.
 	res = connected("http://127.0.0.1:1").run(t, "search")
-	if res.code != 1 || !strings.Contains(res.stderr, "audittrail:") {
+	if res.code != 1 || !strings.Contains(res.stderr, "is the server running?") {
 		t.Fatalf("unreachable: exit %d %q", res.code, res.stderr)
 	}
 }
