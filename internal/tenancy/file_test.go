@@ -155,3 +155,21 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("%d companies after two starts", len(cs))
 	}
 }
+
+func BenchmarkAuthenticate(b *testing.B) {
+	d, err := tenancy.OpenFileDirectory(filepath.Join(b.TempDir(), "tenancy.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	bs, err := tenancy.Bootstrap(b.Context(), d, tenancy.Issuer{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := tenancy.Authenticate(b.Context(), d, bs.ProjectID, bs.ManagementKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func TestSuiteCatchesWrongLimiters(t *testing.T) {
 	}
 	for name, w := range wrongLimiters {
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestWrongLimiter$", "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestWrongLimiter$/^"+w.subtest+"$", "-test.count=1")
 			cmd.Env = append(os.Environ(), "RATELIMITTEST_WRONG="+name)
 			out, err := cmd.CombinedOutput()
 			if err == nil {

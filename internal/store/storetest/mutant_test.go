@@ -81,7 +81,7 @@ func TestSuiteCatchesBugs(t *testing.T) {
 	} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$", "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$/^"+subtest+"$", "-test.count=1")
 			cmd.Env = append(os.Environ(), "STORETEST_MUTANT="+kind)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
