@@ -125,7 +125,7 @@ func (c *Config) Validate() error {
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return c, &ConfigError{"(root)", "must be a JSON object"}
 	}
 	names := make([]string, 0, len(fields))

@@ -206,7 +206,7 @@ func sdName(s string) bool {
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return c, &ConfigError{"(root)", "must be a JSON object"}
 	}
 	names := make([]string, 0, len(fields))

@@ -1,0 +1,209 @@
+package s3
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error, so callers can answer
+// 400 without knowing this package's error types.
+var ErrConfig = errors.New("s3: invalid configuration")
+
+// ConfigError names the configuration field that is wrong.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "s3: " + e.Field + ": " + e.Reason }
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// Defaults applied by Validate to fields left empty.
+const (
+	DefaultPrefix      = "audittrail"
+	DefaultRegion      = "us-east-1"
+	DefaultTimeout     = 60 * time.Second
+	DefaultConcurrency = 4
+	// companyKeyPart replaces the project id in keys of company-level
+	// events; Descope project ids start with "P", so it cannot clash.
+	companyKeyPart = "company"
+)
+
+// Config is the JSON configuration of an S3 (or S3-compatible) connector.
+type Config struct {
+	Bucket string `json:"bucket"`
+	// Prefix starts every object key (no leading or trailing slash).
+	Prefix string `json:"prefix,omitempty"`
+	Region string `json:"region,omitempty"`
+	// Endpoint replaces AWS's (an S3-compatible service: MinIO, Ceph, R2…),
+	// as a URL such as https://minio.internal:9000.
+	Endpoint string `json:"endpoint,omitempty"`
+	// PathStyle addresses the bucket in the path rather than the host name,
+	// which most S3-compatible services need.
+	PathStyle bool `json:"pathStyle,omitempty"`
+	// Static credentials. They are required: this connector never reads
+	// the environment or instance metadata for credentials.
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken,omitempty"`
+	// ServerSideEncryption is AES256 or aws:kms (with KMSKeyID).
+	ServerSideEncryption string `json:"serverSideEncryption,omitempty"`
+	KMSKeyID             string `json:"kmsKeyId,omitempty"`
+	StorageClass         string `json:"storageClass,omitempty"`
+	// Timeout bounds one batch, all its objects included.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Concurrency is how many objects of one batch upload at once.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// LogValue keeps secrets out of logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("bucket", c.Bucket),
+		slog.String("prefix", c.Prefix),
+		slog.String("endpoint", c.Endpoint),
+		slog.String("accessKeyId", c.AccessKeyID),
+	)
+}
+
+// Validate fills defaults and reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.Bucket == "" {
+		return &ConfigError{"bucket", "is required"}
+	}
+	if len(c.Bucket) < 3 || len(c.Bucket) > 63 ||
+		strings.Trim(c.Bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" {
+		return &ConfigError{"bucket", "must be 3-63 lower-case letters, digits, dots and hyphens"}
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
+		return &ConfigError{"prefix", "must not start or end with '/' or hold '//'"}
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &ConfigError{"endpoint", "must be an http or https URL"}
+		}
+	}
+	if c.AccessKeyID == "" {
+		return &ConfigError{"accessKeyId", "is required"}
+	}
+	if c.SecretAccessKey == "" {
+		return &ConfigError{"secretAccessKey", "is required"}
+	}
+	switch c.ServerSideEncryption {
+	case "", "AES256":
+		if c.KMSKeyID != "" {
+			return &ConfigError{"kmsKeyId", "needs serverSideEncryption aws:kms"}
+		}
+	case "aws:kms":
+	default:
+		return &ConfigError{"serverSideEncryption", "must be AES256 or aws:kms"}
+	}
+	if c.Timeout < 0 {
+		return &ConfigError{"timeout", "must not be negative"}
+	}
+	if c.Timeout == 0 {
+		c.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Concurrency < 0 || c.Concurrency > 64 {
+		return &ConfigError{"concurrency", "must be between 1 and 64"}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	return nil
+}
+
+// ParseConfig decodes a JSON configuration strictly (an unknown field is
+// an error, so a typo is not silently ignored) and validates it. Fields are
+// decoded one at a time so that every error names its field.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return c, &ConfigError{"(root)", "must be a JSON object"}
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		one, err := json.Marshal(map[string]json.RawMessage{name: fields[name]})
+		if err != nil {
+			return c, &ConfigError{name, err.Error()}
+		}
+		dec := json.NewDecoder(bytes.NewReader(one))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fieldError(name, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+func fieldError(name string, err error) error {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		if te.Field != "" {
+			name = te.Field // the path inside a nested object
+		}
+		return &ConfigError{name, "must be a JSON " + jsonKind(te)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &ConfigError{name, "is not a known field"}
+	default:
+		return &ConfigError{name, err.Error()}
+	}
+}
+
+func jsonKind(te *json.UnmarshalTypeError) string {
+	switch te.Type.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Float64:
+		return "number"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Slice:
+		return "array"
+	}
+	return te.Type.String()
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("10s", "1m30s").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`must be a duration string such as "10s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration string such as \"10s\": %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
