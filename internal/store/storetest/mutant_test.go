@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,12 +30,58 @@ func (m mutant) Search(ctx context.Context, q query.Query) (store.Result, error)
 		q.OldestFirst = !q.OldestFirst
 		r, err := m.MemStore.Search(ctx, q)
 		return r, err
+	case "ties-ascending":
+		all := q
+		all.Page, all.Size = 0, 1<<30
+		r, err := m.MemStore.Search(ctx, all)
+		slices.SortStableFunc(r.Events, func(a, b event.Event) int {
+			if a.Occurred != b.Occurred && q.OldestFirst {
+				return cmp.Compare(a.Occurred, b.Occurred)
+			}
+			if a.Occurred != b.Occurred {
+				return cmp.Compare(b.Occurred, a.Occurred)
+			}
+			return cmp.Compare(a.Seq, b.Seq) // the bug: ties always oldest ingest first
+		})
+		if off := q.Offset(); off < len(r.Events) {
+			r.Events = r.Events[off:min(len(r.Events), off+q.Size)]
+		} else {
+			r.Events = nil
+		}
+		return r, err
 	case "text":
 		q.TextTokens = nil
 	case "notenants":
 		q.NoTenants = false
+	case "excluded":
+		q.ExcludedActions = nil
+	case "from-exclusive":
+		if q.From > 0 {
+			q.From++
+		}
+	case "levels":
+		q.IncludeCompany = true
 	}
 	return m.MemStore.Search(ctx, q)
+}
+
+func (m mutant) Get(ctx context.Context, company, id string) (event.Event, error) {
+	if m.kind == "get-any-company" {
+		for _, c := range []string{"c1", "c2", "c3", ""} {
+			if e, err := m.MemStore.Get(ctx, c, id); err == nil {
+				return e, nil
+			}
+		}
+	}
+	return m.MemStore.Get(ctx, company, id)
+}
+
+func (m mutant) ReadFrom(ctx context.Context, after uint64, limit int) ([]event.Event, error) {
+	evs, err := m.MemStore.ReadFrom(ctx, after, limit)
+	if m.kind == "readfrom-gap" {
+		evs = slices.DeleteFunc(evs, func(e event.Event) bool { return e.Seq%37 == 0 })
+	}
+	return evs, err
 }
 
 func (m mutant) Append(ctx context.Context, evs []event.Event) error {
@@ -45,6 +93,33 @@ func (m mutant) Append(ctx context.Context, evs []event.Event) error {
 			_ = m.MemStore.Append(context.Background(), evs[i:min(len(evs), i+10)])
 		}
 		return nil
+	}
+	switch m.kind {
+	case "seq-per-batch":
+		err := m.MemStore.Append(ctx, evs)
+		for i := range evs {
+			if evs[i].Seq != 0 {
+				evs[i].Seq = uint64(i + 1)
+			}
+		}
+		return err
+	case "dedupe-batch":
+		// Later copies of an ID in the batch are stored under another name.
+		seen := map[string]bool{}
+		var renamed []int
+		for i := range evs {
+			k := evs[i].CompanyID + "/" + evs[i].ID
+			if seen[k] {
+				evs[i].ID += "#dup"
+				renamed = append(renamed, i)
+			}
+			seen[k] = true
+		}
+		err := m.MemStore.Append(ctx, evs)
+		for _, i := range renamed {
+			evs[i].ID = strings.TrimSuffix(evs[i].ID, "#dup")
+		}
+		return err
 	}
 	return m.MemStore.Append(ctx, evs)
 }
@@ -71,13 +146,22 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		t.Skip("runs the suite once per planted bug")
 	}
 	for kind, subtest := range map[string]string{
-		"total":     "Paging",
-		"ties":      "Ordering",
-		"text":      "Filters",
-		"notenants": "Filters",
-		"half":      "CancelledAppend",
-		"close":     "Closed",
-		"delete":    "DeleteBefore",
+		"total":           "Paging",
+		"ties":            "Ordering",
+		"ties-ascending":  "Ordering",
+		"text":            "Filters",
+		"notenants":       "Filters",
+		"excluded":        "Filters",
+		"from-exclusive":  "Filters",
+		"levels":          "Isolation",
+		"get-any-company": "GetNotFound",
+		"readfrom-gap":    "ReadFromConcurrent",
+		"seq-per-batch":   "SeqIncreasing",
+		"dedupe-batch":    "Dedupe",
+		"reopen-empty":    "RoundTrip",
+		"half":            "CancelledAppend",
+		"close":           "Closed",
+		"delete":          "DeleteBefore",
 	} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
@@ -102,6 +186,11 @@ func TestMutant(t *testing.T) {
 	}
 	Run(t, func(t *testing.T) *Harness {
 		m := NewMemStore()
-		return &Harness{Store: mutant{m, kind}, Reopen: func(*testing.T) store.Store { return mutant{m.Reopen(), kind} }}
+		return &Harness{Store: mutant{m, kind}, Reopen: func(*testing.T) store.Store {
+			if kind == "reopen-empty" {
+				return NewMemStore()
+			}
+			return mutant{m.Reopen(), kind}
+		}}
 	})
 }
