@@ -169,55 +169,55 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 		}
 	}()
 
-	scanned := cursor // last Seq read from the store
+	// A reader goroutine keeps up to two pages read, filtered and masked
+	// ahead of the writer, so reading overlaps the destination's round trip.
+	pages := make(chan page, 2)
+	rctx, stopReader := context.WithCancel(ctx)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		c.read(rctx, spec, cursor, pages, log)
+	}()
+	defer func() {
+		stopReader()
+		<-readerDone
+	}()
+
+	scanned := cursor // last Seq the writer has taken from the reader
 	var queue []pending
 	queuedBytes := 0
 	connected := false
-	more := false // the last read filled its page: no waiting before the next
-	storeDown := false
 	var firstQueued time.Time
 	lastSaved := o.Now()
+	take := func(p page) {
+		if len(queue) == 0 && len(p.events) > 0 {
+			firstQueued = o.Now()
+		}
+		for _, pe := range p.events {
+			queue = append(queue, pe)
+			queuedBytes += pe.size
+		}
+		scanned = p.scanned
+	}
 	defer func() {
 		// Save how far the filters skipped, so a restart does not rescan.
-		if len(queue) == 0 && scanned > cursor {
-			c.advance(context.Background(), scanned, 0, 0)
+		safe := scanned
+		if len(queue) > 0 {
+			safe = queue[0].ev.Seq - 1
+		}
+		if safe > cursor {
+			c.advance(context.Background(), safe, 0, 0)
 		}
 	}()
 
 	for ctx.Err() == nil {
-		if len(queue) < o.BatchMaxEvents && queuedBytes < o.BatchMaxBytes {
-			evs, err := o.Store.ReadFrom(ctx, scanned, o.ReadLimit)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				if !storeDown {
-					log.Warn("read from store", "err", err)
-					storeDown = true
-				}
-				sleep(ctx, o.PollInterval)
-				continue
-			}
-			if storeDown {
-				log.Info("store readable again")
-				storeDown = false
-			}
-			more = len(evs) == o.ReadLimit
-			for i := range evs {
-				scanned = evs[i].Seq
-				if !spec.matches(&evs[i]) {
-					continue
-				}
-				ev := evs[i]
-				if spec.MaskPII {
-					ev = maskPII(ev)
-				}
-				if len(queue) == 0 {
-					firstQueued = o.Now()
-				}
-				sz := estimateSize(&ev)
-				queue = append(queue, pending{ev: ev, size: sz})
-				queuedBytes += sz
+	fill:
+		for len(queue) < o.BatchMaxEvents && queuedBytes < o.BatchMaxBytes {
+			select {
+			case p := <-pages:
+				take(p)
+			default:
+				break fill
 			}
 		}
 		if len(queue) == 0 {
@@ -226,8 +226,10 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 				c.advance(ctx, cursor, 0, 0)
 				lastSaved = o.Now()
 			}
-			if !more {
-				c.waitWake(ctx, o.PollInterval)
+			select {
+			case p := <-pages:
+				take(p)
+			case <-ctx.Done():
 			}
 			continue
 		}
@@ -238,11 +240,17 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 			n++
 		}
 		full := n == o.BatchMaxEvents || n < len(queue) || bytes >= o.BatchMaxBytes
-		if !full && !more {
-			if wait := o.BatchMaxWait - o.Now().Sub(firstQueued); wait > 0 {
-				c.waitWake(ctx, wait)
-				continue
+		if wait := o.BatchMaxWait - o.Now().Sub(firstQueued); !full && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case p := <-pages:
+				take(p)
+			case <-t.C:
+				firstQueued = time.Time{} // waited enough: send what there is
+			case <-ctx.Done():
 			}
+			t.Stop()
+			continue
 		}
 
 		events := make([]event.Event, n)
@@ -266,6 +274,60 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 		cursor = next
 		c.advance(ctx, cursor, uint64(n), 1)
 		lastSaved = o.Now()
+	}
+}
+
+// page is one read of the store after filtering and masking. scanned is the
+// last Seq read, matched or not, so the cursor can move past skipped events.
+type page struct {
+	events  []pending
+	scanned uint64
+}
+
+// read feeds pages from the store until ctx ends, sleeping until Notify or
+// PollInterval when it has caught up with the log.
+func (c *connector) read(ctx context.Context, spec Spec, after uint64, pages chan<- page, log *slog.Logger) {
+	o := &c.m.opts
+	storeDown := false
+	for ctx.Err() == nil {
+		evs, err := o.Store.ReadFrom(ctx, after, o.ReadLimit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !storeDown {
+				log.Warn("read from store", "err", err)
+				storeDown = true
+			}
+			sleep(ctx, o.PollInterval)
+			continue
+		}
+		if storeDown {
+			log.Info("store readable again")
+			storeDown = false
+		}
+		if len(evs) > 0 {
+			p := page{scanned: evs[len(evs)-1].Seq}
+			for i := range evs {
+				if !spec.matches(&evs[i]) {
+					continue
+				}
+				ev := evs[i]
+				if spec.MaskPII {
+					ev = maskPII(ev)
+				}
+				p.events = append(p.events, pending{ev: ev, size: estimateSize(&ev)})
+			}
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				return
+			}
+			after = p.scanned
+		}
+		if len(evs) < o.ReadLimit {
+			c.waitWake(ctx, o.PollInterval)
+		}
 	}
 }
 
