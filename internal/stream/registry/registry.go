@@ -10,6 +10,7 @@ import (
 	"github.com/audittrail/audittrail/internal/stream/datadog"
 	"github.com/audittrail/audittrail/internal/stream/kafka"
 	"github.com/audittrail/audittrail/internal/stream/nats"
+	"github.com/audittrail/audittrail/internal/stream/s3"
 	"github.com/audittrail/audittrail/internal/stream/splunk"
 	"github.com/audittrail/audittrail/internal/stream/sumo"
 	"github.com/audittrail/audittrail/internal/stream/syslog"
@@ -28,6 +29,7 @@ func Destinations() map[string]stream.Destination {
 		"nats":             {New: nats.Factory},
 		"kafka":            {New: kafka.Factory},
 		"syslog":           {New: syslog.Factory},
+		"s3":               {New: s3.Factory},
 	}
 }
 
