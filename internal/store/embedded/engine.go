@@ -369,6 +369,10 @@ func (e *Engine) replay(covered uint64) error {
 	return nil
 }
 
+// parallelKeysMin is the batch size from which tokenising is spread over
+// all cores; below it the goroutines cost more than they save.
+const parallelKeysMin = 256
+
 // parallelKeys computes the posting keys of every event on all cores.
 func parallelKeys(evs []event.Event) [][]string {
 	keys := make([][]string, len(evs))
@@ -455,9 +459,14 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 	// Index keys are computed here, on the caller's goroutine, so that
 	// concurrent writers tokenise in parallel and the single writer only
 	// files the results.
-	keys := make([][]string, len(events))
-	for i := range events {
-		keys[i] = indexKeys(&events[i])
+	var keys [][]string
+	if len(events) >= parallelKeysMin {
+		keys = parallelKeys(events)
+	} else {
+		keys = make([][]string, len(events))
+		for i := range events {
+			keys[i] = indexKeys(&events[i])
+		}
 	}
 	return e.submit(ctx, &request{kind: reqAppend, events: events, keys: keys})
 }

@@ -263,12 +263,17 @@ func (m *mergeHeap) Pop() any {
 
 // memtable as a rowSource.
 
-func (m *memtable) posting(k string) (*roaring.Bitmap, error) { return m.postings[k], nil }
+func (m *memtable) posting(k string) (*roaring.Bitmap, error) {
+	if p := m.postings[k]; p != nil {
+		return p.bitmap(), nil
+	}
+	return nil, nil
+}
 
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
 	for _, k := range m.tokenKeys {
 		if strings.HasPrefix(k, p) {
-			fn(m.postings[k])
+			fn(m.postings[k].bitmap())
 		}
 	}
 	return nil

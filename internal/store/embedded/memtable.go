@@ -19,7 +19,7 @@ type memtable struct {
 	rows     []event.Event
 	occurred []int64 // rows[i].Occurred, contiguous for time-range scans
 	byKey    map[dedupeKey]uint32
-	postings map[string]*roaring.Bitmap
+	postings map[string]*posting
 	// tokenKeys lists the token posting keys in first-seen order, for
 	// prefix search (a map cannot be range-scanned by prefix).
 	tokenKeys []string
@@ -32,7 +32,7 @@ type memtable struct {
 func newMemtable() *memtable {
 	return &memtable{
 		byKey:    make(map[dedupeKey]uint32),
-		postings: make(map[string]*roaring.Bitmap),
+		postings: make(map[string]*posting),
 		deleted:  roaring.New(),
 	}
 }
@@ -51,17 +51,44 @@ func (m *memtable) add(ev event.Event, keys []string) {
 	m.rows = append(m.rows, ev)
 	m.occurred = append(m.occurred, ev.Occurred)
 	for _, k := range keys {
-		bm := m.postings[k]
-		if bm == nil {
-			bm = roaring.New()
-			m.postings[k] = bm
+		p := m.postings[k]
+		if p == nil {
+			p = &posting{}
+			m.postings[k] = p
 			if k[0] == keyToken {
 				m.tokenKeys = append(m.tokenKeys, k)
 			}
 		}
-		bm.Add(row)
+		p.add(row)
 	}
 	m.live++
+}
+
+// posting is the rows of one key in a memtable. Most keys (user IDs, rare
+// tokens) have a handful of rows, kept as a plain list; a bitmap, which
+// costs several allocations, is kept only for frequent ones.
+type posting struct {
+	rows []uint32 // ascending, as rows are added in order
+	bm   *roaring.Bitmap
+}
+
+const postingBitmapAt = 256
+
+func (p *posting) add(row uint32) {
+	p.rows = append(p.rows, row)
+	if p.bm != nil {
+		p.bm.Add(row)
+	} else if len(p.rows) >= postingBitmapAt {
+		p.bm = roaring.BitmapOf(p.rows...)
+	}
+}
+
+// bitmap returns the rows as a bitmap the caller must not modify.
+func (p *posting) bitmap() *roaring.Bitmap {
+	if p.bm != nil {
+		return p.bm
+	}
+	return roaring.BitmapOf(p.rows...)
 }
 
 func (m *memtable) get(company, id string) (*event.Event, bool) {

@@ -193,12 +193,8 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	var rows []uint32
 	for i, k := range keys {
 		rows = rows[:0]
-		it := m.postings[k].ManyIterator()
-		buf := make([]uint32, 256)
-		for c := it.NextMany(buf); c > 0; c = it.NextMany(buf) {
-			for _, old := range buf[:c] {
-				rows = append(rows, newRow[old])
-			}
+		for _, old := range m.postings[k].rows {
+			rows = append(rows, newRow[old])
 		}
 		slices.Sort(rows)
 		bm := roaring.New()

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -40,14 +41,8 @@ func pkey(field byte, v string) string {
 // indexKeys returns the distinct posting keys of e. It must agree exactly
 // with query.Query.Match; the differential tests hold it to that.
 func indexKeys(e *event.Event) []string {
-	keys := make([]string, 0, 48)
-	seen := make(map[string]struct{}, 48)
-	add := func(k string) {
-		if _, ok := seen[k]; !ok {
-			seen[k] = struct{}{}
-			keys = append(keys, k)
-		}
-	}
+	keys := make([]string, 0, 64)
+	add := func(k string) { keys = append(keys, k) }
 	add(pkey(keyCompany, e.CompanyID))
 	switch e.Level {
 	case event.LevelProject:
@@ -74,18 +69,63 @@ func indexKeys(e *event.Event) []string {
 	for _, f := range changedFields(e) {
 		add(pkey(keyChanged, f))
 	}
-	tok := func(t string) { add(pkey(keyToken, t)) }
+	var buf []byte
+	tokens := func(s string) { buf = tokenKeys(buf, s, add) }
 	for _, s := range [...]string{e.UserID, e.ActorID, e.Action, e.Type, e.Device, e.Method, e.Geo, e.RemoteAddress} {
-		event.Tokenize(s, tok)
+		tokens(s)
 	}
 	for _, s := range e.LoginIDs {
-		event.Tokenize(s, tok)
+		tokens(s)
 	}
 	for _, s := range e.Tenants {
-		event.Tokenize(s, tok)
+		tokens(s)
 	}
-	dataStrings(e.Data, func(s string) { event.Tokenize(s, tok) })
-	return keys
+	dataStrings(e.Data, tokens)
+	// Sorting and compacting dedupes with one allocation less per key than
+	// a set would.
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// tokenKeys calls add with the token posting key of every token of s, as
+// event.Tokenize defines tokens. ASCII text, the common case, is
+// tokenised here with one allocation per key; anything else goes through
+// event.Tokenize itself.
+func tokenKeys(buf []byte, s string, add func(string)) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			event.Tokenize(s, func(t string) { add(pkey(keyToken, t)) })
+			return buf
+		}
+	}
+	start := -1
+	flush := func(end int) {
+		buf = append(buf[:0], keyToken)
+		for _, c := range []byte(s[start:end]) {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf = append(buf, c)
+		}
+		add(string(buf))
+		start = -1
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			flush(i)
+		}
+	}
+	if start >= 0 {
+		flush(len(s))
+	}
+	return buf
 }
 
 // changedFields is event.ChangedFields without the cost of decoding data

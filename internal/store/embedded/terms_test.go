@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store/storetest"
 )
 
 func FuzzDataStrings(f *testing.F) {
@@ -28,4 +29,26 @@ func FuzzDataStrings(f *testing.F) {
 			t.Fatalf("changedFields(%q) = %q, want %q", b, g, w)
 		}
 	})
+}
+
+func FuzzTokenKeys(f *testing.F) {
+	for _, s := range []string{"John.Doe@example.com", "Zoë Größe", "a1_b2-C3", "", "東京 x", "\xff abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want, got []string
+		event.Tokenize(s, func(tok string) { want = append(want, pkey(keyToken, tok)) })
+		tokenKeys(nil, s, func(k string) { got = append(got, k) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("tokenKeys(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+func BenchmarkIndexKeys(b *testing.B) {
+	evs := storetest.Generate(1, 4096, storetest.GenOptions{})
+	b.ResetTimer()
+	for i := range b.N {
+		indexKeys(&evs[i%len(evs)])
+	}
 }
