@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -9,6 +10,10 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 )
+
+// maxRetryAfter caps how long a destination's Retry-After may hold a
+// connector back, so a bogus value cannot park it for days.
+const maxRetryAfter = 15 * time.Minute
 
 // States a connector reports.
 const (
@@ -379,7 +384,12 @@ func (c *connector) deliver(ctx context.Context, sink Sink, connected *bool, b B
 			log.Warn("connector paused itself after failing too long", "failing_for", failingFor.String())
 			return false
 		}
-		if !sleep(ctx, backoff(o.RetryMin, o.RetryMax, failures)) {
+		wait := backoff(o.RetryMin, o.RetryMax, failures)
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) {
+			wait = max(wait, min(ra.RetryAfter(), maxRetryAfter))
+		}
+		if !sleep(ctx, wait) {
 			return false
 		}
 	}

@@ -775,3 +775,47 @@ func TestLeaseLostStopsDelivery(t *testing.T) {
 	close(l.regrant)
 	e.waitCount(20)
 }
+
+type retryAfterErr struct{ d time.Duration }
+
+func (e retryAfterErr) Error() string             { return "429 slow down" }
+func (e retryAfterErr) RetryAfter() time.Duration { return e.d }
+
+// retryAfterSink refuses the first write asking for a pause.
+type retryAfterSink struct {
+	fakeSink
+	asked bool
+}
+
+func (r *retryAfterSink) Write(ctx context.Context, b stream.Batch) error {
+	r.mu.Lock()
+	first := !r.asked
+	r.asked = true
+	r.attemptT = append(r.attemptT, time.Now())
+	r.mu.Unlock()
+	if first {
+		return retryAfterErr{150 * time.Millisecond}
+	}
+	return r.fakeSink.Write(ctx, b)
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	ctx := context.Background()
+	st := streamtest.OpenStore(t)
+	rs := &retryAfterSink{}
+	opts := streamtest.FastOptions(st, map[string]stream.Destination{"ra": {New: func(json.RawMessage) (stream.Sink, error) { return rs, nil }}})
+	m, _ := stream.New(opts)
+	m.Start(ctx)
+	defer m.Close(ctx)
+	if _, err := m.Create(ctx, stream.Spec{CompanyID: "C1", Name: "ra", Type: "ra"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Append(ctx, streamtest.Events("C1", "P1", "a", 3))
+	m.Notify()
+	streamtest.Eventually(t, 5*time.Second, "delivery", func() bool { return rs.count() == 3 })
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if gap := rs.attemptT[1].Sub(rs.attemptT[0]); gap < 140*time.Millisecond {
+		t.Fatalf("retried %v after a Retry-After of 150ms", gap)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -29,7 +30,12 @@ var ErrRefused = errors.New("destination refused the batch")
 type StatusError struct {
 	Code int
 	Body string
+	// Wait is the destination's Retry-After, if it sent one.
+	Wait time.Duration
 }
+
+// RetryAfter lets the engine wait as long as the destination asked.
+func (e *StatusError) RetryAfter() time.Duration { return e.Wait }
 
 func (e *StatusError) Error() string {
 	if e.Body == "" {
@@ -80,11 +86,25 @@ func Post(ctx context.Context, c *http.Client, u string, header http.Header, bod
 		return nil, scrub(err, req.URL.Host)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &StatusError{Code: resp.StatusCode, Body: excerpt(reply)}
+		return nil, &StatusError{Code: resp.StatusCode, Body: excerpt(reply), Wait: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	// Drain what is left so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReply))
 	return reply, nil
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 func scrub(err error, host string) error {

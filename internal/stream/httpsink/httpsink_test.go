@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestMarshalKeepsCharactersLiteral(t *testing.T) {
@@ -52,4 +53,21 @@ func FuzzUnescapeLiterals(f *testing.F) {
 			t.Fatalf("value changed: %s -> %s", s, out)
 		}
 	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"":                              0,
+		"7":                             7 * time.Second,
+		"-3":                            0,
+		"soon":                          0,
+		"Wed, 25 Nov 2026 12:00:30 GMT": 30 * time.Second,
+		"Wed, 25 Nov 2026 11:00:00 GMT": 0,
+	}
+	for v, want := range cases {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
 }
