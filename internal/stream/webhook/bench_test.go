@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -63,13 +64,13 @@ func (br *benchReceiver) count() int {
 
 // benchSetup runs a manager with default options over the embedded store
 // and one webhook connector (HMAC-signed) to a local receiver.
-func benchSetup(b *testing.B) (store.Store, *stream.Manager, stream.View, *benchReceiver) {
+func benchSetup(b *testing.B, state stream.StateStore) (store.Store, *stream.Manager, stream.View, *benchReceiver) {
 	st := streamtest.OpenStore(b)
 	br := &benchReceiver{arrived: map[string]time.Time{}}
 	srv := httptest.NewServer(br)
 	b.Cleanup(srv.Close)
 	m, err := stream.New(stream.Options{
-		Store: st, State: stream.NewMemState(),
+		Store: st, State: state,
 		Destinations: map[string]stream.Destination{"webhook": webhook.Destination()},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -90,31 +91,49 @@ func benchSetup(b *testing.B) (store.Store, *stream.Manager, stream.View, *bench
 }
 
 // BenchmarkWebhookThroughput: a paused connector with 50,000 events behind
-// its cursor is resumed; events/s is how fast it drains them.
+// its cursor is resumed; events/s is how fast it drains them. "file" saves
+// the cursor with an fsync after every batch, as the embedded deployment
+// does; "mem" shows the cost of that.
 func BenchmarkWebhookThroughput(b *testing.B) {
-	const total = 50_000
-	for range b.N {
-		st, m, v, br := benchSetup(b)
-		ctx := context.Background()
-		if _, err := m.Pause(ctx, "C1", v.ID); err != nil {
-			b.Fatal(err)
-		}
-		evs := streamtest.Events("C1", "P1", "t", total)
-		for i := 0; i < total; i += 1000 {
-			if err := st.Append(ctx, evs[i:i+1000]); err != nil {
-				b.Fatal(err)
+	for _, kind := range []string{"file", "mem"} {
+		b.Run(kind, func(b *testing.B) {
+			for range b.N {
+				var state stream.StateStore = stream.NewMemState()
+				if kind == "file" {
+					fs, err := stream.OpenFileState(filepath.Join(b.TempDir(), "streams.json"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					state = fs
+				}
+				drain(b, state)
 			}
-		}
-		start := time.Now()
-		if _, err := m.Resume(ctx, "C1", v.ID); err != nil {
+		})
+	}
+}
+
+func drain(b *testing.B, state stream.StateStore) {
+	const total = 50_000
+	st, m, v, br := benchSetup(b, state)
+	ctx := context.Background()
+	if _, err := m.Pause(ctx, "C1", v.ID); err != nil {
+		b.Fatal(err)
+	}
+	evs := streamtest.Events("C1", "P1", "t", total)
+	for i := 0; i < total; i += 1000 {
+		if err := st.Append(ctx, evs[i:i+1000]); err != nil {
 			b.Fatal(err)
 		}
-		for br.count() < total {
-			time.Sleep(time.Millisecond)
-		}
-		elapsed := time.Since(start)
-		b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
 	}
+	start := time.Now()
+	if _, err := m.Resume(ctx, "C1", v.ID); err != nil {
+		b.Fatal(err)
+	}
+	for br.count() < total {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
 }
 
 // BenchmarkWebhookLatency: events are appended 10 at a time every 10 ms
@@ -123,7 +142,11 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 func BenchmarkWebhookLatency(b *testing.B) {
 	const appends, per = 500, 10
 	for range b.N {
-		st, m, _, br := benchSetup(b)
+		fs, err := stream.OpenFileState(filepath.Join(b.TempDir(), "streams.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, m, _, br := benchSetup(b, fs)
 		ctx := context.Background()
 		acked := map[string]time.Time{}
 		tick := time.NewTicker(10 * time.Millisecond)
