@@ -46,6 +46,9 @@ type Query struct {
 	// NoTenants adds events without any tenant to those matched by Tenants;
 	// with Tenants empty it selects only events without a tenant.
 	NoTenants bool
+	// Types matches events of any of these types (info, warn, error); the
+	// console's histogram stacks its bars with it.
+	Types []string
 	// ChangedFields matches events whose data.Change has any of these keys.
 	ChangedFields []string
 	// TextTokens must each be a prefix of some token of the event. Build it
@@ -102,7 +105,7 @@ func (q *Query) Match(e *event.Event) bool {
 	}
 	if !anyOf(q.UserIDs, e.UserID) || !anyOf(q.Actions, e.Action) || !anyOf(q.ActorIDs, e.ActorID) ||
 		!anyOf(q.Devices, e.Device) || !anyOf(q.Methods, e.Method) || !anyOf(q.Geos, e.Geo) ||
-		!anyOf(q.RemoteAddresses, e.RemoteAddress) {
+		!anyOf(q.RemoteAddresses, e.RemoteAddress) || !anyOf(q.Types, e.Type) {
 		return false
 	}
 	if slices.Contains(q.ExcludedActions, e.Action) {

@@ -15,7 +15,7 @@ func TestTextTokens(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	base := event.Event{CompanyID: "C", ProjectID: "P", Level: event.LevelProject, Action: "LoginSucceed",
+	base := event.Event{CompanyID: "C", ProjectID: "P", Level: event.LevelProject, Action: "LoginSucceed", Type: "info",
 		UserID: "u1", Occurred: 100, LoginIDs: []string{"John.Doe@example.com"},
 		Data: json.RawMessage(`{"Change":{"added_roles":["x"]},"ua":"Mozilla Chrome"}`)}
 	noTenant := base
@@ -50,6 +50,7 @@ func TestMatch(t *testing.T) {
 		"text prefix":          {q(func(q *Query) { q.TextTokens = TextTokens("john.do CHROM") }), base, true},
 		"text all words":       {q(func(q *Query) { q.TextTokens = TextTokens("john quetzal") }), base, false},
 		"text data key":        {q(func(q *Query) { q.TextTokens = TextTokens("added_roles") }), base, true},
+		"type":                 {q(func(q *Query) { q.Types = []string{"warn"} }), base, false},
 		"changed field":        {q(func(q *Query) { q.ChangedFields = []string{"added_roles"} }), base, true},
 		"changed field absent": {q(func(q *Query) { q.ChangedFields = []string{"email"} }), base, false},
 		"login id exact":       {q(func(q *Query) { q.LoginIDs = []string{"john.doe@example.com"} }), base, false},
