@@ -82,9 +82,9 @@ func (s *Sink) newClient() (*s3.Client, *http.Client) {
 		// checksums; Content-MD5 (set on every put) protects the body.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-		// The engine owns retries with backoff; one quick retry here only
-		// absorbs a dropped keep-alive connection.
-		RetryMaxAttempts: 2,
+		// The engine owns retries with backoff; the SDK's own would wait up
+		// to 20 s between tries inside one Write.
+		RetryMaxAttempts: 1,
 		HTTPClient:       hc,
 	}
 	if s.cfg.Endpoint != "" {
