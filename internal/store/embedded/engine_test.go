@@ -376,10 +376,12 @@ func testDeleteBeforePersists(t *testing.T, mode func(*Options)) {
 		}
 	}
 	check(e)
+	checkT(t, e, len(evs)-int(want)+1)
 	e.Close()
 	e = openT(t, dir, mode)
 	defer e.Close()
 	check(e)
+	checkT(t, e, len(evs)-int(want)+1)
 	next := g.batch(1)
 	appendT(t, e, next)
 	if next[0].Seq != late[0].Seq+1 {
@@ -484,6 +486,19 @@ func testSearchDifferential(t *testing.T, mode func(*Options)) {
 				t.Fatalf("query %d: event %s differs: %+v vs %+v", i, wantPage[j].ID, got.Events[j], wantPage[j])
 			}
 		}
+	}
+	checkT(t, e, len(all))
+}
+
+// checkT runs the full consistency check and expects live events.
+func checkT(t *testing.T, e *Engine, live int) {
+	t.Helper()
+	rep, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatalf("Check: %v\n%v", err, rep.Problems)
+	}
+	if rep.LiveEvents != live {
+		t.Fatalf("Check counts %d live events, want %d", rep.LiveEvents, live)
 	}
 }
 

@@ -26,10 +26,12 @@ type segment struct {
 	path string
 	mm   []byte
 	sec  [numSections][]byte
-	meta segMeta
-	crcs [numSections]uint32
-	n    int
-	id   uint32 // key of Engine.ix.segByID
+	// secOff is where each section starts in the file.
+	secOff [numSections]uint64
+	meta   segMeta
+	crcs   [numSections]uint32
+	n      int
+	id     uint32 // key of Engine.ix.segByID
 	// deleted marks rows hidden by deletion rules.
 	deleted *roaring.Bitmap
 }
@@ -93,6 +95,7 @@ func (s *segment) parse() error {
 			return corruptf("section %d out of bounds", i)
 		}
 		s.sec[i] = mm[off : off+ln : off+ln]
+		s.secOff[i] = off
 		s.crcs[i] = binary.LittleEndian.Uint32(e[16:])
 		if !lazySections[i] && crc32.Checksum(s.sec[i], castagnoli) != s.crcs[i] {
 			return corruptf("section %d checksum mismatch", i)
