@@ -77,6 +77,12 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 	if len(candidates) == 0 {
 		return nil
 	}
+	// Tokenising is the costly part of a batch: do it before the
+	// transaction, so that its locks are held for the inserts alone.
+	derived := make([]derivedColumns, len(events))
+	for _, i := range candidates {
+		derived[i] = derive(&events[i])
+	}
 
 	var seqs []int64
 	stored := make([]int, 0, len(candidates))
@@ -132,7 +138,7 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 		cols := newEventColumns(len(newSeqs))
 		for _, sq := range newSeqs {
 			stored = append(stored, seqOf[sq])
-			cols.add(&events[seqOf[sq]], sq)
+			cols.add(&events[seqOf[sq]], sq, &derived[seqOf[sq]])
 		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO events (project_id, company_id, occurred, seq, id, level, user_id, action, type,
@@ -190,7 +196,29 @@ func newEventColumns(n int) *eventColumns {
 	}
 }
 
-func (c *eventColumns) add(e *event.Event, seq int64) {
+// derivedColumns are the columns computed from an event rather than
+// copied from it.
+type derivedColumns struct {
+	loginIDs, tenants, attrs, tokens string
+	longTokens                       *string
+}
+
+func derive(e *event.Event) derivedColumns {
+	d := derivedColumns{
+		loginIDs: arrayLiteral(e.LoginIDs),
+		tenants:  arrayLiteral(e.Tenants),
+		attrs:    arrayLiteral(eventAttrs(e)),
+	}
+	var long []string
+	d.tokens, long = tokenColumns(e.Tokens())
+	if long != nil {
+		l := arrayLiteral(long)
+		d.longTokens = &l
+	}
+	return d
+}
+
+func (c *eventColumns) add(e *event.Event, seq int64, d *derivedColumns) {
 	c.project = append(c.project, e.ProjectID)
 	c.company = append(c.company, e.CompanyID)
 	c.occurred = append(c.occurred, e.Occurred)
@@ -205,23 +233,17 @@ func (c *eventColumns) add(e *event.Event, seq int64) {
 	c.method = append(c.method, e.Method)
 	c.geo = append(c.geo, e.Geo)
 	c.remoteAddr = append(c.remoteAddr, e.RemoteAddress)
-	c.loginIDs = append(c.loginIDs, arrayLiteral(e.LoginIDs))
-	c.tenants = append(c.tenants, arrayLiteral(e.Tenants))
+	c.loginIDs = append(c.loginIDs, d.loginIDs)
+	c.tenants = append(c.tenants, d.tenants)
 	if len(e.Data) == 0 {
 		c.data = append(c.data, nil)
 	} else {
-		d := string(e.Data)
-		c.data = append(c.data, &d)
+		data := string(e.Data)
+		c.data = append(c.data, &data)
 	}
-	c.attrs = append(c.attrs, arrayLiteral(eventAttrs(e)))
-	lexemes, long := tokenColumns(e.Tokens())
-	c.tokens = append(c.tokens, lexemes)
-	if long == nil {
-		c.longTokens = append(c.longTokens, nil)
-	} else {
-		l := arrayLiteral(long)
-		c.longTokens = append(c.longTokens, &l)
-	}
+	c.attrs = append(c.attrs, d.attrs)
+	c.tokens = append(c.tokens, d.tokens)
+	c.longTokens = append(c.longTokens, d.longTokens)
 }
 
 func (c *eventColumns) args() []any {
