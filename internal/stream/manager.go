@@ -35,7 +35,10 @@ type Options struct {
 	// PollInterval bounds how late a connector notices new events when
 	// nobody calls Notify.
 	PollInterval time.Duration
-	// ReadLimit is the page size of each ReadFrom.
+	// ReadLimit is the page size of each ReadFrom. Small pages keep each
+	// read short: a store may hold a read lock while it decodes a page, and
+	// ingest waits for that lock to publish a commit. Reading ahead keeps
+	// throughput up with small pages.
 	ReadLimit int
 	// A batch is written once it holds BatchMaxEvents events or
 	// BatchMaxBytes (estimated JSON size), or once its oldest event waited
@@ -76,7 +79,7 @@ func (o *Options) EnsureDefaults() {
 		o.PollInterval = 100 * time.Millisecond
 	}
 	if o.ReadLimit <= 0 {
-		o.ReadLimit = 1000
+		o.ReadLimit = 250
 	}
 	if o.BatchMaxEvents <= 0 {
 		o.BatchMaxEvents = 500

@@ -185,3 +185,52 @@ func BenchmarkWebhookLatency(b *testing.B) {
 		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 	}
 }
+
+// BenchmarkIngestWhileDraining: Append latency (10 events every 2 ms) while
+// no connector runs, then while a webhook connector drains a 50,000-event
+// backlog as fast as it can: what streaming costs ingest at its busiest.
+func BenchmarkIngestWhileDraining(b *testing.B) {
+	for range b.N {
+		fs, err := stream.OpenFileState(filepath.Join(b.TempDir(), "streams.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, m, v, br := benchSetup(b, fs)
+		ctx := context.Background()
+		if _, err := m.Pause(ctx, "C1", v.ID); err != nil {
+			b.Fatal(err)
+		}
+		backlog := streamtest.Events("C1", "P1", "bl", 50_000)
+		for i := 0; i < len(backlog); i += 1000 {
+			if err := st.Append(ctx, backlog[i:i+1000]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		measure := func(prefix string, until func(i int) bool) []time.Duration {
+			var lat []time.Duration
+			for i := 0; until(i); i++ {
+				evs := streamtest.Events("C1", "P1", fmt.Sprintf("%s%05d", prefix, i), 10)
+				start := time.Now()
+				if err := st.Append(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+				m.Notify()
+				lat = append(lat, time.Since(start))
+				time.Sleep(2 * time.Millisecond)
+			}
+			slices.Sort(lat)
+			return lat
+		}
+		idle := measure("idle", func(i int) bool { return i < 500 })
+		if _, err := m.Resume(ctx, "C1", v.ID); err != nil {
+			b.Fatal(err)
+		}
+		busy := measure("busy", func(int) bool { return br.count() < 50_000 })
+		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		b.ReportMetric(ms(idle[len(idle)/2]), "idle-p50-ms")
+		b.ReportMetric(ms(idle[len(idle)*99/100]), "idle-p99-ms")
+		b.ReportMetric(ms(busy[len(busy)/2]), "draining-p50-ms")
+		b.ReportMetric(ms(busy[len(busy)*99/100]), "draining-p99-ms")
+		b.ReportMetric(float64(len(busy)), "draining-appends")
+	}
+}
