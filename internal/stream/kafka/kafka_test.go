@@ -49,6 +49,10 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 		if ce.Field != tc.field {
 			t.Errorf("%s: error names %q (%v), want %q", tc.raw, ce.Field, err, tc.field)
 		}
+		var fe *stream.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: the engine sees %v, want a stream.FieldError for %q", tc.raw, fe, tc.field)
+		}
 	}
 	c, err := ParseConfig(json.RawMessage(`{"brokers":["localhost:9092"],"topic":"audit.events","compression":"zstd"}`))
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/audittrail/audittrail/internal/stream"
 )
 
 // ErrConfig is wrapped by every configuration error, so callers can answer
@@ -26,6 +28,16 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return "syslog: " + e.Field + ": " + e.Reason }
 func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// As lets errors.As find a *stream.FieldError, which the delivery engine
+// reports to the API as the field "config.<Field>".
+func (e *ConfigError) As(target any) bool {
+	if fe, ok := target.(**stream.FieldError); ok {
+		*fe = &stream.FieldError{Field: e.Field, Reason: e.Reason}
+		return true
+	}
+	return false
+}
 
 // Transports.
 const (
