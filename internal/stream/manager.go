@@ -150,6 +150,8 @@ type Manager struct {
 
 	headMu sync.Mutex
 	head   uint64
+
+	setMu sync.Mutex
 }
 
 // New builds a manager; Start loads the persisted connectors and begins
@@ -326,6 +328,9 @@ func (m *Manager) Create(ctx context.Context, s Spec) (View, error) {
 // and name: the semantics of Descope's /connector/audit/web/set. created
 // tells which happened.
 func (m *Manager) Set(ctx context.Context, s Spec) (v View, created bool, err error) {
+	// Two concurrent Sets of the same name must not both create.
+	m.setMu.Lock()
+	defer m.setMu.Unlock()
 	m.mu.RLock()
 	var existing string
 	for id, c := range m.conns {
