@@ -45,12 +45,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		row(cells...)
 	}
-	perEngine(fmt.Sprintf("batch append (%s/call) ev/s", "1000"), func(e EngineReport) string {
+	perEngine(fmt.Sprintf("batch append (%d/call) ev/s", r.BatchSize), func(e EngineReport) string {
 		return thousands(int64(e.IngestPerSec))
 	})
 	perEngine("load wall time s", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.LoadSeconds) })
 	perEngine("post-load (vacuum) s", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.PostLoadSeconds) })
-	perEngine("single events, concurrent ev/s", func(e EngineReport) string { return thousands(int64(e.SinglePerSec)) })
+	perEngine(fmt.Sprintf("single events, %d clients ev/s", r.Concurrency), func(e EngineReport) string { return thousands(int64(e.SinglePerSec)) })
 	perEngine("single append p99 ms", func(e EngineReport) string { return fmt.Sprintf("%.2f", e.SingleP99Ms) })
 	perEngine("visible after ack p50/p99 ms", func(e EngineReport) string {
 		s := fmt.Sprintf("%.2f / %.2f", e.VisibilityP50Ms, e.VisibilityP99Ms)
@@ -65,7 +65,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		return fmt.Sprintf("%s (%.0f %% of JSON)", bytesHuman(e.DiskBytes), 100*float64(e.DiskBytes)/float64(r.Trail.JSONBytes))
 	})
-	perEngine("peak RSS of bench process", func(e EngineReport) string { return bytesHuman(e.PeakRSSBytes) })
+	perEngine("peak RSS of bench process*", func(e EngineReport) string { return bytesHuman(e.PeakRSSBytes) })
 	row()
 
 	head = []string{"query p50 / p99 ms"}
@@ -92,6 +92,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				ref, meanTotal = s, s.MeanTotal
 			}
 			c := fmt.Sprintf("%s / %s", ms(s.P50Ms), ms(s.P99Ms))
+			if s.Queries < r.QueriesPerShape {
+				c += fmt.Sprintf(" (n=%d)", s.Queries)
+			}
 			if s.Errors > 0 {
 				c += fmt.Sprintf(" (%d err)", s.Errors)
 			}
@@ -131,7 +134,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "\n  ERROR: %s", e.Error)
 		}
 	}
-	b.WriteString("\n")
+	if r.ShapeBudgetSec > 0 {
+		fmt.Fprintf(&b, "\n(n=…): the shape's %.0f s budget ran out after n timed queries.", r.ShapeBudgetSec)
+	}
+	b.WriteString("\n* VmHWM of this process while the engine ran: the whole engine when it runs in process (embedded),\n" +
+		"  only the client for PostgreSQL engines, whose server is another process.\n")
 	if n := len(r.Disagreements); n > 0 {
 		fmt.Fprintf(&b, "\nWARNING: %d queries answered differently (total or first page) — a bug in one of the engines:\n", n)
 		byShape := map[string]int{}

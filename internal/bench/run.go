@@ -43,7 +43,11 @@ type Options struct {
 	VisibilityProbes int
 	// Warmup queries per shape run untimed before the timed ones.
 	Warmup int
-	Logger *slog.Logger
+	// ShapeBudget bounds the time one engine spends on one shape's timed
+	// queries, so that a slow engine on a big trail cannot stretch a run to
+	// hours; the report says how many queries ran. 0 means no bound.
+	ShapeBudget time.Duration
+	Logger      *slog.Logger
 }
 
 // Defaults of the benchmark program (issue 3).
@@ -141,6 +145,9 @@ type Report struct {
 	End             int64          `json:"end"`
 	QueriesPerShape int            `json:"queriesPerShape"`
 	PageSize        int            `json:"pageSize"`
+	ShapeBudgetSec  float64        `json:"shapeBudgetSeconds,omitempty"`
+	BatchSize       int            `json:"batchSize"`
+	Concurrency     int            `json:"concurrency"`
 	GOMAXPROCS      int            `json:"gomaxprocs"`
 	Trail           GenStats       `json:"trail"`
 	AvgJSONBytes    float64        `json:"avgJsonBytes"`
@@ -186,7 +193,9 @@ type EngineReport struct {
 
 // ShapeReport is one query shape on one engine.
 type ShapeReport struct {
-	Shape     string  `json:"shape"`
+	Shape string `json:"shape"`
+	// Queries is how many timed queries ran: fewer than asked when the
+	// shape's time budget ran out.
 	Queries   int     `json:"queries"`
 	P50Ms     float64 `json:"p50Ms"`
 	P99Ms     float64 `json:"p99Ms"`
@@ -212,7 +221,8 @@ type Disagreement struct {
 type answer struct {
 	total int
 	page  uint64
-	ok    bool
+	ran   bool // false: skipped when the shape's budget ran out
+	ok    bool // false: the query failed
 }
 
 // Run generates the trail, loads it into every engine in turn, runs the
@@ -226,7 +236,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	log := opts.Logger
 	rep := &Report{
 		Started: time.Now().UTC(), Events: opts.Events, Seed: opts.Seed, End: opts.End,
-		QueriesPerShape: opts.QueriesPerShape, PageSize: opts.PageSize, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		QueriesPerShape: opts.QueriesPerShape, PageSize: opts.PageSize, BatchSize: opts.BatchSize,
+		ShapeBudgetSec: opts.ShapeBudget.Seconds(),
+		Concurrency:    opts.Concurrency, GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
 	var sets []QuerySet
 	answers := map[string][][]answer{} // engine → shape index → query index
@@ -341,7 +353,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		if err := ctx.Err(); err != nil {
 			return er, answers, stats, err
 		}
-		sr, ans := runShape(ctx, eng, set, opts.Warmup)
+		sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
 		er.Shapes = append(er.Shapes, sr)
 		answers[si] = ans
 		log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
@@ -365,15 +377,21 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	return er, answers, stats, nil
 }
 
-func runShape(ctx context.Context, eng Engine, set QuerySet, warmup int) (ShapeReport, []answer) {
-	sr := ShapeReport{Shape: set.Shape, Queries: len(set.Queries)}
+func runShape(ctx context.Context, eng Engine, set QuerySet, warmup int, budget time.Duration) (ShapeReport, []answer) {
+	sr := ShapeReport{Shape: set.Shape}
 	for i := 0; i < warmup && i < len(set.Queries); i++ {
 		_, _ = eng.Search(ctx, set.Queries[i])
 	}
 	lat := make([]time.Duration, 0, len(set.Queries))
 	ans := make([]answer, len(set.Queries))
 	var totalSum float64
+	start := time.Now()
 	for i, q := range set.Queries {
+		if budget > 0 && time.Since(start) > budget {
+			break
+		}
+		sr.Queries++
+		ans[i].ran = true
 		t0 := time.Now()
 		res, err := eng.Search(ctx, q)
 		d := time.Since(t0)
@@ -383,7 +401,7 @@ func runShape(ctx context.Context, eng Engine, set QuerySet, warmup int) (ShapeR
 		}
 		lat = append(lat, d)
 		totalSum += float64(res.Total)
-		ans[i] = answer{total: res.Total, page: hashPage(res.Events), ok: true}
+		ans[i] = answer{total: res.Total, page: hashPage(res.Events), ran: true, ok: true}
 	}
 	if n := len(lat); n > 0 {
 		sr.P50Ms, sr.P99Ms, sr.MeanMs = percentileMs(lat, 0.50), percentileMs(lat, 0.99), meanMs(lat)
@@ -507,8 +525,8 @@ func compareAnswers(engines []string, sets []QuerySet, answers map[string][][]an
 			}
 			for qi := range set.Queries {
 				a, b := ref[si][qi], got[si][qi]
-				if !a.ok && !b.ok {
-					continue // both failed; the error counts show it
+				if !a.ran || !b.ran || !a.ok && !b.ok {
+					continue // not asked of both, or both failed: the error counts show it
 				}
 				if a.ok != b.ok || a.total != b.total || a.page != b.page {
 					if !a.ok {

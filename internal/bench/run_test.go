@@ -8,8 +8,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/query"
+	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/storetest"
 )
 
@@ -156,5 +159,40 @@ func TestOptionsValidate(t *testing.T) {
 		if o.Validate() == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// slowEngine answers every search after a pause.
+type slowEngine struct{ StoreEngine }
+
+func (s *slowEngine) Search(ctx context.Context, q query.Query) (store.Result, error) {
+	time.Sleep(5 * time.Millisecond)
+	return s.StoreEngine.Search(ctx, q)
+}
+
+func TestShapeBudgetStopsSlowEngines(t *testing.T) {
+	slow := &slowEngine{StoreEngine{Store: storetest.NewMemStore()}}
+	set := QuerySet{Shape: ShapeUserID, Queries: make([]query.Query, 100)}
+	sr, ans := runShape(context.Background(), slow, set, 0, 30*time.Millisecond)
+	if sr.Queries == 0 || sr.Queries >= 100 {
+		t.Fatalf("%d queries ran within a 30 ms budget at 5 ms each", sr.Queries)
+	}
+	ran := 0
+	for _, a := range ans {
+		if a.ran {
+			ran++
+		}
+	}
+	if ran != sr.Queries {
+		t.Fatalf("%d answers marked as run, %d queries counted", ran, sr.Queries)
+	}
+	// Queries one engine skipped are not disagreements.
+	full := make([]answer, 100)
+	for i := range full {
+		full[i] = answer{total: 0, page: hashPage(nil), ran: true, ok: true}
+	}
+	got := compareAnswers([]string{"a", "b"}, []QuerySet{set}, map[string][][]answer{"a": {full}, "b": {ans}})
+	if len(got) != 0 {
+		t.Fatalf("skipped queries reported as disagreements: %+v", got[0])
 	}
 }
