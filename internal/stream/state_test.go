@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 func TestFileStatePersists(t *testing.T) {
@@ -77,4 +78,15 @@ func FuzzFromDescopeWebhook(f *testing.F) {
 			t.Fatalf("accepted spec: %+v", s)
 		}
 	})
+}
+
+func TestStateStoreConformance(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		fs, err := stream.OpenFileState(filepath.Join(t.TempDir(), "streams.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamtest.StateStoreSuite(t, fs)
+	})
+	t.Run("mem", func(t *testing.T) { streamtest.StateStoreSuite(t, stream.NewMemState()) })
 }
