@@ -15,8 +15,9 @@ import (
 type rowSource interface {
 	posting(k string) (*roaring.Bitmap, error)
 	prefixPostings(p string, fn func(*roaring.Bitmap)) error
-	// timeFilter returns the rows with Occurred in [from, to] (0 = open).
-	timeFilter(from, to int64) *roaring.Bitmap
+	// filterTime returns the rows of bm with Occurred in [from, to]
+	// (0 = open); bm itself is not modified.
+	filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap
 	deletedRows() *roaring.Bitmap
 	rowKey(row uint32) (occurred int64, seq uint64)
 }
@@ -97,7 +98,7 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 		return nil, err
 	}
 	if (q.From > 0 || q.To > 0) && !cand.IsEmpty() {
-		cand = roaring.And(cand, src.timeFilter(q.From, q.To))
+		cand = src.filterTime(cand, q.From, q.To)
 	}
 	return roaring.AndNot(cand, src.deletedRows()), nil
 }
@@ -279,14 +280,19 @@ func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
 	return nil
 }
 
-func (m *memtable) timeFilter(from, to int64) *roaring.Bitmap {
-	bm := roaring.New()
-	for i, occ := range m.occurred {
-		if (from <= 0 || occ >= from) && (to <= 0 || occ <= to) {
-			bm.Add(uint32(i))
+func (m *memtable) filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap {
+	if (from <= 0 || m.minOccurred >= from) && (to <= 0 || m.maxOccurred <= to) {
+		return bm // the whole memtable is in range
+	}
+	out := roaring.New()
+	it := bm.Iterator()
+	for it.HasNext() {
+		row := it.Next()
+		if occ := m.occurred[row]; (from <= 0 || occ >= from) && (to <= 0 || occ <= to) {
+			out.Add(row)
 		}
 	}
-	return bm
+	return out
 }
 
 func (m *memtable) deletedRows() *roaring.Bitmap { return m.deleted }
@@ -295,11 +301,14 @@ func (m *memtable) rowKey(row uint32) (int64, uint64) { return m.occurred[row], 
 
 // segment as a rowSource.
 
-func (s *segment) timeFilter(from, to int64) *roaring.Bitmap {
+func (s *segment) filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap {
 	lo, hi := s.rowRange(from, to)
-	bm := roaring.New()
-	bm.AddRange(uint64(lo), uint64(hi))
-	return bm
+	if lo == 0 && hi == s.n {
+		return bm
+	}
+	rng := roaring.New()
+	rng.AddRange(uint64(lo), uint64(hi))
+	return roaring.And(bm, rng)
 }
 
 func (s *segment) deletedRows() *roaring.Bitmap { return s.deleted }

@@ -18,8 +18,11 @@ type dedupeKey struct{ company, id string }
 type memtable struct {
 	rows     []event.Event
 	occurred []int64 // rows[i].Occurred, contiguous for time-range scans
-	byKey    map[dedupeKey]uint32
-	postings map[string]*posting
+	// minOccurred and maxOccurred bound occurred, so that a time filter
+	// that covers the whole memtable costs nothing.
+	minOccurred, maxOccurred int64
+	byKey                    map[dedupeKey]uint32
+	postings                 map[string]*posting
 	// tokenKeys lists the token posting keys in first-seen order, for
 	// prefix search (a map cannot be range-scanned by prefix).
 	tokenKeys []string
@@ -50,6 +53,12 @@ func (m *memtable) add(ev event.Event, keys []string) {
 	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = row
 	m.rows = append(m.rows, ev)
 	m.occurred = append(m.occurred, ev.Occurred)
+	if row == 0 || ev.Occurred < m.minOccurred {
+		m.minOccurred = ev.Occurred
+	}
+	if ev.Occurred > m.maxOccurred {
+		m.maxOccurred = ev.Occurred
+	}
 	for _, k := range keys {
 		p := m.postings[k]
 		if p == nil {
