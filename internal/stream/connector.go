@@ -500,22 +500,15 @@ func (c *connector) view(ctx context.Context) View {
 	return View{Spec: s, Health: c.health(ctx)}
 }
 
-// backoff is exponential from min to max with jitter in [d/2, d], so
+// backoff is exponential from lo to hi with jitter in [d/2, d], so
 // connectors that failed together do not retry in lockstep.
-func backoff(min, max time.Duration, failures int) time.Duration {
-	d := min
-	for i := 1; i < failures && d < max; i++ {
+func backoff(lo, hi time.Duration, failures int) time.Duration {
+	d := lo
+	for i := 1; i < failures && d < hi; i++ {
 		d *= 2
 	}
-	d = min2(d, max)
+	d = min(d, hi)
 	return d/2 + rand.N(d/2+1)
-}
-
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // sleep waits d or until ctx ends; it reports whether the full wait passed.

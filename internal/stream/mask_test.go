@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
 )
@@ -72,5 +73,17 @@ func TestRedactAndRestore(t *testing.T) {
 	got, _ = restoreRedacted(json.RawMessage(`{"token":"t2"}`), prev, red)
 	if !strings.Contains(string(got), "t2") {
 		t.Fatalf("new secret lost: %s", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 2*time.Second
+	for f, want := range map[int]time.Duration{1: lo, 2: 2 * lo, 3: 4 * lo, 5: 16 * lo, 6: hi, 50: hi} {
+		for range 20 {
+			d := backoff(lo, hi, f)
+			if d < want/2 || d > want {
+				t.Fatalf("backoff after %d failures = %v, want within [%v, %v]", f, d, want/2, want)
+			}
+		}
 	}
 }
