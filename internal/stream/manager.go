@@ -210,7 +210,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	m.cancel()
 	for _, c := range conns {
+		c.opMu.Lock()
 		c.stop()
+		c.opMu.Unlock()
 	}
 	return nil
 }
