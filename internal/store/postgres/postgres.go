@@ -41,6 +41,9 @@ type Options struct {
 	// PartitionsBehind and PartitionsAhead are the daily partitions kept
 	// before and after today by Open and MaintainPartitions; defaults 1 and 3.
 	PartitionsBehind, PartitionsAhead int
+	// MaintenanceInterval is how often the DB runs MaintainPartitions in
+	// the background; default 1h, negative disables it (call it yourself).
+	MaintenanceInterval time.Duration
 	// Now is the clock used to choose partitions; default time.Now.
 	Now func() time.Time
 }
@@ -60,6 +63,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = time.Hour
 	}
 }
 
@@ -85,6 +91,9 @@ type DB struct {
 	limiter   *Limiter
 
 	closeOnce sync.Once
+	stopCtx   context.Context
+	cancel    context.CancelFunc
+	stopped   sync.WaitGroup
 }
 
 // Open connects, applies pending migrations under an advisory lock (so that
@@ -114,6 +123,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, classify(ctx, "create pool", err)
 	}
 	db := &DB{pool: pool, opts: opts, log: opts.Logger}
+	db.stopCtx, db.cancel = context.WithCancel(context.Background())
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -125,7 +135,33 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	db.events = &EventStore{db: db}
 	db.directory = &Directory{db: db}
 	db.limiter = &Limiter{db: db}
+	if opts.MaintenanceInterval > 0 {
+		db.stopped.Add(1)
+		go db.maintainLoop(opts.MaintenanceInterval)
+	}
 	return db, nil
+}
+
+// maintainLoop keeps partitions created ahead while the DB is open, so a
+// server that runs for days never writes today's events into the default
+// partition.
+func (db *DB) maintainLoop(every time.Duration) {
+	defer db.stopped.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stopCtx.Done():
+			return
+		case <-tick.C:
+			// Close cancels a run in progress rather than wait for it.
+			ctx, cancel := context.WithTimeout(db.stopCtx, every)
+			if err := db.MaintainPartitions(ctx); err != nil {
+				db.log.Warn("postgres partition maintenance failed; retrying at the next tick", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // Store returns the event store; the same value on every call.
@@ -146,7 +182,11 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the pool; every view's later calls fail.
 func (db *DB) Close() {
-	db.closeOnce.Do(db.pool.Close)
+	db.closeOnce.Do(func() {
+		db.cancel()
+		db.stopped.Wait()
+		db.pool.Close()
+	})
 }
 
 // classify wraps err with store.ErrUnavailable when it says the server is
