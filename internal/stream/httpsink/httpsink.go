@@ -12,10 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -50,12 +53,31 @@ func (e *StatusError) Unwrap() error { return ErrRefused }
 // timeout: the engine bounds every call with its context.
 func NewClient(insecure bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: refuseLinkLocal}
+	tr.DialContext = dialer.DialContext
 	tr.MaxIdleConnsPerHost = 4
 	tr.ResponseHeaderTimeout = time.Minute
 	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
 	}
 	return &http.Client{Transport: tr}
+}
+
+// ErrForbiddenAddress: a destination resolved to a link-local address.
+var ErrForbiddenAddress = errors.New("destination address is link-local (cloud metadata range)")
+
+// refuseLinkLocal stops a connector from reaching 169.254.0.0/16 or
+// fe80::/10, where cloud metadata services hand out credentials. It runs
+// on the resolved address at connect time, so DNS cannot route around it.
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.Unmap().IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
+		return ErrForbiddenAddress
+	}
+	return nil
 }
 
 // maxReply bounds how much of an answer is read: destinations answer small

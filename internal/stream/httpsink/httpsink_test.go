@@ -1,7 +1,9 @@
 package httpsink
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -68,6 +70,18 @@ func TestRetryAfter(t *testing.T) {
 	for v, want := range cases {
 		if got := retryAfter(v, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRefusesLinkLocal(t *testing.T) {
+	c := NewClient(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/"} {
+		_, err := Post(ctx, c, u, nil, []byte("{}"))
+		if !errors.Is(err, ErrForbiddenAddress) {
+			t.Errorf("%s: err = %v, want ErrForbiddenAddress", u, err)
 		}
 	}
 }
