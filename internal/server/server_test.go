@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -43,10 +44,21 @@ func start(t *testing.T, cfg config.Config) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), stdout: &bytes.Buffer{}}
+	exited := make(chan struct{})
+	var runErr error
 	go func() {
-		r.done <- Run(ctx, cfg, RunOptions{Logger: slog.New(slog.DiscardHandler), Stdout: r.stdout, Listener: ln})
+		runErr = Run(ctx, cfg, RunOptions{Logger: slog.New(slog.DiscardHandler), Stdout: r.stdout, Listener: ln})
+		close(exited)
+		r.done <- runErr
 	}()
-	waitHealthy(t, r.url, r.done)
+	waitHealthy(t, r.url, func() error {
+		select {
+		case <-exited:
+			return fmt.Errorf("server exited: %v", runErr)
+		default:
+			return nil
+		}
+	})
 	return r
 }
 
@@ -63,14 +75,14 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-func waitHealthy(t *testing.T, url string, done <-chan error) {
+// waitHealthy polls /healthz until it answers 200; exited reports a
+// server that died meanwhile.
+func waitHealthy(t *testing.T, url string, exited func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("server exited: %v", err)
-		default:
+		if err := exited(); err != nil {
+			t.Fatal(err)
 		}
 		resp, err := http.Get(url + "/healthz")
 		if err == nil {
