@@ -323,6 +323,9 @@ func (t *PGTable) Vacuum(ctx context.Context) error {
 	return nil
 }
 
+// ServerCommand names the server process, whose memory the run samples.
+func (t *PGTable) ServerCommand() string { return "postgres" }
+
 func (t *PGTable) Close() error {
 	t.pool.close()
 	return nil

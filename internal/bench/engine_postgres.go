@@ -68,6 +68,9 @@ func (p *postgresEngine) Vacuum(ctx context.Context) error {
 	})
 }
 
+// ServerCommand names the server process, whose memory the run samples.
+func (p *postgresEngine) ServerCommand() string { return "postgres" }
+
 func (p *postgresEngine) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

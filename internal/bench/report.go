@@ -66,6 +66,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return fmt.Sprintf("%s (%.0f %% of JSON)", bytesHuman(e.DiskBytes), 100*float64(e.DiskBytes)/float64(r.Trail.JSONBytes))
 	})
 	perEngine("peak RSS of bench process*", func(e EngineReport) string { return bytesHuman(e.PeakRSSBytes) })
+	perEngine("peak Pss of server processes**", func(e EngineReport) string {
+		if e.ServerPeakPssBytes == 0 {
+			return "in process"
+		}
+		return bytesHuman(e.ServerPeakPssBytes)
+	})
 	row()
 
 	head = []string{"query p50 / p99 ms"}
@@ -138,7 +144,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "\n(n=…): the shape's %.0f s budget ran out after n timed queries.", r.ShapeBudgetSec)
 	}
 	b.WriteString("\n* VmHWM of this process while the engine ran: the whole engine when it runs in process (embedded),\n" +
-		"  only the client for PostgreSQL engines, whose server is another process.\n")
+		"  only the client for PostgreSQL engines, whose server is another process.\n" +
+		"** PostgreSQL engines: all postgres processes of this machine (shared buffers counted once), sampled\n" +
+		"   every 0.5 s; the server is shared, so other databases' work counts too.\n")
 	if n := len(r.Disagreements); n > 0 {
 		fmt.Fprintf(&b, "\nWARNING: %d queries answered differently (total or first page) — a bug in one of the engines:\n", n)
 		byShape := map[string]int{}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // resetPeakRSS sets the process's VmHWM back to its current RSS (Linux ≥
@@ -16,15 +18,49 @@ func resetPeakRSS() {
 
 // peakRSS reads VmHWM, the peak resident set size, in bytes; 0 when the
 // system does not say.
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSS() int64 { return statusField("/proc/self/status", "VmHWM:") }
+
+// serverMemory reports the memory of a server an engine talks to. Engines
+// backed by a local server process implement it.
+type serverMemory interface {
+	// ServerCommand is the process name (/proc/PID/comm) of the server.
+	ServerCommand() string
+}
+
+// processesPss sums the proportional set size of every process named comm:
+// shared memory (PostgreSQL's shared buffers) is counted once across them,
+// not once per backend as summing RSS would. It needs /proc/PID/smaps_rollup
+// (Linux ≥ 4.14) and the right to read it (same user or root); 0 otherwise.
+func processesPss(comm string) int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, ent := range ents {
+		pid := ent.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		name, err := os.ReadFile("/proc/" + pid + "/comm")
+		if err != nil || strings.TrimSpace(string(name)) != comm {
+			continue
+		}
+		total += statusField("/proc/"+pid+"/smaps_rollup", "Pss:")
+	}
+	return total
+}
+
+// statusField reads a "Name:   123 kB" line of a /proc file, in bytes.
+func statusField(path, field string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		rest, ok := strings.CutPrefix(sc.Text(), field)
 		if !ok {
 			continue
 		}
@@ -35,4 +71,39 @@ func peakRSS() int64 {
 		return kb << 10
 	}
 	return 0
+}
+
+// pssSampler records the peak of processesPss(comm) every interval until
+// stopped: the server's memory is not ours to reset, so it is sampled.
+type pssSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startPssSampler(comm string, every time.Duration) *pssSampler {
+	s := &pssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if v := processesPss(comm); v > s.peak.Load() {
+				s.peak.Store(v)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Stop ends sampling and returns the peak seen.
+func (s *pssSampler) Stop() int64 {
+	close(s.stop)
+	<-s.done
+	return s.peak.Load()
 }

@@ -187,6 +187,10 @@ type EngineReport struct {
 	// the engine's own memory when it runs in process (embedded), only the
 	// client's for the PostgreSQL engines (the server is another process).
 	PeakRSSBytes int64 `json:"peakRssBytes"`
+	// ServerPeakPssBytes is the peak summed proportional set size of the
+	// server processes (PostgreSQL engines), sampled twice a second. The
+	// server is shared: other databases' work on it counts too.
+	ServerPeakPssBytes int64 `json:"serverPeakPssBytes,omitempty"`
 
 	Shapes []ShapeReport `json:"shapes"`
 }
@@ -278,9 +282,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func runEngine(ctx context.Context, name string, opts Options, sample *Sample, querySets func() []QuerySet) (EngineReport, [][]answer, GenStats, error) {
+// runEngine's results are named so that the deferred server-memory
+// sampler can fill in its peak on every return.
+func runEngine(ctx context.Context, name string, opts Options, sample *Sample, querySets func() []QuerySet) (er EngineReport, answers [][]answer, stats GenStats, err error) {
 	log := opts.Logger.With("engine", name)
-	er := EngineReport{Name: name}
+	er = EngineReport{Name: name}
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
@@ -299,6 +305,10 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		}
 	}()
 	er.Note = eng.Note()
+	if sm, ok := eng.(serverMemory); ok {
+		sampler := startPssSampler(sm.ServerCommand(), 500*time.Millisecond)
+		defer func() { er.ServerPeakPssBytes = sampler.Stop() }()
+	}
 
 	// Load through the ingest path, in batches, oldest first.
 	log.Info("loading", "events", opts.Events, "batch", opts.BatchSize)
@@ -330,7 +340,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 			log.Info("loading", "done", gen.Stats().Events, "eventsPerSec", int(float64(gen.Stats().Events)/appendTime.Seconds()))
 		}
 	}
-	stats := gen.Stats()
+	stats = gen.Stats()
 	er.LoadSeconds = time.Since(start).Seconds()
 	er.AppendSeconds = appendTime.Seconds()
 	er.IngestPerSec = float64(stats.Events) / appendTime.Seconds()
@@ -348,7 +358,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	}
 
 	sets := querySets()
-	answers := make([][]answer, len(sets))
+	answers = make([][]answer, len(sets))
 	for si, set := range sets {
 		if err := ctx.Err(); err != nil {
 			return er, answers, stats, err

@@ -83,6 +83,9 @@ func TestRunEndToEnd(t *testing.T) {
 		if e.PeakRSSBytes <= 0 {
 			t.Errorf("%s: no peak RSS", e.Name)
 		}
+		if (e.Name == "pgtable" || e.Name == "postgres") && e.ServerPeakPssBytes <= 0 {
+			t.Errorf("%s: the PostgreSQL server's memory was not sampled", e.Name)
+		}
 		if len(e.Shapes) != len(Shapes) {
 			t.Fatalf("%s answered %d shapes, want %d", e.Name, len(e.Shapes), len(Shapes))
 		}
