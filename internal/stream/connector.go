@@ -263,6 +263,7 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 		for i := range events {
 			events[i] = queue[i].ev
 		}
+		started := time.Now()
 		if !c.deliver(ctx, sink, &connected, Batch{ConnectorID: spec.ID, Events: events}, log) {
 			return
 		}
@@ -280,6 +281,12 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 		cursor = next
 		c.advance(ctx, cursor, uint64(n), 1)
 		lastSaved = o.Now()
+		if o.MaxEventsPerSecond > 0 {
+			budget := time.Duration(float64(n) / float64(o.MaxEventsPerSecond) * float64(time.Second))
+			if spent := time.Since(started); spent < budget && !sleep(ctx, budget-spent) {
+				return
+			}
+		}
 	}
 }
 

@@ -48,6 +48,10 @@ type Options struct {
 	BatchMaxEvents int
 	BatchMaxBytes  int
 	BatchMaxWait   time.Duration
+	// MaxEventsPerSecond caps each connector's delivery rate so that one
+	// catching up on a large backlog cannot take the CPU ingest needs;
+	// 0 means no cap.
+	MaxEventsPerSecond int
 	// WriteTimeout bounds one Connect or Write.
 	WriteTimeout time.Duration
 	// Retries back off exponentially from RetryMin to RetryMax, with jitter.

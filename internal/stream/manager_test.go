@@ -819,3 +819,15 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		t.Fatalf("retried %v after a Retry-After of 150ms", gap)
 	}
 }
+
+func TestMaxEventsPerSecond(t *testing.T) {
+	e := newEnv(t, func(o *stream.Options) { o.MaxEventsPerSecond = 1000 })
+	e.create(stream.Spec{})
+	start := time.Now()
+	e.append(streamtest.Events("C1", "P1", "r", 300))
+	e.waitCount(300)
+	// 300 events at 1000/s take at least 0.3 s less the last batch's share.
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("300 events delivered in %v despite a cap of 1000/s", took)
+	}
+}
