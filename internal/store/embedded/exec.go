@@ -272,7 +272,11 @@ func (m *memtable) posting(k string) (*roaring.Bitmap, error) {
 }
 
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
-	for _, k := range m.tokenKeys {
+	keys := m.tokenKeys
+	if len(p) >= tokenBucketLen {
+		keys = m.tokenBuckets[p[:tokenBucketLen]]
+	}
+	for _, k := range keys {
 		if strings.HasPrefix(k, p) {
 			fn(m.postings[k].bitmap())
 		}

@@ -23,20 +23,24 @@ type memtable struct {
 	minOccurred, maxOccurred int64
 	byKey                    map[dedupeKey]uint32
 	postings                 map[string]*posting
-	// tokenKeys lists the token posting keys in first-seen order, for
-	// prefix search (a map cannot be range-scanned by prefix).
-	tokenKeys []string
-	deleted   *roaring.Bitmap
-	live      int
+	// tokenKeys lists the token posting keys in first-seen order, and
+	// tokenBuckets the same keys by their first tokenBucketLen bytes, for
+	// prefix search (a map cannot be range-scanned by prefix): a query
+	// token that long only scans its bucket.
+	tokenKeys    []string
+	tokenBuckets map[string][]string
+	deleted      *roaring.Bitmap
+	live         int
 	// gen is the newest log generation whose events this memtable holds.
 	gen uint64
 }
 
 func newMemtable() *memtable {
 	return &memtable{
-		byKey:    make(map[dedupeKey]uint32),
-		postings: make(map[string]*posting),
-		deleted:  roaring.New(),
+		byKey:        make(map[dedupeKey]uint32),
+		postings:     make(map[string]*posting),
+		tokenBuckets: make(map[string][]string),
+		deleted:      roaring.New(),
 	}
 }
 
@@ -66,6 +70,10 @@ func (m *memtable) add(ev event.Event, keys []string) {
 			m.postings[k] = p
 			if k[0] == keyToken {
 				m.tokenKeys = append(m.tokenKeys, k)
+				if len(k) >= tokenBucketLen {
+					b := k[:tokenBucketLen]
+					m.tokenBuckets[b] = append(m.tokenBuckets[b], k)
+				}
 			}
 		}
 		p.add(row)
@@ -82,6 +90,10 @@ type posting struct {
 }
 
 const postingBitmapAt = 256
+
+// tokenBucketLen is the key prefix (field byte and 3 bytes of token) that
+// buckets memtable tokens.
+const tokenBucketLen = 4
 
 func (p *posting) add(row uint32) {
 	p.rows = append(p.rows, row)

@@ -30,7 +30,7 @@ func (o *Options) EnsureDefaults() {
 		o.MaxGroupEvents = 50_000
 	}
 	if o.MemtableEvents <= 0 {
-		o.MemtableEvents = 200_000
+		o.MemtableEvents = 100_000
 	}
 }
 
