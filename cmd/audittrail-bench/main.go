@@ -42,6 +42,7 @@ func run() error {
 	flag.IntVar(&opts.Concurrency, "clients", bench.DefaultConcurrency, "concurrent clients for the single-event appends")
 	flag.IntVar(&opts.VisibilityProbes, "visibility-probes", bench.DefaultVisibilityProbes, "append-then-search probes of visibility latency (negative: skip)")
 	flag.DurationVar(&opts.ShapeBudget, "shape-budget", 60*time.Second, "most time one engine spends on one shape's timed queries (0: no limit)")
+	flag.BoolVar(&opts.KeepData, "keep", false, "keep each engine's directory and database after the run")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	flag.Parse()
 	for _, e := range strings.Split(engines, ",") {

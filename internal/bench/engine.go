@@ -44,6 +44,12 @@ type EngineConfig struct {
 	Logger      *slog.Logger
 }
 
+// dropper is implemented by engines whose data lives outside their Dir (a
+// PostgreSQL database); Drop removes it after Close.
+type dropper interface {
+	Drop(ctx context.Context) error
+}
+
 // OpenFunc opens an engine on an empty place.
 type OpenFunc func(ctx context.Context, cfg EngineConfig) (Engine, error)
 

@@ -75,8 +75,9 @@ const pgTableSelect = `seq, id, project_id, level, user_id, action, type, actor_
 // as one multi-row INSERT … ON CONFLICT DO NOTHING, searches as a count and
 // a page sent together.
 type PGTable struct {
-	pool *connPool
-	db   string
+	pool     *connPool
+	db       string
+	adminURL string
 }
 
 var _ Engine = (*PGTable)(nil)
@@ -87,7 +88,7 @@ func openPGTable(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &PGTable{pool: newConnPool(dbURL, 32), db: dbName}
+	t := &PGTable{pool: newConnPool(dbURL, 32), db: dbName, adminURL: cfg.PostgresURL}
 	conn, err := t.pool.get(ctx)
 	if err != nil {
 		return nil, err
@@ -325,6 +326,9 @@ func (t *PGTable) Vacuum(ctx context.Context) error {
 
 // ServerCommand names the server process, whose memory the run samples.
 func (t *PGTable) ServerCommand() string { return "postgres" }
+
+// Drop removes the database after Close.
+func (t *PGTable) Drop(ctx context.Context) error { return dropDatabase(ctx, t.adminURL, t.db) }
 
 func (t *PGTable) Close() error {
 	t.pool.close()

@@ -29,7 +29,7 @@ func openPostgres(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	pe := &postgresEngine{url: dbURL}
+	pe := &postgresEngine{url: dbURL, adminURL: cfg.PostgresURL, db: dbName}
 	pe.StoreEngine = StoreEngine{
 		Store:     db.Store(),
 		DiskFunc:  pe.diskBytes,
@@ -41,8 +41,11 @@ func openPostgres(ctx context.Context, cfg EngineConfig) (Engine, error) {
 
 type postgresEngine struct {
 	StoreEngine
-	url string
+	url, adminURL, db string
 }
+
+// Drop removes the database after Close.
+func (p *postgresEngine) Drop(ctx context.Context) error { return dropDatabase(ctx, p.adminURL, p.db) }
 
 // diskBytes sums every table of the database with its indexes and TOAST:
 // the backend's partitions and its directory tables.
