@@ -97,6 +97,7 @@ type apiMetrics struct {
 	searches       *metrics.CounterVec
 	searchSeconds  *metrics.HistogramVec
 	rateLimited    *metrics.Counter
+	limiterErrors  *metrics.Counter
 }
 
 // ErrOptions is returned by New for incomplete options.
@@ -126,6 +127,7 @@ func New(opts Options) (*API, error) {
 		searches:       m.NewCounterVec("audittrail_searches_total", "Searches and exports run, by kind.", "kind"),
 		searchSeconds:  m.NewHistogramVec("audittrail_search_duration_seconds", "Search latency in the store.", nil, "kind"),
 		rateLimited:    m.NewCounter("audittrail_searches_rate_limited_total", "Searches refused by the rate limit."),
+		limiterErrors:  m.NewCounter("audittrail_rate_limiter_errors_total", "Searches allowed because the rate limiter failed."),
 	}
 	a.routes()
 	return a, nil

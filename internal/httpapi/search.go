@@ -243,7 +243,15 @@ func (a *API) checkRateLimit(r *http.Request, p Principal, s tenancy.Settings) e
 	key := "search:" + p.CompanyID + ":" + p.ProjectID
 	d, err := a.opts.Limiter.Allow(r.Context(), key, limit, time.Minute)
 	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
+		if r.Context().Err() != nil {
+			return r.Context().Err()
+		}
+		// Fail open: the limit protects the service, it guards no data, and
+		// a shared limiter (Redis, PostgreSQL) being down should not take
+		// search down with it.
+		a.met.limiterErrors.Inc()
+		loggerFrom(r.Context()).Warn("search rate limiter unavailable; allowing the search", "request_id", RequestID(r.Context()), "error", err)
+		return nil
 	}
 	if !d.Allowed {
 		a.met.rateLimited.Inc()

@@ -24,6 +24,7 @@ import (
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
+	"github.com/audittrail/audittrail/internal/ratelimit/redislimit"
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/embedded"
 	"github.com/audittrail/audittrail/internal/store/postgres"
@@ -90,7 +91,27 @@ type RunOptions struct {
 	// Started, when set, is called with the listening address once the
 	// server accepts connections (before it is ready: see /healthz).
 	Started func(addr net.Addr)
+	// Extensions start in order after bootstrap and stop in reverse order
+	// after HTTP requests have drained, before the store closes.
+	Extensions []Extension
 }
+
+// Components are what an extension may build on.
+type Components struct {
+	Config    config.Config
+	Logger    *slog.Logger
+	Store     store.Store
+	Directory tenancy.Directory
+	// API is where an extension mounts its routes (API.Handle for
+	// authenticated ones, API.HandlePublic otherwise) and its metrics.
+	API *httpapi.API
+}
+
+// Extension adds a subsystem (stream delivery, the console, live tail) to
+// the server: it mounts its routes and starts its background work, and
+// returns how to stop it. Routes mounted before /healthz turns 200 are
+// never seen half-registered by a client that waits for health.
+type Extension func(ctx context.Context, c Components) (stop func(context.Context) error, err error)
 
 // Server holds the running components.
 type Server struct {
@@ -189,6 +210,28 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		shutdownHTTP(srv, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	var stops []func(context.Context) error
+	stopExtensions := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i](ctx); err != nil {
+				log.Error("stopping an extension", "error", err)
+			}
+		}
+	}
+	comps := Components{Config: cfg, Logger: log, Store: s.store, Directory: s.dir, API: s.api}
+	for _, ext := range ro.Extensions {
+		stop, err := ext(ctx, comps)
+		if err != nil {
+			shutdownHTTP(srv, cfg.ShutdownTimeout, log)
+			stopExtensions()
+			return fmt.Errorf("start extension: %w", err)
+		}
+		if stop != nil {
+			stops = append(stops, stop)
+		}
+	}
 	s.ready.Store(true)
 	log.Info("ready")
 
@@ -208,12 +251,14 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	case err := <-serveErr:
 		stopBackground()
 		bg.Wait()
+		stopExtensions()
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.ready.Store(false)
 	shutdownHTTP(srv, cfg.ShutdownTimeout, log)
 	stopBackground()
 	bg.Wait()
+	stopExtensions()
 	return nil
 }
 
@@ -257,7 +302,12 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("%w: store %q", ErrUnsupported, s.cfg.Store)
 	}
 	if s.cfg.RedisURL != "" {
-		return fmt.Errorf("%w: --redis-url is not available in this build yet", ErrUnsupported)
+		// Redis shares the search limit across instances whatever the store.
+		lim, err := redislimit.New(redislimit.Options{URL: s.cfg.RedisURL.Reveal()})
+		if err != nil {
+			return fmt.Errorf("open redis rate limiter: %w", err)
+		}
+		s.limiter = lim
 	}
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory()
