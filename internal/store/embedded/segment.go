@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -109,20 +110,20 @@ func (s *segment) parse() error {
 	nb := (n + rowsPerBlock - 1) / rowsPerBlock
 	switch {
 	case m.Version != segVersion:
-		return corruptf("version %d", m.Version)
+		return fmt.Errorf("%w: %d, this build reads %d", ErrVersion, m.Version, segVersion)
 	case m.RowsPerBlock != rowsPerBlock:
 		return corruptf("rows per block %d", m.RowsPerBlock)
 	case n <= 0,
 		len(s.sec[secOccurred]) != 8*n, len(s.sec[secSeq]) != 8*n, len(s.sec[secBySeq]) != 4*n,
 		len(s.sec[secKeyOffs]) != 4*(n+1),
 		len(s.sec[secBlockOffs]) != 8*(nb+1), len(s.sec[secBlockCRCs]) != 4*nb,
-		len(s.sec[secDictOffs]) != 4*(m.Keys+1), len(s.sec[secPostOffs]) != 8*(m.Keys+1),
-		len(s.sec[secPostCRCs]) != 4*m.Keys:
+		len(s.sec[secDictOffs]) != 4*(m.Keys+1), len(s.sec[secPostOffs]) != 4*(m.Keys+1),
+		len(s.sec[secPostCRCs]) != 4*((m.Keys+postingsPerCRC-1)/postingsPerCRC):
 		return corruptf("section sizes do not match %d rows, %d keys", n, m.Keys)
 	case uint64(len(s.sec[secKeyBytes])) != uint64(s.u32(secKeyOffs, n)),
 		uint64(len(s.sec[secDictKeys])) != uint64(s.u32(secDictOffs, m.Keys)),
 		uint64(len(s.sec[secBlocks])) != s.u64(secBlockOffs, nb),
-		uint64(len(s.sec[secPosts])) != s.u64(secPostOffs, m.Keys):
+		uint64(len(s.sec[secPosts])) != uint64(s.u32(secPostOffs, m.Keys)):
 		return corruptf("offset tables do not match their data")
 	}
 	s.n = n
@@ -145,6 +146,15 @@ func (s *segment) span(offSec, dataSec, i int) ([]byte, error) {
 	return s.sec[dataSec][lo:hi], nil
 }
 
+// spanRange returns bytes [offs[i], offs[j]) of data.
+func (s *segment) spanRange(offSec, dataSec, i, j int) ([]byte, error) {
+	lo, hi := s.u32(offSec, i), s.u32(offSec, j)
+	if lo > hi || int(hi) > len(s.sec[dataSec]) {
+		return nil, corruptf("segment %s: bad offsets in section %d", filepath.Base(s.path), offSec)
+	}
+	return s.sec[dataSec][lo:hi], nil
+}
+
 // key is company, 0x00, id of the row.
 func (s *segment) key(row int) ([]byte, error) { return s.span(secKeyOffs, secKeyBytes, row) }
 
@@ -156,21 +166,57 @@ func (s *segment) dictKey(i int) []byte {
 	return b
 }
 
-// posting returns the checksum-verified bitmap at dictionary index i.
+// postingAt returns the bitmap at dictionary index i, after checking the
+// checksum of the run of postings it belongs to.
 func (s *segment) postingAt(i int) (*roaring.Bitmap, error) {
-	lo, hi := s.u64(secPostOffs, i), s.u64(secPostOffs, i+1)
-	if lo > hi || hi > uint64(len(s.sec[secPosts])) {
-		return nil, corruptf("segment %s: bad posting offsets", filepath.Base(s.path))
+	b, err := s.span(secPostOffs, secPosts, i)
+	if err != nil {
+		return nil, err
 	}
-	b := s.sec[secPosts][lo:hi]
-	if crc32.Checksum(b, castagnoli) != s.u32(secPostCRCs, i) {
-		return nil, corruptf("segment %s: posting %d checksum mismatch", filepath.Base(s.path), i)
+	j := i / postingsPerCRC
+	run, err := s.spanRange(secPostOffs, secPosts, j*postingsPerCRC, min(s.meta.Keys, (j+1)*postingsPerCRC))
+	if err != nil {
+		return nil, err
 	}
-	bm := roaring.New()
-	if _, err := bm.FromBuffer(b); err != nil {
-		return nil, corruptf("segment %s: posting %d: %v", filepath.Base(s.path), i, err)
+	if crc32.Checksum(run, castagnoli) != s.u32(secPostCRCs, j) {
+		return nil, corruptf("segment %s: postings %d-%d checksum mismatch", filepath.Base(s.path), j*postingsPerCRC, (j+1)*postingsPerCRC-1)
+	}
+	bm, err := decodePosting(b)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: posting %d: %w", filepath.Base(s.path), i, err)
 	}
 	return bm, nil
+}
+
+func decodePosting(b []byte) (*roaring.Bitmap, error) {
+	if len(b) == 0 {
+		return nil, corruptf("empty posting")
+	}
+	switch b[0] {
+	case postingList:
+		d := decoder{b: b[1:]}
+		n := d.uvarint()
+		if n > postingListMax {
+			return nil, corruptf("posting list of %d", n)
+		}
+		rows := make([]uint32, 0, n)
+		var row uint64
+		for range n {
+			row += d.uvarint()
+			rows = append(rows, uint32(row))
+		}
+		if d.err != nil || len(d.b) != 0 || row > math.MaxUint32 {
+			return nil, corruptf("bad posting list")
+		}
+		return roaring.BitmapOf(rows...), nil
+	case postingRoaring:
+		bm := roaring.New()
+		if _, err := bm.FromBuffer(b[1:]); err != nil {
+			return nil, corruptf("bad roaring posting: %v", err)
+		}
+		return bm, nil
+	}
+	return nil, corruptf("posting kind %d", b[0])
 }
 
 // posting returns the rows indexed under key k, or nil when none are.

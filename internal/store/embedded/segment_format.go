@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,9 +28,9 @@ const (
 	secBlocks           // zstd blocks of rowsPerBlock encoded events
 	secDictOffs         // (keys+1) × uint32 into secDictKeys
 	secDictKeys         // posting keys, sorted
-	secPostOffs         // (keys+1) × uint64 into secPosts
-	secPostCRCs         // keys × uint32, crc32c of each posting
-	secPosts            // serialized roaring bitmaps
+	secPostOffs         // (keys+1) × uint32 into secPosts
+	secPostCRCs         // ceil(keys/postingsPerCRC) × uint32, crc32c of each run of postings
+	secPosts            // postings: see postingList and postingRoaring
 	numSections
 )
 
@@ -41,12 +42,24 @@ const (
 	segMagic       = "ATSEG01\n"
 	segTrailerSize = 8 + 4 + 4 + 8
 	segFooterEntry = 8 + 8 + 4
-	segVersion     = 1
+	segVersion     = 2
 	// rowsPerBlock trades compression (bigger blocks) against the work
 	// of decoding one row of a page (the whole block is decompressed).
 	rowsPerBlock = 32
 	segSuffix    = ".seg"
+
+	// Most keys (unique tokens, rare users) have one or a few rows: a
+	// roaring bitmap costs ~20 bytes for one row, a varint list ~2.
+	postingList    byte = 1 // then uvarint count, uvarint row deltas
+	postingRoaring byte = 2 // then a serialized roaring bitmap
+	postingListMax      = 16
+	// postingsPerCRC postings share one checksum: a checksum each would
+	// cost 4 bytes per key, more than most postings themselves.
+	postingsPerCRC = 64
 )
+
+// ErrVersion: the file was written by an incompatible version.
+var ErrVersion = errors.New("embedded: unsupported segment version")
 
 type segMeta struct {
 	Version      int    `json:"version"`

@@ -2,11 +2,13 @@ package embedded
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +47,31 @@ func (s *sectionWriter) end() {
 	t := &s.table[s.cur]
 	t.len = s.off - t.off
 	t.crc = s.crc
+}
+
+// encodePosting writes ascending rows as a short varint list or, when
+// longer, as a roaring bitmap.
+func encodePosting(rows []uint32) []byte {
+	if len(rows) <= postingListMax {
+		b := []byte{postingList}
+		b = binary.AppendUvarint(b, uint64(len(rows)))
+		var prev uint32
+		for _, r := range rows {
+			b = binary.AppendUvarint(b, uint64(r-prev))
+			prev = r
+		}
+		return b
+	}
+	bm := roaring.New()
+	bm.AddMany(rows)
+	bm.RunOptimize()
+	out := make([]byte, 1, 1+bm.GetSerializedSizeInBytes())
+	out[0] = postingRoaring
+	w := bytes.NewBuffer(out)
+	if _, err := bm.WriteTo(w); err != nil {
+		panic(err) // writing to a bytes.Buffer cannot fail
+	}
+	return w.Bytes()
 }
 
 // writeSegment writes the rows of a frozen memtable as an immutable segment
@@ -197,24 +224,26 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 			rows = append(rows, newRow[old])
 		}
 		slices.Sort(rows)
-		bm := roaring.New()
-		bm.AddMany(rows)
-		bm.RunOptimize()
-		if posts[i], err = bm.ToBytes(); err != nil {
-			return "", err
-		}
+		posts[i] = encodePosting(rows)
 	}
 	sw.begin(secPostOffs)
 	var poff uint64
-	check(u64(0))
+	check(u32(0))
 	for _, p := range posts {
 		poff += uint64(len(p))
-		check(u64(poff))
+		if poff > math.MaxUint32 {
+			return "", fmt.Errorf("write segment: postings exceed 4 GiB")
+		}
+		check(u32(uint32(poff)))
 	}
 	sw.end()
 	sw.begin(secPostCRCs)
-	for _, p := range posts {
-		check(u32(crc32.Checksum(p, castagnoli)))
+	for j := 0; j < len(posts); j += postingsPerCRC {
+		var c uint32
+		for _, p := range posts[j:min(len(posts), j+postingsPerCRC)] {
+			c = crc32.Update(c, castagnoli, p)
+		}
+		check(u32(c))
 	}
 	sw.end()
 	sw.begin(secPosts)
