@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,19 +110,33 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 		slices.Sort(drawn)
 		seqOf := make(map[int64]int, len(candidates)) // seq → index in events
 		n := len(candidates)
+		for j, i := range candidates {
+			seqOf[drawn[j]] = i
+		}
+		// Ids go in in key order, so two batches sharing ids wait for each
+		// other in the same order and cannot deadlock.
+		byKey := slices.Clone(candidates)
+		slices.SortFunc(byKey, func(a, b int) int {
+			return cmp.Or(strings.Compare(events[a].CompanyID, events[b].CompanyID), strings.Compare(events[a].ID, events[b].ID))
+		})
+		seqOfIndex := make(map[int]int64, n)
+		for j, i := range candidates {
+			seqOfIndex[i] = drawn[j]
+		}
 		companies, ids, projects := make([]string, n), make([]string, n), make([]string, n)
 		occurred, seqCol := make([]int64, n), make([]int64, n)
-		for j, i := range candidates {
+		for j, i := range byKey {
 			e := &events[i]
 			companies[j], ids[j], projects[j] = e.CompanyID, e.ID, e.ProjectID
-			occurred[j], seqCol[j] = e.Occurred, drawn[j]
-			seqOf[drawn[j]] = i
+			occurred[j], seqCol[j] = e.Occurred, seqOfIndex[i]
 		}
 		// The unique key decides which events are new; a concurrent batch
 		// with the same id waits here for the other to commit or abort.
 		rows, err = tx.Query(ctx, `
 			INSERT INTO event_ids (company_id, id, project_id, occurred, seq)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+			SELECT c, i, p, o, s
+			  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS x(c, i, p, o, s, n)
+			 ORDER BY n
 			ON CONFLICT (company_id, id) DO NOTHING
 			RETURNING seq`, companies, ids, projects, occurred, seqCol)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,5 +228,54 @@ func TestAppendDedupeAndGet(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, "d", "y"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get unknown: %v", err)
+	}
+}
+
+// TestOverlappingBatches: concurrent batches sharing ids in different
+// orders neither fail (no deadlock) nor store an id twice.
+func TestOverlappingBatches(t *testing.T) {
+	db := openTest(t, Options{MaxConns: 8})
+	ctx := context.Background()
+	const writers, rounds, shared = 4, 10, 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := map[string]int{}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for r := range rounds {
+				var evs []event.Event
+				for _, i := range rng.Perm(shared) {
+					evs = append(evs, event.Event{ID: fmt.Sprintf("r%d-s%d", r, i), CompanyID: "c", ProjectID: "p",
+						Level: event.LevelProject, Action: "A", Type: event.TypeInfo, Occurred: time.Now().UnixMilli()})
+				}
+				if err := db.Store().Append(ctx, evs); err != nil {
+					t.Errorf("writer %d round %d: %v", w, r, err)
+					return
+				}
+				mu.Lock()
+				for _, e := range evs {
+					if e.Seq != 0 {
+						stored[e.ID]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(stored) != rounds*shared {
+		t.Fatalf("%d ids stored, want %d", len(stored), rounds*shared)
+	}
+	for id, n := range stored {
+		if n != 1 {
+			t.Fatalf("%s stored %d times", id, n)
+		}
+	}
+	res, err := db.Store().Search(ctx, query.Query{CompanyID: "c", ProjectID: "p", IncludeProject: true, Size: 1})
+	if err != nil || res.Total != rounds*shared {
+		t.Fatalf("search total %d, %v", res.Total, err)
 	}
 }
