@@ -1,7 +1,17 @@
 // Command audittrail-bench loads a generated, Descope-like audit trail into
 // the embedded engine and into PostgreSQL, runs a fixed set of query shapes
 // on each and prints one table (or --json) with latencies, their ratios,
-// ingest rates, bytes on disk and peak RSS. See internal/bench.
+// ingest rates, bytes on disk and peak memory. See internal/bench.
+//
+//	go run ./cmd/audittrail-bench --events 1000000 --engines embedded,pgtable,postgres
+//
+// Engines: embedded (internal/store/embedded, in this process), pgtable (one
+// hand-indexed PostgreSQL table, the baseline), postgres
+// (internal/store/postgres) and memory (the reference store; small trails
+// only). The PostgreSQL engines create, use and drop their own databases
+// (<--database>_pgtable, <--database>_postgres) on --postgres-url. Progress
+// goes to stderr, the table or JSON to stdout. The same --seed gives the
+// same trail, shifted to end at the current minute.
 package main
 
 import (
@@ -59,6 +69,7 @@ func run() error {
 	if err != nil && rep == nil {
 		return err
 	}
+	rep.Command = strings.Join(os.Args, " ")
 	if asJSON {
 		if werr := rep.WriteJSON(os.Stdout); werr != nil {
 			return werr

@@ -348,7 +348,7 @@ func (g *Generator) projectEvent(e *event.Event) {
 			w.str("idp", genIdPs[r.IntN(len(genIdPs))])
 			w.str("ssoAppId", "SA2"+hashID(g.opts.Seed, 'S', uint64(p), 20))
 		}
-		if r.Float64() < 0.6 {
+		if r.Float64() < 0.5 {
 			g.requestDetails(w, "POST", authURI(a.name, e.Method), origin, e.ProjectID, u)
 		}
 	case kindUser:
@@ -372,7 +372,7 @@ func (g *Generator) projectEvent(e *event.Event) {
 			w.bool("verifiedEmail", r.IntN(2) == 0)
 			w.end()
 		}
-		if r.Float64() < 0.5 {
+		if r.Float64() < 0.4 {
 			g.requestDetails(w, "POST", "/v1/mgmt/user/"+lowerFirst(a.name), origin, e.ProjectID, u)
 		}
 	case kindSCIM:
@@ -509,12 +509,14 @@ func (g *Generator) requestDetails(w *jsonWriter, method, uri, origin, projectID
 	w.end()
 	w.obj("http")
 	w.str("origin", origin)
+	w.str("referer", origin+"/"+[]string{"login", "sign-in", "account", "admin/users", ""}[r.IntN(5)])
 	w.str("user-agent", u.ua)
 	w.end()
 	w.end()
 	w.str("host", "api.descope.com")
 	w.str("method", method)
 	w.str("uri", uri)
+	w.str("url", "https://api.descope.com"+uri)
 	w.end()
 }
 

@@ -22,6 +22,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // first.
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
+	if r.Command != "" {
+		fmt.Fprintf(&b, "$ %s\n", r.Command)
+	}
 	fmt.Fprintf(&b, "audittrail-bench  %s events  seed %d  %d queries/shape  page size %d  GOMAXPROCS %d  %s\n",
 		thousands(int64(r.Events)), r.Seed, r.QueriesPerShape, r.PageSize, r.GOMAXPROCS, r.Started.Format("2006-01-02 15:04 UTC"))
 	t := r.Trail
@@ -134,13 +137,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return err
 	}
 
+	b.WriteString("\nshapes (each with the exact total; page size as above):\n")
+	for _, shape := range Shapes {
+		fmt.Fprintf(&b, "  %-22s %s\n", shape, ShapeDescriptions[shape])
+	}
+	b.WriteString("\nengines:")
 	for _, e := range r.Engines {
 		fmt.Fprintf(&b, "\n%s: %s", e.Name, e.Note)
 		if e.Error != "" {
 			fmt.Fprintf(&b, "\n  ERROR: %s", e.Error)
 		}
 	}
-	if r.ShapeBudgetSec > 0 {
+	if r.budgetRanOut() {
 		fmt.Fprintf(&b, "\n(n=…): the shape's %.0f s budget ran out after n timed queries.", r.ShapeBudgetSec)
 	}
 	b.WriteString("\n* VmHWM of this process while the engine ran: the whole engine when it runs in process (embedded),\n" +
@@ -170,6 +178,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func (r *Report) budgetRanOut() bool {
+	for _, e := range r.Engines {
+		for _, s := range e.Shapes {
+			if s.Queries < r.QueriesPerShape {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (e *EngineReport) shape(name string) *ShapeReport {

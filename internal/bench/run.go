@@ -143,6 +143,8 @@ func (o *Options) Validate() error {
 
 // Report is everything one run measured.
 type Report struct {
+	// Command is how the run was started, when the caller says.
+	Command         string         `json:"command,omitempty"`
 	Started         time.Time      `json:"started"`
 	Events          int            `json:"events"`
 	Seed            uint64         `json:"seed"`

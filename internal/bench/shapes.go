@@ -101,6 +101,27 @@ var Shapes = []string{ShapeUserID, ShapeLoginID, ShapeRemoteAddress, ShapeAction
 	ShapeDevicesMethods, ShapeTenants, ShapeTenantsNone, ShapeTextWord, ShapeTextAction, ShapeTextRare,
 	ShapeDeepPage, ShapeLevel, ShapeLastDay}
 
+// ShapeDescriptions say in a line what each shape asks, for the table's
+// legend. Every query is scoped to one project (drawn like the events: the
+// hot one 60 % of the time), both levels unless said, the 30-day window,
+// and asks for the exact total.
+var ShapeDescriptions = map[string]string{
+	ShapeUserID:          "one user ID",
+	ShapeLoginID:         "one login ID (externalIds)",
+	ShapeRemoteAddress:   "one IP address",
+	ShapeActionsGeos:     "1-3 actions and 1-3 countries",
+	ShapeExcludedActions: "excludedActions (1-3 common actions) and nothing else",
+	ShapeDevicesMethods:  "1-2 devices and 1-2 methods",
+	ShapeTenants:         "five tenants",
+	ShapeTenantsNone:     "five tenants, or no tenant at all (noTenants)",
+	ShapeTextWord:        "one everyday word (chrome, okta, expired…) as free text",
+	ShapeTextAction:      "one everyday word and one action",
+	ShapeTextRare:        "a word found in one event's data (its correlation_id)",
+	ShapeDeepPage:        "no filter, page 200 of 50 (offset 9,950)",
+	ShapeLevel:           "company-level events only, or project-level only",
+	ShapeLastDay:         "no filter, the last 24 hours",
+}
+
 // QuerySet is the queries of one shape, run in this order on every engine.
 type QuerySet struct {
 	Shape   string

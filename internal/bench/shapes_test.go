@@ -58,6 +58,9 @@ func TestBuildQueries(t *testing.T) {
 		t.Fatalf("%d query sets for %d shapes; issue 3 asks for at least 12", len(sets), len(Shapes))
 	}
 	for i, set := range sets {
+		if ShapeDescriptions[set.Shape] == "" {
+			t.Errorf("shape %q has no description for the legend", set.Shape)
+		}
 		if set.Shape != Shapes[i] || len(set.Queries) != opts.PerShape {
 			t.Fatalf("set %d: shape %q with %d queries", i, set.Shape, len(set.Queries))
 		}
