@@ -179,18 +179,27 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 	if s.meta.Keys != len(want) {
 		problem("%s: %d posting keys, the rows have %d", name, s.meta.Keys, len(want))
 	}
-	for i := range s.meta.Keys {
-		k := string(s.dictKey(i))
-		if i > 0 && string(s.dictKey(i-1)) >= k {
+	prevKey, count := "", 0
+	err := s.scanDict("", func(i int, key []byte) bool {
+		k := string(key)
+		if i != count || (i > 0 && prevKey >= k) {
 			problem("%s: dictionary not sorted at %d", name, i)
 		}
+		prevKey = k
+		count++
 		bm, err := s.postingAt(i)
 		if err != nil {
 			problem("%s: %v", name, err)
-			continue
+			return true
 		}
 		if w := want[k]; w == nil || !w.Equals(bm) {
 			problem("%s: posting %q does not match its rows", name, k)
 		}
+		return true
+	})
+	if err != nil {
+		problem("%s: %v", name, err)
+	} else if count != s.meta.Keys {
+		problem("%s: dictionary holds %d keys, meta says %d", name, count, s.meta.Keys)
 	}
 }

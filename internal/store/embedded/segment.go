@@ -117,11 +117,11 @@ func (s *segment) parse() error {
 		len(s.sec[secOccurred]) != 8*n, len(s.sec[secSeq]) != 8*n, len(s.sec[secBySeq]) != 4*n,
 		len(s.sec[secKeyOffs]) != 4*(n+1),
 		len(s.sec[secBlockOffs]) != 8*(nb+1), len(s.sec[secBlockCRCs]) != 4*nb,
-		len(s.sec[secDictOffs]) != 4*(m.Keys+1), len(s.sec[secPostOffs]) != 4*(m.Keys+1),
+		len(s.sec[secDictOffs]) != 4*((m.Keys+dictBlockKeys-1)/dictBlockKeys+1), len(s.sec[secPostOffs]) != 4*(m.Keys+1),
 		len(s.sec[secPostCRCs]) != 4*((m.Keys+postingsPerCRC-1)/postingsPerCRC):
 		return corruptf("section sizes do not match %d rows, %d keys", n, m.Keys)
 	case uint64(len(s.sec[secKeyBytes])) != uint64(s.u32(secKeyOffs, n)),
-		uint64(len(s.sec[secDictKeys])) != uint64(s.u32(secDictOffs, m.Keys)),
+		uint64(len(s.sec[secDictKeys])) != uint64(s.u32(secDictOffs, (m.Keys+dictBlockKeys-1)/dictBlockKeys)),
 		uint64(len(s.sec[secBlocks])) != s.u64(secBlockOffs, nb),
 		uint64(len(s.sec[secPosts])) != uint64(s.u32(secPostOffs, m.Keys)):
 		return corruptf("offset tables do not match their data")
@@ -158,12 +158,71 @@ func (s *segment) spanRange(offSec, dataSec, i, j int) ([]byte, error) {
 // key is company, 0x00, id of the row.
 func (s *segment) key(row int) ([]byte, error) { return s.span(secKeyOffs, secKeyBytes, row) }
 
-func (s *segment) dictKey(i int) []byte {
-	b, err := s.span(secDictOffs, secDictKeys, i)
+// The dictionary is front-coded in blocks of dictBlockKeys keys: the first
+// key of a block whole (uvarint length, bytes), each next one as the
+// length it shares with the previous key, then its own suffix (uvarint
+// length, bytes). Sorted keys share long prefixes ("t" + token).
+
+func (s *segment) dictBlocks() int { return (s.meta.Keys + dictBlockKeys - 1) / dictBlockKeys }
+
+// blockFirstKey returns the first key of dictionary block b, or nil if the
+// block is malformed.
+func (s *segment) blockFirstKey(b int) []byte {
+	blk, err := s.span(secDictOffs, secDictKeys, b)
 	if err != nil {
 		return nil
 	}
-	return b
+	d := decoder{b: blk}
+	k := d.bytes(d.uvarint())
+	if d.err != nil {
+		return nil
+	}
+	return k
+}
+
+// scanDict calls fn with the index and bytes of every key ≥ from, in
+// order, until fn returns false. The bytes are valid only during the call.
+func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
+	nb := s.dictBlocks()
+	// The last block whose first key is ≤ from holds the first key ≥ from
+	// (or it is the first key of the next block).
+	b := sort.Search(nb, func(b int) bool { return string(s.blockFirstKey(b)) > from }) - 1
+	b = max(b, 0)
+	var key []byte
+	for ; b < nb; b++ {
+		blk, err := s.span(secDictOffs, secDictKeys, b)
+		if err != nil {
+			return err
+		}
+		d := decoder{b: blk}
+		for j := 0; j < dictBlockKeys && b*dictBlockKeys+j < s.meta.Keys; j++ {
+			if j == 0 {
+				key = append(key[:0], d.bytes(d.uvarint())...)
+			} else {
+				shared := d.uvarint()
+				suffix := d.bytes(d.uvarint())
+				if shared > uint64(len(key)) {
+					d.err = errBadEncoding
+				}
+				if d.err == nil {
+					key = append(key[:shared], suffix...)
+				}
+			}
+			if d.err != nil {
+				return corruptf("segment %s: dictionary block %d: %v", filepath.Base(s.path), b, d.err)
+			}
+			if string(key) < from {
+				continue
+			}
+			if !fn(b*dictBlockKeys+j, key) {
+				return nil
+			}
+		}
+		if len(d.b) != 0 {
+			return corruptf("segment %s: dictionary block %d has trailing bytes", filepath.Base(s.path), b)
+		}
+	}
+	return nil
 }
 
 // postingAt returns the bitmap at dictionary index i, after checking the
@@ -221,29 +280,37 @@ func decodePosting(b []byte) (*roaring.Bitmap, error) {
 
 // posting returns the rows indexed under key k, or nil when none are.
 func (s *segment) posting(k string) (*roaring.Bitmap, error) {
-	n := s.meta.Keys
-	i := sort.Search(n, func(i int) bool { return string(s.dictKey(i)) >= k })
-	if i == n || string(s.dictKey(i)) != k {
-		return nil, nil
+	idx := -1
+	if err := s.scanDict(k, func(i int, key []byte) bool {
+		if string(key) == k {
+			idx = i
+		}
+		return false
+	}); err != nil || idx < 0 {
+		return nil, err
 	}
-	return s.postingAt(i)
+	return s.postingAt(idx)
 }
 
 // prefixPostings calls fn with the posting of every key starting with p.
 func (s *segment) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
-	n := s.meta.Keys
-	pb := []byte(p)
-	for i := sort.Search(n, func(i int) bool { return string(s.dictKey(i)) >= p }); i < n; i++ {
-		if !bytes.HasPrefix(s.dictKey(i), pb) {
-			break
+	var perr error
+	err := s.scanDict(p, func(i int, key []byte) bool {
+		if !bytes.HasPrefix(key, []byte(p)) {
+			return false
 		}
 		bm, err := s.postingAt(i)
 		if err != nil {
-			return err
+			perr = err
+			return false
 		}
 		fn(bm)
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	return perr
 }
 
 // rowRange returns the rows [lo, hi) whose Occurred lies in [from, to]

@@ -26,8 +26,8 @@ const (
 	secBlockOffs        // (blocks+1) × uint64 into secBlocks
 	secBlockCRCs        // blocks × uint32, crc32c of each compressed block
 	secBlocks           // zstd blocks of rowsPerBlock encoded events
-	secDictOffs         // (keys+1) × uint32 into secDictKeys
-	secDictKeys         // posting keys, sorted
+	secDictOffs         // (dictionary blocks+1) × uint32 into secDictKeys
+	secDictKeys         // posting keys, sorted, front-coded in blocks
 	secPostOffs         // (keys+1) × uint32 into secPosts
 	secPostCRCs         // ceil(keys/postingsPerCRC) × uint32, crc32c of each run of postings
 	secPosts            // postings: see postingList and postingRoaring
@@ -42,7 +42,7 @@ const (
 	segMagic       = "ATSEG01\n"
 	segTrailerSize = 8 + 4 + 4 + 8
 	segFooterEntry = 8 + 8 + 4
-	segVersion     = 2
+	segVersion     = 3
 	// rowsPerBlock trades compression (bigger blocks) against the work
 	// of decoding one row of a page (the whole block is decompressed).
 	rowsPerBlock = 32
@@ -56,6 +56,9 @@ const (
 	// postingsPerCRC postings share one checksum: a checksum each would
 	// cost 4 bytes per key, more than most postings themselves.
 	postingsPerCRC = 64
+	// dictBlockKeys keys form one front-coded dictionary block: a lookup
+	// binary-searches the blocks' first keys, then decodes at most one block.
+	dictBlockKeys = 16
 )
 
 // ErrVersion: the file was written by an incompatible version.

@@ -202,19 +202,35 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	sw.end()
 	blocks = nil
 
+	var dict []byte
+	var dictOffs []uint32
+	for i, k := range keys {
+		if i%dictBlockKeys == 0 {
+			dictOffs = append(dictOffs, uint32(len(dict)))
+			dict = appendString(dict, k)
+			continue
+		}
+		prev := keys[i-1]
+		shared := 0
+		for shared < len(prev) && shared < len(k) && prev[shared] == k[shared] {
+			shared++
+		}
+		dict = binary.AppendUvarint(dict, uint64(shared))
+		dict = appendString(dict, k[shared:])
+	}
+	dictOffs = append(dictOffs, uint32(len(dict)))
+	if uint64(len(dict)) > math.MaxUint32 {
+		return "", fmt.Errorf("write segment: dictionary exceeds 4 GiB")
+	}
 	sw.begin(secDictOffs)
-	var doff uint32
-	check(u32(0))
-	for _, k := range keys {
-		doff += uint32(len(k))
-		check(u32(doff))
+	for _, o := range dictOffs {
+		check(u32(o))
 	}
 	sw.end()
 	sw.begin(secDictKeys)
-	for _, k := range keys {
-		check(sw.write([]byte(k)))
-	}
+	check(sw.write(dict))
 	sw.end()
+	dict = nil
 
 	posts := make([][]byte, len(keys))
 	var rows []uint32
