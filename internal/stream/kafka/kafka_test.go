@@ -92,7 +92,7 @@ func testEvents(from, n int) []event.Event {
 	return out
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,13 +107,13 @@ const testTopic = "audit-events"
 // fakeKafka is a kfake cluster persisted in a directory so it can be shut
 // down and brought back on the same port with its data.
 type fakeKafka struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	c    *kfake.Cluster
 }
 
-func startKafka(t *testing.T) *fakeKafka {
+func startKafka(t testing.TB) *fakeKafka {
 	f := &fakeKafka{t: t, port: freePort(t), dir: t.TempDir()}
 	f.start()
 	t.Cleanup(f.stop)
