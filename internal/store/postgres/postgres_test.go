@@ -236,36 +236,41 @@ func TestAppendDedupeAndGet(t *testing.T) {
 func TestOverlappingBatches(t *testing.T) {
 	db := openTest(t, Options{MaxConns: 8})
 	ctx := context.Background()
-	const writers, rounds, shared = 4, 10, 40
-	var wg sync.WaitGroup
-	var mu sync.Mutex
+	const writers, rounds, shared = 4, 10, 200
 	stored := map[string]int{}
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			for r := range rounds {
-				var evs []event.Event
-				for _, i := range rng.Perm(shared) {
-					evs = append(evs, event.Event{ID: fmt.Sprintf("r%d-s%d", r, i), CompanyID: "c", ProjectID: "p",
-						Level: event.LevelProject, Action: "A", Type: event.TypeInfo, Occurred: time.Now().UnixMilli()})
-				}
-				if err := db.Store().Append(ctx, evs); err != nil {
-					t.Errorf("writer %d round %d: %v", w, r, err)
-					return
-				}
-				mu.Lock()
-				for _, e := range evs {
-					if e.Seq != 0 {
-						stored[e.ID]++
-					}
-				}
-				mu.Unlock()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for r := range rounds {
+		// Each round's batches are built first and started together, so
+		// that their inserts overlap.
+		batches := make([][]event.Event, writers)
+		for w := range batches {
+			for _, i := range rng.Perm(shared) {
+				batches[w] = append(batches[w], event.Event{ID: fmt.Sprintf("r%d-s%d", r, i), CompanyID: "c", ProjectID: "p",
+					Level: event.LevelProject, Action: "A", Type: event.TypeInfo, Occurred: time.Now().UnixMilli()})
 			}
-		}()
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := db.Store().Append(ctx, batches[w]); err != nil {
+					t.Errorf("writer %d round %d: %v", w, r, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, b := range batches {
+			for _, e := range b {
+				if e.Seq != 0 {
+					stored[e.ID]++
+				}
+			}
+		}
 	}
-	wg.Wait()
 	if len(stored) != rounds*shared {
 		t.Fatalf("%d ids stored, want %d", len(stored), rounds*shared)
 	}
