@@ -72,6 +72,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			conn.Conn().Close(context.WithoutCancel(ctx))
 		}
 	}()
+	if db.opts.Schema != "" {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.opts.Schema}.Sanitize()); err != nil {
+			return classify(ctx, "migrate: create schema", err)
+		}
+	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version integer PRIMARY KEY,
 		name    text NOT NULL,

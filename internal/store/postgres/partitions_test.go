@@ -157,3 +157,42 @@ func TestDeleteBeforeDropsPartitions(t *testing.T) {
 		t.Fatalf("re-append of a deleted id: seq %d, %v", again[0].Seq, err)
 	}
 }
+
+// TestSchema: with Options.Schema everything lives in that schema, beside
+// an application's own tables of the same names.
+func TestSchema(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	plain, err := Open(ctx, Options{URL: url, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	db, err := Open(ctx, Options{URL: url, Schema: "Audit Trail", MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs := []event.Event{{ID: "x", CompanyID: "c", ProjectID: "p", Level: event.LevelProject, Action: "A",
+		Type: event.TypeInfo, Occurred: time.Now().UnixMilli()}}
+	if err := db.Store().Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Store().ReadFrom(ctx, 0, 10)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read from the schema: %d events, %v", len(got), err)
+	}
+	var inSchema, inPublic int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM "Audit Trail".events`).Scan(&inSchema); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM public.events`).Scan(&inPublic); err != nil {
+		t.Fatal(err)
+	}
+	if inSchema != 1 || inPublic != 0 {
+		t.Fatalf("events in schema %d, in public %d", inSchema, inPublic)
+	}
+	if res, err := plain.Store().Search(ctx, query.Query{CompanyID: "c", ProjectID: "p", IncludeProject: true, Size: 10}); err != nil || res.Total != 0 {
+		t.Fatalf("public store sees %d events, %v", res.Total, err)
+	}
+}

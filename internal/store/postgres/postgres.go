@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -32,6 +33,11 @@ type Options struct {
 	URL string
 	// Logger receives migration and maintenance messages; nil discards them.
 	Logger *slog.Logger
+	// Schema, when set, holds every table and function audittrail creates
+	// (created if missing), so that it can share a database with an
+	// application that has its own schema_migrations or events tables.
+	// Empty: the connection's search_path as configured (usually public).
+	Schema string
 	// MaxConns caps the pool; 0 keeps pgx's default (max(4, NumCPU)) or the
 	// pool_max_conns given in URL.
 	MaxConns int32
@@ -111,6 +117,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.Schema != "" {
+		// search_path on every connection: the schema is created, under
+		// the migration lock, before anything is looked up in it.
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
