@@ -54,7 +54,19 @@ func run() error {
 	flag.DurationVar(&opts.ShapeBudget, "shape-budget", 60*time.Second, "most time one engine spends on one shape's timed queries (0: no limit)")
 	flag.BoolVar(&opts.KeepData, "keep", false, "keep each engine's directory and database after the run")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	growth := flag.String("growth", "", "comma-separated JSON reports of runs of different sizes: print how the figures grow, run nothing")
 	flag.Parse()
+	if *growth != "" {
+		var runs []*bench.Report
+		for _, path := range strings.Split(*growth, ",") {
+			r, err := bench.ReadReport(strings.TrimSpace(path))
+			if err != nil {
+				return err
+			}
+			runs = append(runs, r)
+		}
+		return bench.WriteGrowth(os.Stdout, runs)
+	}
 	for _, e := range strings.Split(engines, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			opts.Engines = append(opts.Engines, e)

@@ -199,3 +199,35 @@ func TestShapeBudgetStopsSlowEngines(t *testing.T) {
 		t.Fatalf("skipped queries reported as disagreements: %+v", got[0])
 	}
 }
+
+func TestWriteGrowth(t *testing.T) {
+	small := &Report{Events: 1000, Engines: []EngineReport{{Name: "embedded", IngestPerSec: 5000,
+		Shapes: []ShapeReport{{Shape: ShapeUserID, P50Ms: 1, P99Ms: 2}}}}}
+	big := &Report{Events: 10000, Engines: []EngineReport{{Name: "embedded", IngestPerSec: 4000,
+		Shapes: []ShapeReport{{Shape: ShapeUserID, P50Ms: 3, P99Ms: 10}}}}}
+	path := t.TempDir() + "/big.json"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.WriteJSON(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	back, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteGrowth(&out, []*Report{small, back}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1,000 events", "10,000 events", "3.0x / 5.0x", "4,000"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("growth table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if WriteGrowth(&out, []*Report{small}) == nil {
+		t.Error("one report accepted")
+	}
+}
