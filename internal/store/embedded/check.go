@@ -113,11 +113,11 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 		}
 	}
 	// Every row: decodes, agrees with the columns, is in order.
-	bc := blockCache{}
+	bc := newBlockCache(nil) // Check reads from disk, not from the cache
 	want := make(map[string]*roaring.Bitmap)
 	for row := range s.n {
 		if row%rowsPerBlock == 0 {
-			clear(bc)
+			bc.reset()
 			if ctx.Err() != nil {
 				return
 			}

@@ -70,8 +70,9 @@ type Engine struct {
 	stopFlusher chan struct{}
 	flusherDone chan struct{}
 
-	zenc *zstd.Encoder
-	zdec *zstd.Decoder
+	zenc  *zstd.Encoder
+	zdec  *zstd.Decoder
+	cache *blockLRU
 
 	// Owned by the writer goroutine after Open.
 	w writerState
@@ -188,6 +189,7 @@ func Open(opts Options) (*Engine, error) {
 		flushKick:   make(chan struct{}, 1),
 		stopFlusher: make(chan struct{}),
 		flusherDone: make(chan struct{}),
+		cache:       newBlockLRU(opts.BlockCacheBytes),
 		ix: index{
 			mem:          newMemtable(),
 			keys:         make(map[uint64]segRef),

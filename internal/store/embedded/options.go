@@ -19,6 +19,9 @@ type Options struct {
 	// MemtableEvents is how many events the in-memory tail holds before it
 	// is written out as an immutable segment and its log is dropped.
 	MemtableEvents int
+	// BlockCacheBytes bounds the decompressed event blocks kept for later
+	// searches.
+	BlockCacheBytes int
 }
 
 // EnsureDefaults fills unset fields.
@@ -28,6 +31,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxGroupEvents <= 0 {
 		o.MaxGroupEvents = 50_000
+	}
+	if o.BlockCacheBytes <= 0 {
+		o.BlockCacheBytes = 64 << 20
 	}
 	if o.MemtableEvents <= 0 {
 		o.MemtableEvents = 100_000
@@ -42,7 +48,7 @@ func (o *Options) Validate() error {
 	if o.Dir == "" {
 		return fmt.Errorf("%w: Dir is required", ErrInvalidOptions)
 	}
-	if o.MaxGroupEvents < 0 || o.MemtableEvents < 0 {
+	if o.MaxGroupEvents < 0 || o.MemtableEvents < 0 || o.BlockCacheBytes < 0 {
 		return fmt.Errorf("%w: negative limits", ErrInvalidOptions)
 	}
 	return nil

@@ -58,7 +58,7 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (store.Result, error
 	}
 	page := mergePage(cursors, off, size, q.OldestFirst)
 	res.Events = make([]event.Event, len(page))
-	bc := blockCache{}
+	bc := newBlockCache(e.cache)
 	for i, h := range page {
 		ev, err := e.load(sources[h.src], h.row, bc)
 		if err != nil {
@@ -85,7 +85,7 @@ func (e *Engine) sources(from, to int64) []rowSource {
 	return append(out, e.ix.mem)
 }
 
-func (e *Engine) load(src rowSource, row uint32, bc blockCache) (event.Event, error) {
+func (e *Engine) load(src rowSource, row uint32, bc *blockCache) (event.Event, error) {
 	switch s := src.(type) {
 	case *memtable:
 		return cloneEvent(&s.rows[row]), nil
@@ -114,7 +114,7 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (event.Event, er
 		}
 	}
 	if s, row, ok := e.segLookup(companyID, id); ok {
-		return blockCache{}.event(s, int(row), e.zdec)
+		return newBlockCache(e.cache).event(s, int(row), e.zdec)
 	}
 	return event.Event{}, store.ErrNotFound
 }
@@ -135,7 +135,7 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event
 		return nil, store.ErrClosed
 	}
 	var out []event.Event
-	bc := blockCache{}
+	bc := newBlockCache(e.cache)
 	for _, s := range e.ix.segs {
 		if s.meta.MaxSeq <= after {
 			continue
@@ -155,7 +155,7 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event
 		if len(out) >= limit {
 			return out, nil
 		}
-		clear(bc) // blocks of earlier segments are not needed again
+		bc.reset() // blocks of earlier segments are not needed again
 	}
 	for _, m := range []*memtable{e.ix.frozen, e.ix.mem} {
 		if m == nil {

@@ -358,21 +358,35 @@ func rowInBlock(raw []byte, idx int) ([]byte, error) {
 }
 
 // blockCache keeps the blocks decoded during one read so that rows of a
-// page that share a block decode it once.
-type blockCache map[*segment]map[int][]byte
+// page that share a block decode it once; lru, when set, shares them
+// across reads.
+type blockCache struct {
+	m   map[*segment]map[int][]byte
+	lru *blockLRU
+}
 
-func (c blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
+func newBlockCache(lru *blockLRU) *blockCache {
+	return &blockCache{m: map[*segment]map[int][]byte{}, lru: lru}
+}
+
+func (c *blockCache) reset() { clear(c.m) }
+
+func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
 	b := row / rowsPerBlock
-	raw, ok := c[s][b]
+	raw, ok := c.m[s][b]
 	if !ok {
-		var err error
-		if raw, err = s.block(b, dec); err != nil {
-			return event.Event{}, err
+		raw, ok = c.lru.get(blockKey{s.id, b})
+		if !ok {
+			var err error
+			if raw, err = s.block(b, dec); err != nil {
+				return event.Event{}, err
+			}
+			c.lru.put(blockKey{s.id, b}, raw)
 		}
-		if c[s] == nil {
-			c[s] = map[int][]byte{}
+		if c.m[s] == nil {
+			c.m[s] = map[int][]byte{}
 		}
-		c[s][b] = raw
+		c.m[s][b] = raw
 	}
 	enc, err := rowInBlock(raw, row%rowsPerBlock)
 	if err != nil {
