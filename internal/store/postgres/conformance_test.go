@@ -12,7 +12,7 @@ import (
 func TestStoreConformance(t *testing.T) {
 	pgtest.SkipUnlessEnabled(t)
 	storetest.Run(t, func(t *testing.T) *storetest.Harness {
-		url := pgtest.NewDatabase(t)
+		url := newDatabase(t)
 		open := func(t *testing.T) store.Store {
 			db, err := Open(context.Background(), Options{URL: url, MaxConns: 8})
 			if err != nil {

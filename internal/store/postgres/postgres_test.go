@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,10 +20,45 @@ import (
 	"github.com/audittrail/audittrail/internal/store/storetest"
 )
 
+// template is a migrated database that each test's database is copied
+// from (see TestMain); "" when integration tests are off.
+var template string
+
+func TestMain(m *testing.M) {
+	if pgtest.Enabled() {
+		var err error
+		template, err = pgtest.NewTemplate(func(url string) error {
+			db, err := Open(context.Background(), Options{URL: url, MaxConns: 2, MaintenanceInterval: -1})
+			if err != nil {
+				return err
+			}
+			db.Close()
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "postgres tests:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if template != "" {
+		if err := pgtest.DropDatabase(template); err != nil {
+			fmt.Fprintln(os.Stderr, "postgres tests:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// newDatabase returns a fresh, migrated database dropped after the test.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	return pgtest.NewDatabaseFrom(t, template)
+}
+
 // openTest opens a DB on a fresh database that is dropped after the test.
 func openTest(t testing.TB, opts Options) *DB {
 	t.Helper()
-	opts.URL = pgtest.NewDatabase(t)
+	opts.URL = newDatabase(t)
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 8
 	}

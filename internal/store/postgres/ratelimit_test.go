@@ -21,7 +21,7 @@ func TestLimiterConformance(t *testing.T) {
 // TestLimiterSharedAcrossInstances: two DBs on one database (two
 // instances) share one limit, even when asked at the same moment.
 func TestLimiterSharedAcrossInstances(t *testing.T) {
-	url := pgtest.NewDatabase(t)
+	url := newDatabase(t)
 	open := func() *DB {
 		db, err := Open(context.Background(), Options{URL: url, MaxConns: 10})
 		if err != nil {

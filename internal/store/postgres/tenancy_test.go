@@ -19,7 +19,7 @@ func TestDirectoryConformance(t *testing.T) {
 func TestDirectoryReopen(t *testing.T) {
 	pgtest.SkipUnlessEnabled(t)
 	tenancytest.RunReopen(t, func(t *testing.T) (tenancy.Directory, func(t *testing.T) tenancy.Directory) {
-		url := pgtest.NewDatabase(t)
+		url := newDatabase(t)
 		open := func(t *testing.T) tenancy.Directory {
 			db, err := Open(context.Background(), Options{URL: url, MaxConns: 4})
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -41,10 +42,15 @@ func ServerURL() string {
 // integration tests are enabled, and fails t if the server is unreachable.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	return NewDatabaseFrom(t, "")
+}
+
+// NewDatabaseFrom is NewDatabase with the database copied from template
+// (see NewTemplate); "" means the server's default template.
+func NewDatabaseFrom(t testing.TB, template string) string {
+	t.Helper()
 	SkipUnlessEnabled(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "audittrail_test_" + hex.EncodeToString(b[:])
+	name := randomName("audittrail_test_")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,23 +59,73 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("pgtest: connect to %s: %v", ServerURL(), err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := admin.Exec(ctx, create); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	t.Cleanup(func() { dropDatabase(t, name) })
-
-	u, err := url.Parse(ServerURL())
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("pgtest: AUDITTRAIL_TEST_POSTGRES_URL must be a postgres:// URL, got %q", ServerURL())
+	t.Cleanup(func() {
+		if err := DropDatabase(name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	u, err := DatabaseURL(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
-func dropDatabase(t testing.TB, name string) {
+// NewTemplate creates a database, runs setup on its URL (setup must close
+// every connection it opened), and returns its name, for NewDatabaseFrom:
+// copying a prepared database is faster than preparing each one. Drop it
+// with DropDatabase when done (in TestMain).
+func NewTemplate(setup func(url string) error) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The server may be restarting (fault tests): retry for a while.
+	name := randomName("audittrail_tmpl_")
+	admin, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", ServerURL(), err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create template: %w", err)
+	}
+	u, err := DatabaseURL(name)
+	if err == nil {
+		err = setup(u)
+	}
+	if err != nil {
+		_ = DropDatabase(name)
+		return "", fmt.Errorf("prepare template: %w", err)
+	}
+	return name, nil
+}
+
+// DatabaseURL is the URL of database name on the test server.
+func DatabaseURL(name string) (string, error) {
+	u, err := url.Parse(ServerURL())
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("AUDITTRAIL_TEST_POSTGRES_URL must be a postgres:// URL, got %q", ServerURL())
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// DropDatabase drops database name, forcibly, retrying for a while in
+// case the server is restarting.
+func DropDatabase(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	var err error
 	for ctx.Err() == nil {
 		var admin *pgx.Conn
@@ -78,10 +134,10 @@ func dropDatabase(t testing.TB, name string) {
 			_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 			admin.Close(ctx)
 			if err == nil {
-				return
+				return nil
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Errorf("pgtest: drop database %s: %v", name, err)
+	return fmt.Errorf("drop database %s: %w", name, err)
 }
