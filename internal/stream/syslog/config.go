@@ -44,6 +44,8 @@ const (
 	NetworkTCP = "tcp"
 	NetworkTLS = "tls"
 	NetworkUDP = "udp"
+	// NetworkRELP is RELP over TCP: per-message acknowledgements.
+	NetworkRELP = "relp"
 )
 
 // Framings of TCP and TLS streams (RFC 6587).
@@ -71,7 +73,8 @@ var facilities = map[string]int{
 
 // Config is the JSON configuration of a syslog connector.
 type Config struct {
-	// Network is tcp (RFC 6587), tls (RFC 5425) or udp (RFC 5426).
+	// Network is tcp (RFC 6587), tls (RFC 5425), udp (RFC 5426) or relp
+	// (rsyslog's Reliable Event Logging Protocol, acknowledged per message).
 	Network string `json:"network"`
 	// Address is host:port of the receiver.
 	Address string `json:"address"`
@@ -116,11 +119,11 @@ func (c Config) LogValue() slog.Value {
 // Validate fills defaults and reports the first invalid field.
 func (c *Config) Validate() error {
 	switch c.Network {
-	case NetworkTCP, NetworkTLS, NetworkUDP:
+	case NetworkTCP, NetworkTLS, NetworkUDP, NetworkRELP:
 	case "":
-		return &ConfigError{"network", "is required (tcp, tls or udp)"}
+		return &ConfigError{"network", "is required (tcp, tls, udp or relp)"}
 	default:
-		return &ConfigError{"network", "must be tcp, tls or udp"}
+		return &ConfigError{"network", "must be tcp, tls, udp or relp"}
 	}
 	if host, port, err := net.SplitHostPort(c.Address); err != nil || host == "" || port == "" {
 		return &ConfigError{"address", "must be host:port"}
@@ -171,8 +174,11 @@ func (c *Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return &ConfigError{"keyFile", "certFile and keyFile go together"}
 	}
-	if c.Network == NetworkUDP && c.Persistent {
+	if (c.Network == NetworkUDP || c.Network == NetworkRELP) && c.Persistent {
 		return &ConfigError{"persistent", "applies only to tcp and tls"}
+	}
+	if c.Network == NetworkRELP && c.Framing == FramingLF {
+		return &ConfigError{"framing", "applies only to tcp and tls"}
 	}
 	if c.Timeout < 0 {
 		return &ConfigError{"timeout", "must not be negative"}

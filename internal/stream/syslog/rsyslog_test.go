@@ -41,6 +41,7 @@ type rsyslogd struct {
 	t                         testing.TB
 	bin, dir, conf, outDir    string
 	tcpPort, tlsPort, udpPort int
+	relpPort                  int // 0 when imrelp (rsyslog-relp) is not installed
 	caFile                    string
 	mu                        sync.Mutex
 	cmd                       *exec.Cmd
@@ -69,6 +70,11 @@ func startRsyslog(t testing.TB) *rsyslogd {
 	}
 	r.tcpPort, r.tlsPort = freeTCPPort(t), freeTCPPort(t)
 	r.udpPort = freeUDPPort(t)
+	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/rsyslog"} {
+		if _, err := os.Stat(filepath.Join(dir, "imrelp.so")); err == nil {
+			r.relpPort = freeTCPPort(t)
+		}
+	}
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	r.caFile = certFile
 	writeSelfSignedCert(t, certFile, keyFile)
@@ -83,7 +89,7 @@ func startRsyslog(t testing.TB) *rsyslogd {
 	if err := tmpl.Execute(&conf, map[string]any{
 		"WorkDir": filepath.Join(dir, "work"), "OutDir": r.outDir,
 		"CAFile": certFile, "CertFile": certFile, "KeyFile": keyFile,
-		"TCPPort": r.tcpPort, "TLSPort": r.tlsPort, "UDPPort": r.udpPort,
+		"TCPPort": r.tcpPort, "TLSPort": r.tlsPort, "UDPPort": r.udpPort, "RELPPort": r.relpPort,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +114,8 @@ func (r *rsyslogd) start() {
 	}
 	r.cmd = cmd
 	deadline := time.Now().Add(15 * time.Second)
-	for _, port := range []int{r.tcpPort, r.tlsPort} {
-		for {
+	for _, port := range []int{r.tcpPort, r.tlsPort, r.relpPort} {
+		for port != 0 {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
 			if err == nil {
 				c.Close()
@@ -310,13 +316,19 @@ func deliver(t *testing.T, s stream.Sink, b stream.Batch, deadline time.Duration
 func TestRsyslogReceivesEveryEventThroughOutages(t *testing.T) {
 	integration(t)
 	r := startRsyslog(t)
-	for _, network := range []string{NetworkTCP, NetworkTLS} {
+	for _, network := range []string{NetworkTCP, NetworkTLS, NetworkRELP} {
 		t.Run(network, func(t *testing.T) {
 			cfg := Config{Network: network, Address: "127.0.0.1:" + strconv.Itoa(r.tcpPort),
 				Hostname: "audittrail-test", Timeout: Duration(2 * time.Second)}
 			file := "tcp.log"
-			if network == NetworkTLS {
+			switch network {
+			case NetworkTLS:
 				cfg.Address, cfg.CAFile, file = "127.0.0.1:"+strconv.Itoa(r.tlsPort), r.caFile, "tls.log"
+			case NetworkRELP:
+				if r.relpPort == 0 {
+					t.Fatal("rsyslog's imrelp module is missing: install the Debian package rsyslog-relp")
+				}
+				cfg.Address, file = "127.0.0.1:"+strconv.Itoa(r.relpPort), "relp.log"
 			}
 			s, err := New(cfg)
 			if err != nil {
@@ -438,11 +450,18 @@ func BenchmarkRsyslog(b *testing.B) {
 		{"tcp-persistent", NetworkTCP, true},
 		{"tls-confirmed", NetworkTLS, false},
 		{"tls-persistent", NetworkTLS, true},
+		{"relp", NetworkRELP, false},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			cfg := Config{Network: mode.network, Address: "127.0.0.1:" + strconv.Itoa(r.tcpPort), Persistent: mode.persistent}
-			if mode.network == NetworkTLS {
+			switch mode.network {
+			case NetworkTLS:
 				cfg.Address, cfg.CAFile = "127.0.0.1:"+strconv.Itoa(r.tlsPort), r.caFile
+			case NetworkRELP:
+				if r.relpPort == 0 {
+					b.Skip("imrelp missing (rsyslog-relp)")
+				}
+				cfg.Address = "127.0.0.1:" + strconv.Itoa(r.relpPort)
 			}
 			s, err := New(cfg)
 			if err != nil {

@@ -19,8 +19,10 @@
 // receiver did with a message it read depends on its own queueing: with
 // rsyslog's Direct queues (test/rsyslog) the message is in the output file
 // by then. Persistent mode keeps one connection for throughput and gives no
-// such assurance. UDP has no acknowledgement at all: Write returns once the
-// datagrams left, and a receiver that is down loses them.
+// such assurance. RELP (network "relp", rsyslog's imrelp) is the real
+// thing: one persistent connection, and each message answered "200 OK" by
+// the receiver once it took it. UDP has no acknowledgement at all: Write
+// returns once the datagrams left, and a receiver that is down loses them.
 package syslog
 
 import (
@@ -61,6 +63,7 @@ type Sink struct {
 
 	mu   sync.Mutex
 	conn net.Conn // the connection the next Write uses, if dialed already
+	relp *relpSession
 }
 
 // New validates cfg and returns an unconnected sink.
@@ -127,7 +130,25 @@ func (s *Sink) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.Network == NetworkRELP {
+		return s.openRELPLocked(ctx, c)
+	}
 	s.conn = c
+	return nil
+}
+
+func (s *Sink) openRELPLocked(ctx context.Context, c net.Conn) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Duration(s.cfg.Timeout))
+	}
+	c.SetDeadline(deadline)
+	r, err := openRELP(c)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	s.relp = r
 	return nil
 }
 
@@ -148,7 +169,7 @@ func (s *Sink) dial(ctx context.Context) (net.Conn, error) {
 			return nil, fmt.Errorf("syslog: dial tls %s: %w", s.cfg.Address, err)
 		}
 		return c, nil
-	default:
+	default: // tcp, relp
 		c, err := d.DialContext(ctx, "tcp", s.cfg.Address)
 		if err != nil {
 			return nil, fmt.Errorf("syslog: dial tcp %s: %w", s.cfg.Address, err)
@@ -167,6 +188,9 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.Timeout))
 	defer cancel()
+	if s.cfg.Network == NetworkRELP {
+		return s.writeRELPLocked(ctx, b.Events)
+	}
 	if s.conn == nil {
 		c, err := s.dial(ctx)
 		if err != nil {
@@ -200,6 +224,32 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	}
 	s.conn = nil // this connection is spent: confirm consumes it
 	return confirm(conn)
+}
+
+// writeRELPLocked sends the batch on the RELP session (opened if needed)
+// and returns once the receiver answered every message. On failure the
+// session is dropped: the unanswered tail is retried on a new one.
+func (s *Sink) writeRELPLocked(ctx context.Context, events []event.Event) error {
+	if s.relp == nil {
+		c, err := s.dial(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.openRELPLocked(ctx, c); err != nil {
+			return err
+		}
+	}
+	conn := s.relp.conn
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	if err := s.relp.writeBatch(s, events); err != nil {
+		conn.Close()
+		s.relp = nil
+		return err
+	}
+	return nil
 }
 
 func (s *Sink) writeStream(conn net.Conn, events []event.Event) error {
@@ -286,6 +336,11 @@ func (s *Sink) closeLocked() {
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+	}
+	if s.relp != nil {
+		s.relp.conn.SetDeadline(time.Now().Add(time.Second))
+		s.relp.close()
+		s.relp = nil
 	}
 }
 

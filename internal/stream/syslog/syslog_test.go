@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,7 +21,8 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 	}{
 		{`1`, "(root)"},
 		{`{"address":"h:514"}`, "network"},
-		{`{"network":"relp","address":"h:514"}`, "network"},
+		{`{"network":"syslog-ng","address":"h:514"}`, "network"},
+		{`{"network":"relp","address":"h:514","persistent":true}`, "persistent"},
 		{`{"network":"tcp"}`, "address"},
 		{`{"network":"tcp","address":"h"}`, "address"},
 		{`{"network":"tcp","address":"h:514","facility":"local9"}`, "facility"},
@@ -192,4 +194,53 @@ func testEvents(from, n int) []event.Event {
 		out[i] = e
 	}
 	return out
+}
+
+// fakeRELP answers the open, then every syslog frame with status.
+func fakeRELP(t *testing.T, status string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := &relpSession{conn: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}
+				for {
+					txnr, command, _, err := s.readFrame()
+					if err != nil {
+						return
+					}
+					answer := status
+					if command == "open" {
+						answer = "200 OK\nrelp_version=0\ncommands=syslog"
+					}
+					fmt.Fprintf(s.w, "%d rsp %d %s\n", txnr, len(answer), answer)
+					s.w.Flush()
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestRELPAnswers(t *testing.T) {
+	for status, wantOK := range map[string]bool{"200 OK": true, "500 queue full": false} {
+		s, err := New(Config{Network: NetworkRELP, Address: fakeRELP(t, status), Timeout: Duration(2 * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Write(context.Background(), stream.Batch{Events: testEvents(0, 250)})
+		if (err == nil) != wantOK {
+			t.Errorf("receiver answering %q: Write returned %v", status, err)
+		}
+		s.Close(context.Background())
+	}
 }
