@@ -1,0 +1,588 @@
+// The Audit page: filter bar, histogram, results with paging, event
+// detail, live tail and export. The URL holds the search.
+import { h, clear, timeEl, fmtNumber, announce } from './dom.js';
+import { call, describeError, ApiError } from './api.js';
+import { ChipInput } from './chips.js';
+import { Histogram } from './histogram.js';
+import { DetailPanel } from './detail.js';
+import {
+  LIST_FILTERS, DEVICES, METHODS, RANGES, PAGE_SIZES, readState, writeState, toRequest, timeBounds, activeFilterCount,
+} from './filters.js';
+
+const TAIL_MAX_ROWS = 1000;
+
+export function mount(main) {
+  document.title = 'Audit · audittrail';
+  const page = new AuditPage(main);
+  page.start();
+  return () => page.stop();
+}
+
+class AuditPage {
+  constructor(main) {
+    this.main = main;
+    this.state = readState();
+    this.rows = [];
+    this.total = 0;
+    this.seen = { actions: new Set(), geos: new Set(), ips: new Set(), logins: new Set(), tenants: new Set() };
+    this.catalogActions = null;
+    this.searchCtl = null;
+    this.histCtl = null;
+    this.histKey = '';
+    this.tail = null;
+    this.retryTimer = null;
+    this.onKey = (ev) => this.globalKey(ev);
+  }
+
+  start() {
+    this.build();
+    this.fillForm();
+    document.addEventListener('keydown', this.onKey);
+    this.loadActions();
+    this.search();
+  }
+
+  stop() {
+    document.removeEventListener('keydown', this.onKey);
+    this.searchCtl?.abort();
+    this.histCtl?.abort();
+    this.stopTail();
+    this.exportCtl?.abort();
+    clearInterval(this.retryTimer);
+    document.body.classList.remove('detail-open');
+  }
+
+  // ---- layout --------------------------------------------------------
+
+  build() {
+    const m = clear(this.main);
+    this.text = h('input#f-text', { type: 'search', name: 'q', placeholder: 'Search every field: john.doe, chrome, 203.0.113…', autocomplete: 'off', spellcheck: 'false' });
+    this.range = h('select#f-range', { name: 'range' }, RANGES.map((r) => h('option', { value: r.id }, r.label)));
+    this.level = h('select#f-level', { name: 'level' },
+      h('option', { value: 'all' }, 'All'), h('option', { value: 'project' }, 'Project'), h('option', { value: 'company' }, 'Company'));
+    this.fromInput = h('input#f-from', { type: 'datetime-local', step: '1' });
+    this.toInput = h('input#f-to', { type: 'datetime-local', step: '1' });
+    this.custom = h('div.custom-range', { hidden: true },
+      h('div.field', h('label', { for: 'f-from' }, 'From (local time)'), this.fromInput),
+      h('div.field', h('label', { for: 'f-to' }, 'To (local time)'), this.toInput));
+    this.range.addEventListener('change', () => {
+      this.custom.hidden = this.range.value !== 'custom';
+      if (this.range.value === 'custom' && !this.fromInput.value) {
+        const { from, to } = timeBounds(this.state);
+        this.fromInput.value = toLocalInput(from);
+        this.toInput.value = toLocalInput(to || Date.now());
+      }
+    });
+
+    this.chips = {};
+    for (const f of LIST_FILTERS) {
+      this.chips[f.key] = new ChipInput({ label: f.label, name: f.param, placeholder: f.placeholder, suggestions: f.suggest === 'methods' ? METHODS : [] });
+    }
+    this.deviceBoxes = DEVICES.map((d) => h('input', { type: 'checkbox', name: 'device', value: d, id: `f-dev-${d}` }));
+    this.noTenant = h('input#f-notenant', { type: 'checkbox', name: 'notenant' });
+    this.filterCount = h('span.count-badge', { 'aria-hidden': 'true' });
+    this.more = h('details.more-filters',
+      h('summary', 'More filters ', this.filterCount),
+      h('div.filter-grid',
+        Object.values(this.chips).map((c) => c.el),
+        h('fieldset.field.devices', h('legend', 'Devices'),
+          this.deviceBoxes.map((b) => h('label.check', b, b.value))),
+        h('div.field.check-field', h('label.check', { for: 'f-notenant' }, this.noTenant, 'Also events without a tenant')),
+      ));
+
+    this.form = h('form.filter-bar', { role: 'search', 'aria-label': 'Search the audit log' },
+      h('div.filter-main',
+        h('div.field.grow', h('label', { for: 'f-text' }, 'Free text'), this.text),
+        h('div.field', h('label', { for: 'f-range' }, 'Time range'), this.range),
+        h('div.field', h('label', { for: 'f-level' }, 'Level'), this.level),
+        h('div.field.actions', h('button.btn.primary', { type: 'submit' }, 'Search'),
+          h('button.btn.subtle', { type: 'button', onclick: () => this.reset() }, 'Reset'))),
+      this.custom, this.more);
+    this.form.addEventListener('submit', (ev) => { ev.preventDefault(); this.submit(); });
+
+    this.histogram = new Histogram({ onNarrow: (from, to) => this.narrow(from, to) });
+
+    this.status = h('div.status', { role: 'alert' });
+    this.totalEl = h('p.total', { 'aria-live': 'polite' });
+    this.tailBtn = h('button.btn.toggle', { type: 'button', 'aria-pressed': 'false' }, h('span.dot', { 'aria-hidden': 'true' }), 'Live tail');
+    this.pauseBtn = h('button.btn.subtle', { type: 'button', 'aria-pressed': 'false', hidden: true }, 'Pause');
+    this.tailInfo = h('span.tail-info', { 'aria-live': 'polite' });
+    this.tailBtn.addEventListener('click', () => (this.tail ? this.stopTail(true) : this.startTail()));
+    this.pauseBtn.addEventListener('click', () => this.togglePause());
+    this.exportBtns = ['csv', 'ndjson'].map((fmt) => h('button.btn.subtle', { type: 'button', onclick: () => this.export(fmt) }, `Export ${fmt.toUpperCase()}`));
+    this.exportProgress = h('div.export-progress', { hidden: true, role: 'status' });
+
+    this.tbody = h('tbody');
+    this.table = h('table.results', { 'aria-labelledby': 'results-title' },
+      h('thead', h('tr', ['Time', 'Action', 'Type', 'User', 'Actor', 'Login IDs', 'Tenants', 'Device', 'Method', 'Country', 'IP'].map((c) => h('th', { scope: 'col' }, c)))),
+      this.tbody);
+    this.tableWrap = h('div.table-wrap', { tabindex: '0', 'aria-label': 'Results table, scrolls sideways on small screens' }, this.table);
+
+    this.sizeSel = h('select#f-size', PAGE_SIZES.map((s) => h('option', { value: String(s) }, String(s))));
+    this.sizeSel.addEventListener('change', () => { this.state.size = Number(this.sizeSel.value); this.state.page = 0; this.go({ histogram: false }); });
+    this.prevBtn = h('button.btn.subtle', { type: 'button', onclick: () => this.turn(-1) }, '← Previous');
+    this.nextBtn = h('button.btn.subtle', { type: 'button', onclick: () => this.turn(1) }, 'Next →');
+    this.pageInfo = h('span.page-info');
+    this.pager = h('nav.pager', { 'aria-label': 'Result pages' }, this.prevBtn, this.pageInfo, this.nextBtn,
+      h('span.page-size', h('label', { for: 'f-size' }, 'Rows per page'), this.sizeSel));
+
+    this.detail = new DetailPanel();
+
+    m.append(h('div.audit-layout',
+      h('section.page.audit', { 'aria-labelledby': 'audit-title' },
+        h('h1#audit-title.sr-only', 'Audit log'),
+        this.form,
+        this.histogram.el,
+        h('div.results-head',
+          h('h2#results-title.section-title', 'Events'), this.totalEl,
+          h('div.tools', this.tailBtn, this.pauseBtn, this.tailInfo, h('span.sep', { 'aria-hidden': 'true' }), this.exportBtns)),
+        this.exportProgress,
+        this.status,
+        this.tableWrap,
+        this.pager),
+      this.detail.el));
+  }
+
+  fillForm() {
+    const st = this.state;
+    this.text.value = st.text;
+    this.range.value = st.range;
+    this.level.value = st.level;
+    this.custom.hidden = st.range !== 'custom';
+    this.fromInput.value = st.from ? toLocalInput(st.from) : '';
+    this.toInput.value = st.to ? toLocalInput(st.to) : '';
+    for (const f of LIST_FILTERS) this.chips[f.key].set(st.lists[f.key]);
+    for (const b of this.deviceBoxes) b.checked = st.devices.includes(b.value);
+    this.noTenant.checked = st.noTenants;
+    this.sizeSel.value = String(st.size);
+    const n = activeFilterCount(st);
+    this.filterCount.textContent = n ? String(n) : '';
+    this.more.querySelector('summary').setAttribute('aria-label', n ? `More filters, ${n} active` : 'More filters');
+    if (n) this.more.open = true;
+  }
+
+  readForm() {
+    for (const c of Object.values(this.chips)) c.commit();
+    const st = { ...this.state, lists: {} };
+    st.text = this.text.value;
+    st.range = this.range.value;
+    st.level = this.level.value;
+    st.from = st.to = 0;
+    if (st.range === 'custom') {
+      st.from = fromLocalInput(this.fromInput.value);
+      // The field shows whole seconds: include all of the last one.
+      st.to = fromLocalInput(this.toInput.value) && fromLocalInput(this.toInput.value) + 999;
+    }
+    for (const f of LIST_FILTERS) st.lists[f.key] = [...this.chips[f.key].values];
+    st.devices = this.deviceBoxes.filter((b) => b.checked).map((b) => b.value);
+    st.noTenants = this.noTenant.checked;
+    st.page = 0;
+    return st;
+  }
+
+  // ---- navigation ----------------------------------------------------
+
+  submit() {
+    this.state = this.readForm();
+    this.go({ histogram: true });
+  }
+
+  reset() {
+    this.state = readState('');
+    this.fillForm();
+    this.go({ histogram: true });
+  }
+
+  narrow(from, to) {
+    this.state = { ...this.state, range: 'custom', from, to, page: 0 };
+    this.fillForm();
+    this.go({ histogram: true });
+  }
+
+  turn(delta) {
+    this.state = { ...this.state, page: Math.max(0, this.state.page + delta) };
+    this.go({ histogram: false });
+    this.tableWrap.focus({ preventScroll: false });
+  }
+
+  go({ histogram }) {
+    const url = `/audit${writeState(this.state)}`;
+    if (url !== location.pathname + location.search) history.pushState(null, '', url);
+    this.fillForm();
+    this.search({ histogram });
+    if (this.tail) this.startTail();
+  }
+
+  globalKey(ev) {
+    if (ev.key === 'Escape' && !this.detail.el.hidden) this.detail.close();
+    // "/" jumps to the free-text search, as in many consoles.
+    if (ev.key === '/' && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName || '')) {
+      ev.preventDefault();
+      this.text.focus();
+    }
+  }
+
+  // ---- search --------------------------------------------------------
+
+  async search({ histogram = true } = {}) {
+    this.searchCtl?.abort();
+    const ctl = new AbortController();
+    this.searchCtl = ctl;
+    const now = Date.now();
+    const req = toRequest(this.state, now);
+    this.clearStatus();
+    this.table.setAttribute('aria-busy', 'true');
+    this.totalEl.textContent = 'Searching…';
+    const { page, size, ...filters } = req;
+    const key = JSON.stringify({ ...filters, range: this.state.range });
+    if (histogram || key !== this.histKey) this.loadHistogram(filters, key);
+    let res;
+    try {
+      performance.mark('audit-search-start');
+      res = await call('POST', '/v1/mgmt/audit/search', req, { signal: ctl.signal });
+      performance.mark('audit-api-answer');
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.table.removeAttribute('aria-busy');
+      this.totalEl.textContent = '';
+      this.showError(err, () => this.search({ histogram: false }));
+      return;
+    }
+    if (ctl !== this.searchCtl) return;
+    this.rows = res.audits;
+    this.total = res.total;
+    this.renderRows();
+    this.renderTotal();
+    this.table.removeAttribute('aria-busy');
+    announce(`${fmtNumber(res.total)} events match`);
+    // Rendered means painted: the frame after the DOM change.
+    requestAnimationFrame(() => setTimeout(() => {
+      performance.mark('audit-rendered');
+      performance.measure('audit-render', 'audit-api-answer', 'audit-rendered');
+      performance.measure('audit-search', 'audit-search-start', 'audit-rendered');
+    }, 0));
+  }
+
+  async loadHistogram(filters, key) {
+    this.histCtl?.abort();
+    const ctl = new AbortController();
+    this.histCtl = ctl;
+    this.histKey = key;
+    this.histogram.loading();
+    try {
+      const body = { ...filters, utcOffsetMinutes: -new Date().getTimezoneOffset() };
+      if (!body.to) body.to = Date.now();
+      const data = await call('POST', '/v1/mgmt/audit/histogram', body, { signal: ctl.signal });
+      if (ctl === this.histCtl) this.histogram.render(data);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.histKey = '';
+      this.histogram.error(err instanceof ApiError && err.status === 404 ? 'The histogram is not available on this server.' : describeError(err));
+    }
+  }
+
+  renderTotal() {
+    const { page, size } = this.state;
+    const first = this.total ? page * size + 1 : 0;
+    const last = Math.min(this.total, page * size + this.rows.length);
+    clear(this.totalEl).append(h('strong#total-count', { dataset: { total: String(this.total) } }, fmtNumber(this.total)), this.total === 1 ? ' event' : ' events');
+    const pages = Math.max(1, Math.ceil(Math.min(this.total, 1_000_000) / size));
+    this.pageInfo.textContent = this.total ? `${fmtNumber(first)}–${fmtNumber(last)} of ${fmtNumber(this.total)} · page ${page + 1} of ${fmtNumber(pages)}` : 'No results';
+    this.prevBtn.disabled = page === 0;
+    this.nextBtn.disabled = (page + 1) * size >= Math.min(this.total, 1_000_000);
+  }
+
+  renderRows() {
+    const frag = document.createDocumentFragment();
+    if (!this.rows.length) {
+      frag.append(h('tr.empty', h('td', { colspan: '11' }, 'No events match this search. Widen the time range or remove a filter.')));
+    }
+    for (const ev of this.rows) {
+      this.learn(ev);
+      frag.append(this.row(ev));
+    }
+    clear(this.tbody).append(frag);
+    this.refreshSuggestions();
+  }
+
+  row(ev, fresh = false) {
+    const ms = Number(ev.occurred);
+    const open = h('button.linklike', { type: 'button', title: 'Show the event detail' }, ev.action);
+    const tr = h('tr', { class: fresh ? 'fresh' : null, dataset: { id: ev.id } },
+      h('td.nowrap', timeEl(ms)),
+      h('td', open),
+      h('td', h('span', { class: `badge t-${ev.type}` }, ev.type)),
+      h('td.mono', ev.userId || ''),
+      h('td.mono', ev.actorId || ''),
+      h('td', (ev.externalIds || []).join(', ')),
+      h('td', (ev.tenants || []).join(', ')),
+      h('td', ev.device || ''),
+      h('td', ev.method || ''),
+      h('td', ev.geo || ''),
+      h('td.mono', ev.remoteAddress || ''));
+    open.addEventListener('click', (e) => { e.stopPropagation(); this.openDetail(ev, open); });
+    tr.addEventListener('click', () => this.openDetail(ev, open));
+    return tr;
+  }
+
+  openDetail(ev, from) {
+    this.tbody.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
+    from.closest('tr')?.classList.add('selected');
+    this.detail.open(ev, from);
+  }
+
+  learn(ev) {
+    if (ev.action) this.seen.actions.add(ev.action);
+    if (ev.geo) this.seen.geos.add(ev.geo);
+    if (ev.remoteAddress) this.seen.ips.add(ev.remoteAddress);
+    for (const l of ev.externalIds || []) this.seen.logins.add(l);
+    for (const t of ev.tenants || []) this.seen.tenants.add(t);
+  }
+
+  refreshSuggestions() {
+    const actions = new Set([...(this.catalogActions || []), ...this.seen.actions]);
+    for (const f of LIST_FILTERS) {
+      if (!f.suggest || f.suggest === 'methods') continue;
+      const src = f.suggest === 'actions' ? actions : this.seen[f.suggest];
+      this.chips[f.key].setSuggestions([...src].sort().slice(0, 500));
+    }
+  }
+
+  async loadActions() {
+    // The event catalogue, where the server has it; else the actions
+    // seen in results are the suggestions.
+    try {
+      const res = await call('GET', '/v1/mgmt/audit/actions');
+      this.catalogActions = (res.actions || []).map((a) => a.action).filter(Boolean);
+      this.refreshSuggestions();
+    } catch {
+      this.catalogActions = null;
+    }
+  }
+
+  // ---- errors --------------------------------------------------------
+
+  clearStatus() {
+    clearInterval(this.retryTimer);
+    clear(this.status);
+    this.status.className = 'status';
+  }
+
+  showError(err, retry) {
+    this.clearStatus();
+    this.status.className = 'status error';
+    const msg = h('p#error-message', describeError(err));
+    this.status.append(msg);
+    if (err instanceof ApiError && err.rateLimited) {
+      // Count down so the wait is visible, then offer the retry.
+      let left = err.retryAfter || 1;
+      const btn = h('button.btn.subtle', { type: 'button', disabled: true, onclick: () => retry() }, `Retry in ${left} s`);
+      this.status.append(btn);
+      this.retryTimer = setInterval(() => {
+        left -= 1;
+        if (left <= 0) {
+          clearInterval(this.retryTimer);
+          btn.disabled = false;
+          btn.textContent = 'Retry now';
+        } else {
+          btn.textContent = `Retry in ${left} s`;
+        }
+      }, 1000);
+    } else if (retry && !(err instanceof ApiError && (err.status === 400 || err.status === 403))) {
+      this.status.append(h('button.btn.subtle', { type: 'button', onclick: () => retry() }, 'Retry'));
+    }
+  }
+
+  // ---- live tail -----------------------------------------------------
+
+  async startTail() {
+    this.stopTail();
+    const ctl = new AbortController();
+    const tail = { ctl, paused: false, pending: [], received: 0 };
+    this.tail = tail;
+    this.tailBtn.setAttribute('aria-pressed', 'true');
+    this.tailBtn.classList.add('on');
+    this.pauseBtn.hidden = false;
+    this.pauseBtn.setAttribute('aria-pressed', 'false');
+    this.pauseBtn.textContent = 'Pause';
+    this.tailInfo.textContent = 'Connecting…';
+    // New events whatever their time stamp: only the filters apply.
+    const { page, size, from, to, ...filters } = toRequest(this.state);
+    let resp;
+    try {
+      resp = await call('POST', '/v1/mgmt/audit/tail', filters, { signal: ctl.signal, raw: true });
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.stopTail();
+      this.showError(err, () => this.startTail());
+      return;
+    }
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    tail.reader = reader;
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          this.tailMessage(tail, parseSSE(buf.slice(0, i)));
+          buf = buf.slice(i + 2);
+        }
+      }
+      if (this.tail === tail) {
+        this.stopTail();
+        this.tailInfo.textContent = 'Live tail ended.';
+      }
+    } catch (err) {
+      if (err.name !== 'AbortError' && this.tail === tail) {
+        this.stopTail();
+        this.tailInfo.textContent = 'Live tail lost its connection.';
+      }
+    }
+  }
+
+  tailMessage(tail, msg) {
+    if (this.tail !== tail) return;
+    switch (msg.event) {
+      case 'ready':
+        this.tailInfo.textContent = 'Live: waiting for new events…';
+        announce('Live tail on');
+        break;
+      case 'audit': {
+        const ev = JSON.parse(msg.data);
+        tail.received++;
+        if (tail.paused) {
+          tail.pending.push(ev);
+          this.tailInfo.textContent = `Paused: ${fmtNumber(tail.pending.length)} new waiting`;
+        } else {
+          this.addLive([ev]);
+          this.tailInfo.textContent = `Live: ${fmtNumber(tail.received)} new`;
+        }
+        break;
+      }
+      case 'error':
+        this.tailInfo.textContent = 'Live: the server cannot read new events right now; retrying…';
+        break;
+      case 'end':
+        this.tailInfo.textContent = `Live tail ended: ${JSON.parse(msg.data || '{}').reason || ''}`;
+        break;
+      default: // heartbeat
+    }
+  }
+
+  addLive(events) {
+    const empty = this.tbody.querySelector('tr.empty');
+    if (empty) empty.remove();
+    for (const ev of events) {
+      if (this.tbody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`)) continue; // also in the search's page
+      this.learn(ev);
+      this.rows.unshift(ev);
+      this.tbody.prepend(this.row(ev, true));
+    }
+    while (this.tbody.rows.length > TAIL_MAX_ROWS) this.tbody.lastElementChild.remove();
+    this.rows.length = Math.min(this.rows.length, TAIL_MAX_ROWS);
+  }
+
+  togglePause() {
+    const tail = this.tail;
+    if (!tail) return;
+    tail.paused = !tail.paused;
+    this.pauseBtn.setAttribute('aria-pressed', String(tail.paused));
+    this.pauseBtn.textContent = tail.paused ? 'Resume' : 'Pause';
+    if (!tail.paused) {
+      this.addLive(tail.pending);
+      tail.pending = [];
+      this.tailInfo.textContent = `Live: ${fmtNumber(tail.received)} new`;
+    } else {
+      this.tailInfo.textContent = 'Paused: 0 new waiting';
+    }
+  }
+
+  stopTail(byUser = false) {
+    const tail = this.tail;
+    this.tail = null;
+    if (tail) tail.ctl.abort();
+    this.tailBtn.setAttribute('aria-pressed', 'false');
+    this.tailBtn.classList.remove('on');
+    this.pauseBtn.hidden = true;
+    if (byUser) { this.tailInfo.textContent = ''; announce('Live tail off'); }
+  }
+
+  // ---- export --------------------------------------------------------
+
+  async export(format) {
+    this.exportCtl?.abort();
+    const ctl = new AbortController();
+    this.exportCtl = ctl;
+    const { page, size, ...filters } = toRequest(this.state);
+    const bar = h('progress', { max: '1', value: '0', 'aria-label': 'Export progress' });
+    const text = h('span', 'Starting the export…');
+    const cancel = h('button.btn.subtle', { type: 'button', onclick: () => ctl.abort() }, 'Cancel');
+    clear(this.exportProgress).append(h('strong', `Export ${format.toUpperCase()}`), bar, text, cancel);
+    this.exportProgress.hidden = false;
+    this.exportBtns.forEach((b) => { b.disabled = true; });
+    try {
+      const resp = await call('POST', `/v1/mgmt/audit/export?format=${format}`, filters, { signal: ctl.signal, raw: true });
+      const total = parseInt(resp.headers.get('X-Total-Count') || '0', 10);
+      bar.max = Math.max(1, total);
+      const reader = resp.body.getReader();
+      const chunks = [];
+      let lines = 0;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        for (let i = 0; i < value.length; i++) if (value[i] === 10) lines++;
+        const records = format === 'csv' ? Math.max(0, lines - 1) : lines;
+        bar.value = Math.min(records, bar.max);
+        text.textContent = `${fmtNumber(records)} of ${fmtNumber(total)} records`;
+      }
+      const type = format === 'csv' ? 'text/csv' : 'application/x-ndjson';
+      const url = URL.createObjectURL(new Blob(chunks, { type }));
+      const stamp = new Date().toISOString().slice(0, 19).replaceAll(':', '').replace('T', '-');
+      const a = h('a', { href: url, download: `audit-${stamp}.${format}` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      text.textContent = `Done: ${fmtNumber(total)} records saved.`;
+      cancel.remove();
+      announce(`Export finished: ${total} records`);
+    } catch (err) {
+      text.textContent = err.name === 'AbortError' ? 'Export cancelled.' : `Export failed: ${describeError(err)}`;
+      cancel.remove();
+    } finally {
+      this.exportBtns.forEach((b) => { b.disabled = false; });
+    }
+  }
+}
+
+function parseSSE(block) {
+  const msg = { event: 'message', data: '', id: '' };
+  for (const line of block.split('\n')) {
+    const i = line.indexOf(':');
+    if (i <= 0) continue;
+    const field = line.slice(0, i);
+    const value = line.slice(i + 1).replace(/^ /, '');
+    if (field === 'event') msg.event = value;
+    else if (field === 'data') msg.data += value;
+    else if (field === 'id') msg.id = value;
+  }
+  return msg;
+}
+
+function pad(n, w = 2) { return String(n).padStart(w, '0'); }
+
+function toLocalInput(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function fromLocalInput(v) {
+  if (!v) return 0;
+  const t = new Date(v).getTime();
+  return Number.isFinite(t) ? t : 0;
+}

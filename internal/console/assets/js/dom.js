@@ -1,0 +1,79 @@
+// Small DOM helpers: build elements without innerHTML, so no event text
+// can ever become markup.
+
+/**
+ * h('tag.class#id', {attr: value, onclick: fn}, ...children)
+ * Children may be strings, nodes, arrays, null or false (skipped).
+ */
+export function h(spec, attrs, ...children) {
+  const [tagAndId, ...classes] = spec.split('.');
+  const [tag, id] = tagAndId.split('#');
+  const el = document.createElement(tag || 'div');
+  if (id) el.id = id;
+  if (classes.length) el.className = classes.join(' ');
+  if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+    children.unshift(attrs);
+    attrs = null;
+  }
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked' || k === 'selected' || k === 'disabled' || k === 'hidden') el[k] = !!v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** svg('rect', {x: 1}) builds an SVG element. */
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+export function clear(el) {
+  while (el.firstChild) el.firstChild.remove();
+  return el;
+}
+
+const numberFormat = new Intl.NumberFormat();
+export const fmtNumber = (n) => numberFormat.format(n);
+
+const localFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+export function fmtLocal(ms) {
+  const d = new Date(ms);
+  return `${localFormat.format(d)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+export const fmtUTC = (ms) => new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC');
+
+/** A <time> showing local time, with UTC on hover. */
+export function timeEl(ms) {
+  return h('time', { datetime: new Date(ms).toISOString(), title: fmtUTC(ms) }, fmtLocal(ms));
+}
+
+/** Announces a message to screen readers through the live region. */
+export function announce(text) {
+  const live = document.getElementById('announcer');
+  if (!live) return;
+  live.textContent = '';
+  // A new text node after a tick makes every reader speak it again.
+  setTimeout(() => { live.textContent = text; }, 30);
+}
