@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,30 @@ func BenchmarkAppend1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppend1000x4 appends batches of 1000 from four writers at once.
+func BenchmarkAppend1000x4(b *testing.B) {
+	db := openTest(b, Options{MaxConns: 8})
+	const writers = 4
+	evs := storetest.Generate(8, 1000*b.N*writers, storetest.GenOptions{Companies: []string{"c1"}, Span: 24 * time.Hour})
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range b.N {
+				k := (i*writers + w) * 1000
+				if err := db.Store().Append(context.Background(), evs[k:k+1000]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(1000*b.N*writers)/b.Elapsed().Seconds(), "events/s")
 }
 
 func benchQueries() map[string]query.Query {
