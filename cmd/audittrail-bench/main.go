@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,8 +56,27 @@ func run() error {
 	flag.DurationVar(&opts.ShapeBudget, "shape-budget", 60*time.Second, "most time one engine spends on one shape's timed queries (0: no limit)")
 	flag.BoolVar(&opts.KeepData, "keep", false, "keep each engine's directory and database after the run")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	// The restart probe starts this program again as a child that appends
+	// until it is killed; these flags are how it knows.
+	childEngine := flag.String("crash-child-engine", "", "internal: run as the restart probe's child on this engine")
+	childDir := flag.String("crash-child-dir", "", "internal: the child's data directory")
+	restart := flag.Bool("restart-probe", true, "kill -9 a process appending to each embedded engine and time the reopen")
 	growth := flag.String("growth", "", "comma-separated JSON reports of runs of different sizes: print how the figures grow, run nothing")
 	flag.Parse()
+	if *childEngine != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return bench.RunCrashChild(ctx, *childEngine, *childDir, opts.Seed, os.Stdout)
+	}
+	if *restart {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opts.CrashChild = func(engine, dir string, seed uint64) *exec.Cmd {
+			return exec.Command(exe, "--crash-child-engine", engine, "--crash-child-dir", dir, "--seed", strconv.FormatUint(seed, 10))
+		}
+	}
 	if *growth != "" {
 		var runs []*bench.Report
 		for _, path := range strings.Split(*growth, ",") {

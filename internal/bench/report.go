@@ -62,6 +62,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		return s
 	})
+	perEngine("reopen after kill -9 s (lost acked)", func(e EngineReport) string {
+		if e.RestartAcked == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f (%d)", e.RestartSeconds, max(0, e.RestartAcked-e.RestartFound))
+	})
 	perEngine("bytes on disk", func(e EngineReport) string {
 		if r.Trail.JSONBytes == 0 {
 			return bytesHuman(e.DiskBytes)

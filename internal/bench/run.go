@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -48,6 +49,13 @@ type Options struct {
 	// queries, so that a slow engine on a big trail cannot stretch a run to
 	// hours; the report says how many queries ran. 0 means no bound.
 	ShapeBudget time.Duration
+	// CrashChild, when set, builds the command of a child process that runs
+	// RunCrashChild(engine, dir, seed): the restart probe kills it with
+	// SIGKILL and times the reopen. Nil skips the probe.
+	CrashChild func(engine, dir string, seed uint64) *exec.Cmd
+	// CrashAfter is how long the child appends, from its first
+	// acknowledged batch, before it is killed; default 2 s.
+	CrashAfter time.Duration
 	// KeepData leaves each engine's directory and database in place after
 	// the run, for inspection; by default they are removed.
 	KeepData bool
@@ -112,6 +120,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.CrashAfter == 0 {
+		o.CrashAfter = 2 * time.Second
 	}
 }
 
@@ -187,6 +198,14 @@ type EngineReport struct {
 	VisibilityP99Ms  float64 `json:"visibilityP99Ms"`
 	VisibilityMaxMs  float64 `json:"visibilityMaxMs"`
 	VisibilityMisses int     `json:"visibilityMisses"` // not found within 5 s
+
+	// Restart: a child process appending to the engine's data was killed
+	// with SIGKILL; RestartSeconds is from then until the reopened engine
+	// answered a first search. RestartFound must be at least RestartAcked:
+	// fewer means acknowledged events were lost.
+	RestartSeconds float64 `json:"restartSeconds,omitempty"`
+	RestartAcked   int     `json:"restartAcked,omitempty"`
+	RestartFound   int     `json:"restartFound,omitempty"`
 
 	DiskBytes int64 `json:"diskBytes"`
 	// PeakRSSBytes is VmHWM of the benchmark process while this engine ran:
@@ -305,9 +324,12 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	if err != nil {
 		return er, nil, GenStats{}, fmt.Errorf("open: %w", err)
 	}
+	closed := false
 	defer func() {
-		if err := eng.Close(); err != nil {
-			log.Error("close", "err", err)
+		if !closed {
+			if err := eng.Close(); err != nil {
+				log.Error("close", "err", err)
+			}
 		}
 		if opts.KeepData {
 			return
@@ -402,6 +424,16 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	}
 	if d, err := eng.DiskBytes(ctx); err == nil && d > er.DiskBytes {
 		er.DiskBytes = d // counted again after the extra appends and background work
+	}
+	if p, ok := eng.(persistent); ok && p.PersistentDir() != "" && opts.CrashChild != nil {
+		closed = true
+		if err := eng.Close(); err != nil {
+			return er, answers, stats, fmt.Errorf("close before restart probe: %w", err)
+		}
+		if err := runRestart(ctx, name, p.PersistentDir(), opts, &er); err != nil {
+			return er, answers, stats, err
+		}
+		log.Info("restart after kill -9", "seconds", er.RestartSeconds, "acked", er.RestartAcked, "found", er.RestartFound)
 	}
 	return er, answers, stats, nil
 }

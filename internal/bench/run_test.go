@@ -35,7 +35,7 @@ func smallRun(t *testing.T, engines []string) *Report {
 	opts := Options{
 		Events: 2000, Engines: engines, DataDir: t.TempDir(), Seed: 11,
 		QueriesPerShape: 10, Warmup: 1, SingleEvents: 200, Concurrency: 8, VisibilityProbes: 5,
-		Database: "audittrail_bench_test", Logger: slog.New(slog.DiscardHandler),
+		Database: "audittrail_bench_test", Logger: slog.New(slog.DiscardHandler), CrashChild: testCrashChild, CrashAfter: 300 * time.Millisecond,
 	}
 	opts.PostgresURL = testPostgresURL()
 	rep, err := Run(context.Background(), opts)
@@ -76,6 +76,10 @@ func TestRunEndToEnd(t *testing.T) {
 		if e.IngestPerSec <= 0 || e.SinglePerSec <= 0 || e.SingleEvents != 200 || e.VisibilityProbes != 5 || e.VisibilityMisses != 0 {
 			t.Errorf("%s: ingest %.0f/s, single %.0f/s (%d events), visibility %d probes %d missed",
 				e.Name, e.IngestPerSec, e.SinglePerSec, e.SingleEvents, e.VisibilityProbes, e.VisibilityMisses)
+		}
+		if e.Name == "embedded" && (e.RestartAcked == 0 || e.RestartFound < e.RestartAcked || e.RestartSeconds <= 0) {
+			t.Errorf("embedded restart after kill -9: %d acknowledged, %d found, %.2f s",
+				e.RestartAcked, e.RestartFound, e.RestartSeconds)
 		}
 		if e.Name != "memory" && e.DiskBytes <= 0 {
 			t.Errorf("%s: %d bytes on disk", e.Name, e.DiskBytes)
