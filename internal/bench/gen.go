@@ -1,7 +1,3 @@
-// Package bench is the end-to-end benchmark behind cmd/audittrail-bench: a
-// deterministic generator of a realistic Descope-like audit trail, the
-// engines it loads (the embedded engine, a hand-written PostgreSQL table,
-// the PostgreSQL backend), a fixed set of query shapes, and the report.
 package bench
 
 import (
