@@ -446,8 +446,14 @@ func (s *EventStore) Search(ctx context.Context, q query.Query) (store.Result, e
 		          FROM events WHERE %s
 		         ORDER BY occurred %s, seq %s
 		         LIMIT $%d OFFSET $%d) m
-		  JOIN events e ON e.project_id = m.project_id AND e.company_id = $1
-		               AND e.occurred = m.occurred AND e.seq = m.seq
+		 CROSS JOIN LATERAL (
+		       -- LIMIT 1 keeps the planner from flattening this into a hash
+		       -- join over every partition: one index probe per page row,
+		       -- pruned to the row's partition at run time.
+		       SELECT * FROM events e
+		        WHERE e.project_id = m.project_id AND e.company_id = $1
+		          AND e.occurred = m.occurred AND e.seq = m.seq
+		        LIMIT 1) e
 		 ORDER BY m.occurred %s, m.seq %s`,
 		eventColumnsSQL, cond, dir, dir, n+1, n+2, dir, dir)
 	args = append(args, q.Size, q.Offset())
