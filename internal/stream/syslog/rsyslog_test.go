@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -45,7 +46,8 @@ type rsyslogd struct {
 	caFile                    string
 	mu                        sync.Mutex
 	cmd                       *exec.Cmd
-	stderr                    *bytes.Buffer
+	exited                    chan error
+	stderr                    *lockedBuffer
 }
 
 func startRsyslog(t testing.TB) *rsyslogd {
@@ -68,52 +70,89 @@ func startRsyslog(t testing.TB) *rsyslogd {
 			t.Fatal(err)
 		}
 	}
-	r.tcpPort, r.tlsPort = freeTCPPort(t), freeTCPPort(t)
-	r.udpPort = freeUDPPort(t)
-	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/rsyslog"} {
-		if _, err := os.Stat(filepath.Join(dir, "imrelp.so")); err == nil {
-			r.relpPort = freeTCPPort(t)
-		}
-	}
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	r.caFile = certFile
 	writeSelfSignedCert(t, certFile, keyFile)
-
 	_, self, _, _ := runtime.Caller(0)
 	tmplPath := filepath.Join(filepath.Dir(self), "..", "..", "..", "test", "rsyslog", "rsyslog.conf.tmpl")
 	tmpl, err := template.ParseFiles(tmplPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conf bytes.Buffer
-	if err := tmpl.Execute(&conf, map[string]any{
-		"WorkDir": filepath.Join(dir, "work"), "OutDir": r.outDir,
-		"CAFile": certFile, "CertFile": certFile, "KeyFile": keyFile,
-		"TCPPort": r.tcpPort, "TLSPort": r.tlsPort, "UDPPort": r.udpPort, "RELPPort": r.relpPort,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	r.conf = filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(r.conf, conf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+	// A port picked free can be taken by someone else's connection before
+	// rsyslogd binds it: then try again with other ports.
+	for attempt := 1; ; attempt++ {
+		r.tcpPort, r.tlsPort = freeTCPPort(t), freeTCPPort(t)
+		r.udpPort = freeUDPPort(t)
+		for _, dir := range []string{"/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/rsyslog"} {
+			if _, err := os.Stat(filepath.Join(dir, "imrelp.so")); err == nil {
+				r.relpPort = freeTCPPort(t)
+			}
+		}
+		var conf bytes.Buffer
+		if err := tmpl.Execute(&conf, map[string]any{
+			"WorkDir": filepath.Join(dir, "work"), "OutDir": r.outDir,
+			"CAFile": certFile, "CertFile": certFile, "KeyFile": keyFile,
+			"TCPPort": r.tcpPort, "TLSPort": r.tlsPort, "UDPPort": r.udpPort, "RELPPort": r.relpPort,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(r.conf, conf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := r.tryStart()
+		if err == nil {
+			break
+		}
+		r.kill()
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v", attempt, err)
 	}
-	r.start()
 	t.Cleanup(r.kill)
 	return r
 }
 
+// start brings rsyslogd back after an outage, on the same ports.
 func (r *rsyslogd) start() {
-	r.t.Helper()
+	if err := r.tryStart(); err != nil {
+		r.t.Error(err)
+	}
+}
+
+// lockedBuffer collects rsyslogd's output while the test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (r *rsyslogd) tryStart() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stderr = &bytes.Buffer{}
+	r.stderr = &lockedBuffer{}
 	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start rsyslogd: %v", err)
+		return fmt.Errorf("start rsyslogd: %w", err)
 	}
-	r.cmd = cmd
-	deadline := time.Now().Add(15 * time.Second)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	r.cmd, r.exited = cmd, exited
+	deadline := time.Now().Add(20 * time.Second)
 	for _, port := range []int{r.tcpPort, r.tlsPort, r.relpPort} {
 		for port != 0 {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
@@ -121,12 +160,19 @@ func (r *rsyslogd) start() {
 				c.Close()
 				break
 			}
+			select {
+			case err := <-exited:
+				r.cmd = nil
+				return fmt.Errorf("rsyslogd exited (%v) before listening on %d: %s", err, port, r.stderr)
+			default:
+			}
 			if time.Now().After(deadline) {
-				r.t.Fatalf("rsyslogd did not listen on %d: %s", port, r.stderr)
+				return fmt.Errorf("rsyslogd did not listen on %d within 20s: %s", port, r.stderr)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 // kill is the outage: SIGKILL, no chance to flush anything.
@@ -135,7 +181,7 @@ func (r *rsyslogd) kill() {
 	defer r.mu.Unlock()
 	if r.cmd != nil {
 		r.cmd.Process.Kill()
-		r.cmd.Wait()
+		<-r.exited
 		r.cmd = nil
 	}
 }
