@@ -113,10 +113,18 @@ func (e *Engine) commitGroup(group []*request) {
 		return
 	}
 	e.w.lastSeq = seq
+	// Events go in under the lock in chunks, so that a big group does not
+	// stall searches for its whole length. A search between chunks may see
+	// part of a group: all of it is durable already, and Seq order holds.
 	e.mu.Lock()
+	n := 0
 	for _, r := range group {
 		for _, i := range r.stored {
 			e.ix.mem.add(cloneEvent(&r.events[i]), r.keys[i])
+			if n++; n%applyChunk == 0 {
+				e.mu.Unlock()
+				e.mu.Lock()
+			}
 		}
 	}
 	e.mu.Unlock()
@@ -124,6 +132,10 @@ func (e *Engine) commitGroup(group []*request) {
 		r.done <- nil
 	}
 }
+
+// applyChunk is how many events go into the memtable per hold of the
+// write lock.
+const applyChunk = 512
 
 // putFixedUvarint writes v as a uvarint padded to MaxVarintLen32 bytes
 // (continuation bits on the padding), so that a length can be reserved
