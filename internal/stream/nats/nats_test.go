@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,12 +278,14 @@ func TestWriteFailsWhenNoStreamCapturesTheSubject(t *testing.T) {
 
 // ownServer is a nats-server child process that the test may kill.
 type ownServer struct {
-	t     *testing.T
-	port  int
-	dir   string
-	cmd   *exec.Cmd
-	url   string
-	start time.Time
+	t    *testing.T
+	port int
+	dir  string
+	url  string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error
 }
 
 func startOwnServer(t *testing.T) *ownServer {
@@ -290,26 +293,48 @@ func startOwnServer(t *testing.T) *ownServer {
 	if _, err := os.Stat(natsServerBin); err != nil {
 		t.Fatalf("%s is missing (Debian package nats-server): %v", natsServerBin, err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	s := &ownServer{t: t, dir: t.TempDir()}
+	// A port picked free can be taken before nats-server binds it: then
+	// try another.
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		s.url = fmt.Sprintf("nats://127.0.0.1:%d", s.port)
+		err = s.tryRun()
+		if err == nil {
+			break
+		}
+		s.kill()
+		if attempt == 3 {
+			t.Fatal(err)
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &ownServer{t: t, port: port, dir: t.TempDir(), url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
-	s.run()
 	t.Cleanup(s.kill)
 	return s
 }
 
+// run brings the server back after an outage, on the same port and store.
 func (s *ownServer) run() {
-	s.t.Helper()
-	s.cmd = exec.Command(natsServerBin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir)
-	s.cmd.Stdout, s.cmd.Stderr = nil, nil
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
+	if err := s.tryRun(); err != nil {
+		s.t.Error(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+}
+
+func (s *ownServer) tryRun() error {
+	cmd := exec.Command(natsServerBin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		nc, err := natsgo.Connect(s.url, natsgo.Timeout(200*time.Millisecond))
 		if err == nil {
@@ -319,18 +344,26 @@ func (s *ownServer) run() {
 			cancel()
 			nc.Close()
 			if err == nil {
-				return
+				return nil
 			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for kill
+			return fmt.Errorf("nats-server exited before it was ready on port %d: %v", s.port, err)
+		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("nats-server on port %d did not become ready", s.port)
+	return fmt.Errorf("nats-server on port %d did not become ready", s.port)
 }
 
 func (s *ownServer) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
 		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
