@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,12 +58,35 @@ func partitions(ctx context.Context, q interface {
 }
 
 // MaintainPartitions makes sure the daily partitions from PartitionsBehind
-// days before today to PartitionsAhead days after exist. Run it at least
-// daily (Open runs it once); several instances may run it at once.
+// days before today to PartitionsAhead days after exist, and gives a
+// partition of its own to every day of the last BackfillDays that has
+// events in the default partition (imported or late events), so that
+// retention can drop it whole. Run it at least daily (Open runs it, and
+// so does a background loop); several instances may run it at once.
 func (db *DB) MaintainPartitions(ctx context.Context) error {
 	today := db.opts.Now().UTC().Truncate(24 * time.Hour).UnixMilli()
+	days := map[int64]bool{}
 	for d := -db.opts.PartitionsBehind; d <= db.opts.PartitionsAhead; d++ {
-		if err := db.ensurePartition(ctx, today+int64(d)*dayMs); err != nil {
+		days[today+int64(d)*dayMs] = true
+	}
+	if db.opts.BackfillDays > 0 {
+		rows, err := db.pool.Query(ctx, `
+			SELECT DISTINCT occurred - occurred % $1 FROM events_default
+			 WHERE occurred >= $2 AND occurred < $3`,
+			dayMs, today-int64(db.opts.BackfillDays)*dayMs, today+int64(db.opts.PartitionsAhead+1)*dayMs)
+		if err != nil {
+			return classify(ctx, "find backfilled days", err)
+		}
+		late, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return classify(ctx, "find backfilled days", err)
+		}
+		for _, d := range late {
+			days[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(days)) {
+		if err := db.ensurePartition(ctx, d); err != nil {
 			return err
 		}
 	}

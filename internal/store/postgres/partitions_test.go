@@ -77,11 +77,12 @@ func TestPartitionMaintenance(t *testing.T) {
 		return event.Event{ID: id, CompanyID: "c", ProjectID: "p", Level: event.LevelProject, Action: "A",
 			Type: event.TypeInfo, Occurred: occurred}
 	}
-	evs := []event.Event{mk("old", day(2025, 6, 1, 3)), mk("today", day(2026, 1, 10, 3)), mk("later", day(2026, 1, 15, 3))}
+	evs := []event.Event{mk("old", day(2025, 6, 1, 3)), mk("today", day(2026, 1, 10, 3)), mk("later", day(2026, 1, 15, 3)),
+		mk("backfill", day(2026, 1, 1, 3))}
 	if err := db.Store().Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]string{"old": "events_default", "today": "events_p20260110", "later": "events_default"} {
+	for id, want := range map[string]string{"old": "events_default", "today": "events_p20260110", "later": "events_default", "backfill": "events_default"} {
 		if got := partitionOf(t, db, "c", id); got != want {
 			t.Errorf("%s in %s, want %s", id, got, want)
 		}
@@ -90,11 +91,15 @@ func TestPartitionMaintenance(t *testing.T) {
 	if err := db.MaintainPartitions(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := partitionOf(t, db, "c", "later"); got != "events_p20260115" {
-		t.Errorf("after maintenance the event is in %s, want events_p20260115", got)
+	// Within BackfillDays (90) a day gets a partition of its own; older
+	// events stay in the default partition.
+	for id, want := range map[string]string{"old": "events_default", "later": "events_p20260115", "backfill": "events_p20260101"} {
+		if got := partitionOf(t, db, "c", id); got != want {
+			t.Errorf("after maintenance %s is in %s, want %s", id, got, want)
+		}
 	}
 	res, err := db.Store().Search(ctx, query.Query{CompanyID: "c", ProjectID: "p", IncludeProject: true, Size: 10})
-	if err != nil || res.Total != 3 {
+	if err != nil || res.Total != 4 {
 		t.Fatalf("search after maintenance: %d events, %v", res.Total, err)
 	}
 	if e, err := db.Store().Get(ctx, "c", "later"); err != nil || e.Seq != evs[2].Seq {

@@ -47,6 +47,10 @@ type Options struct {
 	// PartitionsBehind and PartitionsAhead are the daily partitions kept
 	// before and after today by Open and MaintainPartitions; defaults 1 and 3.
 	PartitionsBehind, PartitionsAhead int
+	// BackfillDays: days this recent whose events sit in the default
+	// partition get their own partition at maintenance; default 90,
+	// negative disables it.
+	BackfillDays int
 	// MaintenanceInterval is how often the DB runs MaintainPartitions in
 	// the background; default 1h, negative disables it (call it yourself).
 	MaintenanceInterval time.Duration
@@ -69,6 +73,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.BackfillDays == 0 {
+		o.BackfillDays = 90
 	}
 	if o.MaintenanceInterval == 0 {
 		o.MaintenanceInterval = time.Hour
