@@ -142,7 +142,7 @@ const tableTime = "2006-01-02 15:04:05.000Z"
 
 func writeTable(w io.Writer, recs []client.Record, total, page, size int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "OCCURRED (UTC)\tTYPE\tACTION\tUSER\tACTOR\tLOGIN IDS\tTENANTS\tIP\tGEO\tDEVICE\tMETHOD\tID")
+	fmt.Fprintln(tw, "OCCURRED (UTC)\tTYPE\tACTION\tUSER\tACTOR\tLOGIN IDS\tTENANTS\tIP\tGEO\tDEVICE\tMETHOD\tID\tCHANGES")
 	for _, r := range recs {
 		occurred := "-"
 		if !r.Occurred.IsZero() {
@@ -151,7 +151,7 @@ func writeTable(w io.Writer, recs []client.Record, total, page, size int) error 
 		fmt.Fprintln(tw, strings.Join([]string{
 			occurred, cell(r.Type), cell(r.Action), cell(r.UserID), cell(r.ActorID),
 			cell(strings.Join(r.LoginIDs, ",")), cell(strings.Join(r.Tenants, ",")),
-			cell(r.RemoteAddress), cell(r.Geo), cell(r.Device), cell(r.Method), cell(r.ID),
+			cell(r.RemoteAddress), cell(r.Geo), cell(r.Device), cell(r.Method), cell(r.ID), changeSummary(r.Data),
 		}, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
