@@ -63,9 +63,13 @@ func (s *EventStore) dropPartition(ctx context.Context, companyID string, p part
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
 			return err
 		}
-		// Lock the parent first, as every insert does, so that the drop
-		// cannot deadlock with an insert routed to this partition.
-		if _, err := tx.Exec(ctx, "LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		// Freeze the partition (not the table: ingest of other days goes
+		// on) while it is checked. The drop then waits briefly for the
+		// table; an insert into this old day meanwhile can deadlock with
+		// it, and PostgreSQL then aborts one of the two: either the drop
+		// (we fall back to row deletes) or that insert (the caller sees
+		// ErrUnavailable and retries).
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+ident+" IN SHARE MODE"); err != nil {
 			return err
 		}
 		var others bool
