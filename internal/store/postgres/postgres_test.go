@@ -320,3 +320,43 @@ func TestOverlappingBatches(t *testing.T) {
 		t.Fatalf("search total %d, %v", res.Total, err)
 	}
 }
+
+// TestTwoInstances: an event acknowledged through one instance is found
+// at once through another, by Search, Get and ReadFrom.
+func TestTwoInstances(t *testing.T) {
+	url := newDatabase(t)
+	open := func() *DB {
+		db, err := Open(context.Background(), Options{URL: url, MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	var after uint64
+	for i := range 20 {
+		evs := []event.Event{{ID: fmt.Sprint(i), CompanyID: "c", ProjectID: "p", Level: event.LevelProject,
+			Action: "A", Type: event.TypeInfo, Occurred: time.Now().UnixMilli()}}
+		writer, reader := a, b
+		if i%2 == 1 {
+			writer, reader = b, a
+		}
+		if err := writer.Store().Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		res, err := reader.Store().Search(ctx, query.Query{CompanyID: "c", ProjectID: "p", IncludeProject: true, Size: 1})
+		if err != nil || res.Total != i+1 || res.Events[0].ID != evs[0].ID {
+			t.Fatalf("search through the other instance after %d appends: %+v, %v", i+1, res, err)
+		}
+		if _, err := reader.Store().Get(ctx, "c", evs[0].ID); err != nil {
+			t.Fatalf("get through the other instance: %v", err)
+		}
+		got, err := reader.Store().ReadFrom(ctx, after, 10)
+		if err != nil || len(got) != 1 || got[0].Seq != evs[0].Seq {
+			t.Fatalf("read from %d through the other instance: %d events, %v", after, len(got), err)
+		}
+		after = got[0].Seq
+	}
+}
