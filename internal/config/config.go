@@ -74,6 +74,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM before connections are cut.
 	ShutdownTimeout time.Duration
+	// GeoIPDB is a MaxMind-format database giving the country of an
+	// ingested event's IP; CountryHeader a header a trusted proxy sets to
+	// the country. Both optional.
+	GeoIPDB       string
+	CountryHeader string
 }
 
 // Defaults are chosen so that `audittrail serve` on a fresh clone works
@@ -107,6 +112,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tls_key", c.TLSKey),
 		slog.Duration("retention_interval", c.RetentionInterval),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("geoip_db", c.GeoIPDB),
+		slog.String("country_header", c.CountryHeader),
 	)
 }
 
@@ -169,6 +176,8 @@ func options() []option {
 		str("tls-key", "TLS private key file (PEM)", func(c *Config) *string { return &c.TLSKey }),
 		duration("retention-interval", "how often expired events are deleted (0 = never)", func(c *Config) *time.Duration { return &c.RetentionInterval }),
 		duration("shutdown-timeout", "how long in-flight requests may finish after SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		str("geoip-db", "MaxMind-format database for the country of an ingested event's IP", func(c *Config) *string { return &c.GeoIPDB }),
+		str("country-header", "header a trusted proxy sets to the client's country (e.g. cf-ipcountry)", func(c *Config) *string { return &c.CountryHeader }),
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/store"
@@ -68,11 +68,12 @@ type Options struct {
 	// SearchRateLimit is the server default of searches per minute per
 	// project, used unless the company's settings say otherwise; 0 = off.
 	SearchRateLimit int
-	// Enrich, when set, fills fields an ingested event left empty from the
-	// request (device from the user-agent, geo, request details).
-	Enrich  func(r *http.Request, e *event.Event)
-	Logger  *slog.Logger
-	Metrics *metrics.Registry
+	// Enricher, when set, fills the fields an ingested event left empty
+	// from the `requestContext` its sender passed (device, remote address,
+	// geo, data.request_details).
+	Enricher *enrich.Enricher
+	Logger   *slog.Logger
+	Metrics  *metrics.Registry
 	// Ready reports whether start-up (recovery, bootstrap) is complete;
 	// /healthz answers 503 until it does. nil means always ready.
 	Ready func() bool

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audittrail/audittrail/client"
+	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/query"
@@ -671,3 +672,38 @@ func TestMountedRoutesShareAuth(t *testing.T) {
 }
 
 var _ = event.LevelCompany
+
+func TestEnrichment(t *testing.T) {
+	en, err := enrich.New(enrich.Options{CountryHeader: "cf-ipcountry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *httpapi.Options) { o.Enricher = en })
+	rc := `"requestContext":{"ip":"203.0.113.9","userAgent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148","headers":{"cf-ipcountry":"IL","Authorization":"Bearer secret-token"},"method":"POST","url":"https://app.example.com/login"}`
+	r := e.post("/v1/mgmt/audit/event", `{"action":"LoginSucceed","actorId":"a","tenantId":"t","type":"info",`+rc+`}`)
+	if r.status != 200 {
+		t.Fatalf("createEvent: %d %s", r.status, r.body)
+	}
+	r = e.post("/v1/mgmt/audit/events", `{"events":[{"action":"Batch","device":"Desktop",`+rc+`}]}`)
+	if r.status != 200 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	recs, _, err := e.admin().Audit().SearchAll(context.Background(), client.SearchOptions{OldestFirst: true})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%v %v", recs, err)
+	}
+	if recs[0].Device != "Mobile" || recs[0].RemoteAddress != "203.0.113.9" || recs[0].Geo != "IL" || recs[0].Data["request_details"] == nil {
+		t.Fatalf("createEvent not enriched: %+v", recs[0])
+	}
+	if recs[1].Device != "Desktop" {
+		t.Fatalf("enrichment overrode the sender's device: %q", recs[1].Device)
+	}
+	b, _ := json.Marshal(recs)
+	if strings.Contains(string(b), "secret-token") {
+		t.Fatal("a credential header was stored")
+	}
+	r = e.post("/v1/mgmt/audit/events", `{"events":[{"action":"A"},{"action":"B","requestContext":{"ip":"not-an-ip"}}]}`)
+	if r.status != 400 || !contains(string(r.body), "events[1].requestContext") {
+		t.Fatalf("bad requestContext: %d %s", r.status, r.body)
+	}
+}

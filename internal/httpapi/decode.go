@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -87,8 +88,12 @@ func jsonError(err error) error {
 		return Errorf(CodeBadRequest, "malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return Errorf(CodeBadRequest, "malformed JSON: unexpected end of the body")
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return Errorf(CodeInvalidArgument, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if uerr != nil {
+			name = strings.TrimPrefix(err.Error(), "json: unknown field ")
+		}
+		return &Error{Code: CodeInvalidArgument, Message: name + ": unknown field", field: true}
 	default:
 		var fieldErr *event.FieldError
 		if errors.As(err, &fieldErr) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/tenancy"
@@ -31,11 +33,15 @@ type CreateEventRequest struct {
 	RemoteAddress string          `json:"remoteAddress"`
 	ExternalIDs   []string        `json:"externalIds"`
 	Tenants       []string        `json:"tenants"`
+	// RequestContext describes the end user's request behind the event
+	// (IP, user-agent, headers); it feeds enrichment and is not stored.
+	RequestContext json.RawMessage `json:"requestContext"`
 }
 
 // DecodeCreateEvent parses and checks a createEvent body into an event of
-// the caller's project (not yet given an id or company).
-func DecodeCreateEvent(body []byte, projectID string, now time.Time) (event.Event, error) {
+// the caller's project (not yet given an id or company), enriched by en
+// when it is not nil.
+func DecodeCreateEvent(body []byte, projectID string, now time.Time, en *enrich.Enricher) (event.Event, error) {
 	var req CreateEventRequest
 	if err := decodeStrict(body, &req, true); err != nil {
 		return event.Event{}, err
@@ -79,6 +85,9 @@ func DecodeCreateEvent(body []byte, projectID string, now time.Time) (event.Even
 	if !containsString(e.Tenants, req.TenantID) {
 		e.Tenants = append([]string{req.TenantID}, e.Tenants...)
 	}
+	if err := enrichEvent(en, &e, req.RequestContext); err != nil {
+		return event.Event{}, err
+	}
 	if err := e.Validate(); err != nil {
 		return event.Event{}, err
 	}
@@ -91,9 +100,10 @@ type BatchRequest struct {
 }
 
 // DecodeBatch parses a batch body into events of the caller's project,
-// with defaults filled and every event validated. One invalid event fails
-// the whole batch with an error naming its index and field.
-func DecodeBatch(body []byte, projectID string, now time.Time) ([]event.Event, error) {
+// with defaults filled, enriched by en when it is not nil, and every event
+// validated. One invalid event fails the whole batch with an error naming
+// its index and field.
+func DecodeBatch(body []byte, projectID string, now time.Time, en *enrich.Enricher) ([]event.Event, error) {
 	// Fast path: one strict pass over the whole body. Only when it fails
 	// is the body decoded again event by event, to name the bad index
 	// (encoding/json's errors say the field but not the array index).
@@ -101,17 +111,7 @@ func DecodeBatch(body []byte, projectID string, now time.Time) ([]event.Event, e
 		Events []batchEvent `json:"events"`
 	}
 	if err := decodeStrict(body, &fast, false); err == nil && fast.Events != nil && len(fast.Events) <= MaxBatchEvents {
-		events := make([]event.Event, len(fast.Events))
-		ok := true
-		for i := range fast.Events {
-			if fast.Events[i].toEvent(&events[i]) != nil {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return finishBatch(events, projectID, now)
-		}
+		return finishBatch(fast.Events, projectID, now, en)
 	}
 
 	var req BatchRequest
@@ -124,20 +124,31 @@ func DecodeBatch(body []byte, projectID string, now time.Time) ([]event.Event, e
 	if len(req.Events) > MaxBatchEvents {
 		return nil, Errorf(CodeTooLarge, "events: at most %d events per batch, got %d", MaxBatchEvents, len(req.Events))
 	}
-	events := make([]event.Event, len(req.Events))
+	in := make([]batchEvent, len(req.Events))
 	for i, raw := range req.Events {
-		if err := decodeBatchEvent(raw, &events[i]); err != nil {
-			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 || raw[0] != '{' {
+			return nil, Errorf(CodeInvalidArgument, "events[%d]: must be a JSON object", i)
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in[i]); err != nil {
+			return nil, prefixError(fmt.Sprintf("events[%d]", i), jsonError(err))
 		}
 	}
-	return finishBatch(events, projectID, now)
+	return finishBatch(in, projectID, now, en)
 }
 
-// finishBatch fills the defaults and validates every event.
-func finishBatch(events []event.Event, projectID string, now time.Time) ([]event.Event, error) {
+// finishBatch turns decoded records into events: defaults, enrichment,
+// validation.
+func finishBatch(in []batchEvent, projectID string, now time.Time, en *enrich.Enricher) ([]event.Event, error) {
+	events := make([]event.Event, len(in))
 	nowMs := now.UnixMilli()
-	for i := range events {
+	for i := range in {
 		e := &events[i]
+		if err := in[i].toEvent(e); err != nil {
+			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
+		}
 		if e.Level == "" {
 			e.Level = event.LevelProject
 		}
@@ -151,6 +162,9 @@ func finishBatch(events []event.Event, projectID string, now time.Time) ([]event
 			e.Occurred = nowMs
 		}
 		e.Data = nullToEmpty(e.Data)
+		if err := enrichEvent(en, e, in[i].RequestContext); err != nil {
+			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
+		}
 		if err := e.Validate(); err != nil {
 			return nil, prefixError(fmt.Sprintf("events[%d]", i), err)
 		}
@@ -158,66 +172,50 @@ func finishBatch(events []event.Event, projectID string, now time.Time) ([]event
 	return events, nil
 }
 
-// batchEvent is the wire record of a batch, decoded in one pass.
+// enrichEvent parses the sender's requestContext and fills what the event
+// left empty. Without an enricher the context is still checked, so a
+// sender learns of a bad one whatever the server's configuration.
+func enrichEvent(en *enrich.Enricher, e *event.Event, raw json.RawMessage) error {
+	rc, err := enrich.ParseRequestContext(raw)
+	if err != nil {
+		return &Error{Code: CodeInvalidArgument, field: true,
+			Message: "requestContext: " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), enrich.ErrContext.Error()), ": ")}
+	}
+	if en != nil {
+		en.Enrich(e, rc)
+	}
+	return nil
+}
+
+// batchEvent is the wire record of a batch.
 type batchEvent struct {
-	ID            string          `json:"id"`
-	ProjectID     string          `json:"projectId"`
-	Level         event.Level     `json:"level"`
-	UserID        string          `json:"userId"`
-	Action        string          `json:"action"`
-	Type          string          `json:"type"`
-	ActorID       string          `json:"actorId"`
-	Occurred      json.RawMessage `json:"occurred"`
-	Device        string          `json:"device"`
-	Method        string          `json:"method"`
-	Geo           string          `json:"geo"`
-	RemoteAddress string          `json:"remoteAddress"`
-	ExternalIDs   []string        `json:"externalIds"`
-	Tenants       []string        `json:"tenants"`
-	Data          json.RawMessage `json:"data"`
+	ID             string          `json:"id"`
+	ProjectID      string          `json:"projectId"`
+	Level          event.Level     `json:"level"`
+	UserID         string          `json:"userId"`
+	Action         string          `json:"action"`
+	Type           string          `json:"type"`
+	ActorID        string          `json:"actorId"`
+	Occurred       json.RawMessage `json:"occurred"`
+	Device         string          `json:"device"`
+	Method         string          `json:"method"`
+	Geo            string          `json:"geo"`
+	RemoteAddress  string          `json:"remoteAddress"`
+	ExternalIDs    []string        `json:"externalIds"`
+	Tenants        []string        `json:"tenants"`
+	Data           json.RawMessage `json:"data"`
+	RequestContext json.RawMessage `json:"requestContext"`
 }
 
 func (b *batchEvent) toEvent(e *event.Event) error {
 	occurred, err := event.ParseMillis(b.Occurred)
 	if err != nil {
-		return err
+		return &event.FieldError{Field: "occurred", Reason: err.Error()}
 	}
 	*e = event.Event{ID: b.ID, ProjectID: b.ProjectID, Level: b.Level, UserID: b.UserID, Action: b.Action,
 		Type: b.Type, ActorID: b.ActorID, Occurred: occurred, Device: b.Device, Method: b.Method, Geo: b.Geo,
 		RemoteAddress: b.RemoteAddress, LoginIDs: b.ExternalIDs, Tenants: b.Tenants, Data: b.Data}
 	return nil
-}
-
-// decodeBatchEvent decodes one record strictly: known keys only, since a
-// misspelt key in a bulk load would otherwise lose data silently.
-func decodeBatchEvent(raw json.RawMessage, e *event.Event) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return Errorf(CodeInvalidArgument, "must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	// Event.UnmarshalJSON decodes with its own decoder, so unknown keys
-	// are checked here against the wire names first.
-	var keys map[string]json.RawMessage
-	if err := dec.Decode(&keys); err != nil {
-		return jsonError(err)
-	}
-	for k := range keys {
-		if !batchKeys[k] {
-			return &Error{Code: CodeInvalidArgument, Message: k + ": unknown field", field: true}
-		}
-	}
-	if err := json.Unmarshal(raw, e); err != nil {
-		return jsonError(err)
-	}
-	return nil
-}
-
-var batchKeys = map[string]bool{
-	"id": true, "projectId": true, "level": true, "userId": true, "action": true, "type": true,
-	"actorId": true, "occurred": true, "device": true, "method": true, "geo": true,
-	"remoteAddress": true, "externalIds": true, "tenants": true, "data": true,
 }
 
 // prefixError names where in the batch an error is: "events[12].type: …".
@@ -296,9 +294,6 @@ func (a *API) authorizeEvents(r *http.Request, p Principal, events []event.Event
 // ingest stores events durably and returns their ids in request order.
 func (a *API) ingest(r *http.Request, api string, events []event.Event) ([]string, error) {
 	for i := range events {
-		if a.opts.Enrich != nil {
-			a.opts.Enrich(r, &events[i])
-		}
 		if events[i].ID == "" {
 			events[i].ID = event.NewID()
 		}
@@ -328,7 +323,7 @@ func (a *API) handleCreateEvent(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	e, err := DecodeCreateEvent(body, p.ProjectID, a.now())
+	e, err := DecodeCreateEvent(body, p.ProjectID, a.now(), a.opts.Enricher)
 	if err != nil {
 		WriteError(w, r, err)
 		return
@@ -353,7 +348,7 @@ func (a *API) handleBatch(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	events, err := DecodeBatch(body, p.ProjectID, a.now())
+	events, err := DecodeBatch(body, p.ProjectID, a.now(), a.opts.Enricher)
 	if err != nil {
 		WriteError(w, r, err)
 		return

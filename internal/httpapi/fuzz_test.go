@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -13,6 +15,9 @@ import (
 // go test ./internal/httpapi -run '^$' -fuzz FuzzDecodeSearch -fuzztime 1m
 
 var fuzzNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fuzzEnricher runs enrichment inside the decoders too (no GeoIP database).
+var fuzzEnricher, _ = enrich.New(enrich.Options{CountryHeader: "cf-ipcountry", Logger: slog.New(slog.DiscardHandler)})
 
 func FuzzDecodeSearch(f *testing.F) {
 	f.Add([]byte(`{"userIds":null,"actions":["LoginFailed"],"from":-62135596800000,"to":0,"size":10,"page":2,"text":"john.doe chrome"}`))
@@ -43,8 +48,9 @@ func FuzzDecodeSearch(f *testing.F) {
 func FuzzDecodeCreateEvent(f *testing.F) {
 	f.Add([]byte(`{"userId":"u","action":"LoginSucceed","type":"info","actorId":"a","tenantId":"t","data":{"k":[1,"v"]}}`))
 	f.Add([]byte(`{"action":"A","type":"warn","actorId":"a","tenantId":"t","level":"company","occurred":1764000000000,"id":"abc"}`))
+	f.Add([]byte(`{"action":"A","type":"info","actorId":"a","tenantId":"t","requestContext":{"ip":"203.0.113.7","userAgent":"Mozilla/5.0 (iPhone)","headers":{"cf-ipcountry":"IL","referer":"https://x"},"method":"POST","url":"https://app/login?token=s"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		e, err := DecodeCreateEvent(body, "P1", fuzzNow)
+		e, err := DecodeCreateEvent(body, "P1", fuzzNow, fuzzEnricher)
 		if err != nil {
 			requireClientError(t, err)
 			return
@@ -62,8 +68,9 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"events":[{"action":"A"},{"id":"x","action":"B","type":"error","occurred":"1764000000000","externalIds":["l"],"tenants":["t"],"data":{}}]}`))
 	f.Add([]byte(`{"events":[{"action":"A","level":"company"}]}`))
 	f.Add([]byte(`{"events":[]}`))
+	f.Add([]byte(`{"events":[{"action":"A","requestContext":{"ip":"::ffff:10.0.0.1","headers":{"user-agent":"Googlebot/2.1"}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := DecodeBatch(body, "P1", fuzzNow)
+		events, err := DecodeBatch(body, "P1", fuzzNow, fuzzEnricher)
 		if err != nil {
 			requireClientError(t, err)
 			return

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +166,36 @@ func TestRedisRateLimit(t *testing.T) {
 	var apiErr *client.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.RetryAfter < time.Second {
 		t.Fatalf("4th search through Redis: %v", err)
+	}
+}
+
+// TestBuiltInSubsystems: the console, the event catalogue and the SCIM
+// endpoint are mounted by the composition root.
+func TestBuiltInSubsystems(t *testing.T) {
+	cfg := testConfig(t)
+	r := start(t, cfg)
+	defer r.stop(t)
+	creds, _ := ReadBootstrap(cfg.DataDir)
+	get := func(method, path, auth, body string) int {
+		req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	auth := "Bearer " + creds.ProjectID + ":" + creds.ManagementKey
+	if code := get("GET", "/", "", ""); code != 200 {
+		t.Errorf("console page: %d", code)
+	}
+	if code := get("GET", "/v1/mgmt/audit/actions", auth, ""); code != 200 {
+		t.Errorf("catalogue: %d", code)
+	}
+	if code := get("POST", "/v1/mgmt/audit/scim", auth, `{}`); code != 400 {
+		t.Errorf("scim with an empty operation: %d, want 400", code)
 	}
 }

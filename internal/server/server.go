@@ -20,11 +20,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/catalog"
 	"github.com/audittrail/audittrail/internal/config"
+	"github.com/audittrail/audittrail/internal/console"
+	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/ratelimit/redislimit"
+	"github.com/audittrail/audittrail/internal/scim"
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/embedded"
 	"github.com/audittrail/audittrail/internal/store/postgres"
@@ -123,6 +127,8 @@ type Server struct {
 	api     *httpapi.API
 	ready   atomic.Bool
 	metrics *metrics.Registry
+	// enricher fills device, geo and request details at ingest.
+	enricher *enrich.Enricher
 	// closeDB releases what store, dir and limiter share (a pool).
 	closeDB func() error
 }
@@ -160,6 +166,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 			return tenancy.AuthenticateKey(ctx, s.dir, managementKey)
 		},
 		Keys:            tenancy.Issuer{},
+		Enricher:        s.enricher,
 		Limiter:         s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit,
 		Logger:          log,
@@ -168,6 +175,14 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	})
 	if err != nil {
 		return err
+	}
+	// The built-in subsystems mount their routes before the first request.
+	catalog.Register(s.api)
+	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, Logger: log.With("component", "scim")})
+	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir, Limiter: s.limiter,
+		SearchRateLimit: cfg.SearchRateLimit, Logger: log.With("component", "console")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
 	}
 
 	ln := ro.Listener
@@ -255,6 +270,9 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.ready.Store(false)
+	// Live tails never end by themselves; end them so that draining the
+	// other requests is not held up until the deadline.
+	_ = cons.Close()
 	shutdownHTTP(srv, cfg.ShutdownTimeout, log)
 	stopBackground()
 	bg.Wait()
@@ -312,6 +330,11 @@ func (s *Server) open(ctx context.Context) error {
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory()
 	}
+	en, err := enrich.New(enrich.Options{GeoIPDB: s.cfg.GeoIPDB, CountryHeader: s.cfg.CountryHeader, Logger: s.log.With("component", "enrich")})
+	if err != nil {
+		return fmt.Errorf("enrichment: %w", err)
+	}
+	s.enricher = en
 	return nil
 }
 
@@ -333,6 +356,11 @@ func (s *Server) close() error {
 	if s.closeDB != nil {
 		if err := s.closeDB(); err != nil {
 			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+	}
+	if s.enricher != nil {
+		if err := s.enricher.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close enricher: %w", err))
 		}
 	}
 	if c, ok := s.limiter.(io.Closer); ok {
