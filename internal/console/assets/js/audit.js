@@ -158,7 +158,9 @@ class AuditPage {
     const n = activeFilterCount(st);
     this.filterCount.textContent = n ? String(n) : '';
     this.more.querySelector('summary').setAttribute('aria-label', n ? `More filters, ${n} active` : 'More filters');
-    if (n) this.more.open = true;
+    // Show the active filters, except on a phone where they would push
+    // the results far down.
+    if (n && window.matchMedia('(min-width: 721px)').matches) this.more.open = true;
   }
 
   readForm() {

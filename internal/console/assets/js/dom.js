@@ -6,10 +6,14 @@
  * Children may be strings, nodes, arrays, null or false (skipped).
  */
 export function h(spec, attrs, ...children) {
-  const [tagAndId, ...classes] = spec.split('.');
-  const [tag, id] = tagAndId.split('#');
-  const el = document.createElement(tag || 'div');
-  if (id) el.id = id;
+  // 'tag#id.class1.class2', in any order after the tag.
+  const parts = spec.match(/^[^.#]*|[.#][^.#]+/g);
+  const el = document.createElement(parts[0] || 'div');
+  const classes = [];
+  for (const p of parts.slice(1)) {
+    if (p[0] === '#') el.id = p.slice(1);
+    else classes.push(p.slice(1));
+  }
   if (classes.length) el.className = classes.join(' ');
   if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);
@@ -55,18 +59,25 @@ export function clear(el) {
 const numberFormat = new Intl.NumberFormat();
 export const fmtNumber = (n) => numberFormat.format(n);
 
+const thisYear = new Date().getFullYear();
 const localFormat = new Intl.DateTimeFormat(undefined, {
-  year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3,
 });
+const localFormatYear = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3,
+});
+/** Local time to the millisecond; the year only when it is not this one. */
 export function fmtLocal(ms) {
   const d = new Date(ms);
-  return `${localFormat.format(d)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  return (d.getFullYear() === thisYear ? localFormat : localFormatYear).format(d);
 }
+const dateFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+export const fmtDate = (ms) => dateFormat.format(new Date(ms));
 export const fmtUTC = (ms) => new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC');
 
 /** A <time> showing local time, with UTC on hover. */
-export function timeEl(ms) {
-  return h('time', { datetime: new Date(ms).toISOString(), title: fmtUTC(ms) }, fmtLocal(ms));
+export function timeEl(ms, { dateOnly = false } = {}) {
+  return h('time', { datetime: new Date(ms).toISOString(), title: fmtUTC(ms) }, dateOnly ? fmtDate(ms) : fmtLocal(ms));
 }
 
 /** Announces a message to screen readers through the live region. */

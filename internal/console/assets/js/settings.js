@@ -104,7 +104,7 @@ class SettingsPage {
       this.act(() => call('POST', '/v1/mgmt/projects', { name: name.value.trim() }), 'Project created');
     });
     const rows = this.projects.map((p) => h('tr',
-      h('td', p.name), h('td.mono', p.id), h('td', p.created ? timeEl(Date.parse(p.created)) : ''),
+      h('td', p.name), h('td.mono', p.id), h('td.nowrap', p.created ? timeEl(Date.parse(p.created), { dateOnly: true }) : ''),
       h('td', h('button.btn.danger.small', { type: 'button', 'aria-label': `Delete project ${p.name}`, onclick: () => {
         if (confirm(`Delete the project “${p.name}” (${p.id})? Its keys stop working for it.`)) this.act(() => call('DELETE', `/v1/mgmt/projects/${encodeURIComponent(p.id)}`), 'Project deleted');
       } }, 'Delete'))));
@@ -140,7 +140,7 @@ class SettingsPage {
         h('td', k.name), h('td.mono', k.id), h('td', k.role),
         h('td', k.projectIds?.length ? k.projectIds.join(', ') : 'all'),
         h('td', h('span', { class: `badge s-${state}` }, state)),
-        h('td', k.expires ? timeEl(Date.parse(k.expires)) : 'never'),
+        h('td.nowrap', k.expires ? timeEl(Date.parse(k.expires)) : 'never'),
         h('td.row-actions', state === 'active' ? [
           h('button.btn.subtle.small', { type: 'button', 'aria-label': `Rotate key ${k.name}`, onclick: async () => {
             if (!confirm(`Rotate “${k.name}”? The current secret stops working at once.`)) return;

@@ -1,0 +1,755 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/audittrail/audittrail/client"
+)
+
+// The browser tests drive the real console in a headless Chromium against
+// a real server (embedded store) filled with events, and compare what the
+// page shows with what the API answers.
+
+type browserEnv struct {
+	*env
+	t        *testing.T
+	ctx      context.Context
+	download string
+	shots    string
+	mu       sync.Mutex
+	problems []string // uncaught exceptions and CSP violations in the page
+	renders  []float64
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatal("AUDITTRAIL_INTEGRATION=1 but no Chromium: install it (apt-get install -y chromium)")
+	return ""
+}
+
+func newBrowserEnv(t *testing.T) *browserEnv {
+	t.Helper()
+	if os.Getenv("AUDITTRAIL_INTEGRATION") != "1" {
+		t.Skip("browser test: set AUDITTRAIL_INTEGRATION=1 to run it in headless Chromium")
+	}
+	b := &browserEnv{env: newEnv(t, envConfig{tailPoll: 100 * time.Millisecond, heartbeat: 2 * time.Second}), t: t}
+	b.download = t.TempDir()
+	_, file, _, _ := runtime.Caller(0)
+	b.shots = filepath.Join(filepath.Dir(file), "..", "..", "artifacts", "console")
+	if err := os.MkdirAll(b.shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start Chromium: %v", err)
+	}
+	b.ctx = ctx
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: b.download,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	exceptions := chromedp.Events(ctx, cdpruntime.ExceptionThrown)
+	// Log entries carry console.error calls and CSP violations.
+	logEntries := chromedp.Events(ctx, cdplog.EntryAdded)
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			b.problem("exception: " + ev.ExceptionDetails.Text + " " + exceptionDescription(ev.ExceptionDetails))
+		}
+	}()
+	go func() {
+		for ev, err := range logEntries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				b.problem(fmt.Sprintf("log %s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}()
+	// The settings page confirms before a rotation: accept it.
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	// A tail's connection the test leaves open must not outlive it.
+	t.Cleanup(func() { e := b.env; e.con.Close() })
+	return b
+}
+
+func exceptionDescription(d *cdpruntime.ExceptionDetails) string {
+	if d.Exception != nil {
+		return d.Exception.Description
+	}
+	return ""
+}
+
+func (b *browserEnv) problem(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = append(b.problems, s)
+}
+
+func (b *browserEnv) checkNoProblems() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		// A refused request logs "Failed to load resource" for 401/429
+		// answers the test provokes on purpose.
+		if strings.Contains(p, "Failed to load resource") {
+			continue
+		}
+		b.t.Errorf("page problem: %s", p)
+	}
+	b.problems = nil
+}
+
+func (b *browserEnv) do(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("browser: %v", err)
+	}
+}
+
+func eval[T any](b *browserEnv, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript expression until it is truthy and returns it.
+func waitFor[T any](b *browserEnv, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 25*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Poll[T](js, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(25*time.Millisecond)))
+	if err != nil {
+		b.t.Fatalf("waiting for %s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browserEnv) shot(name string) { b.capture(name, chromedp.FullScreenshot(100)) }
+
+// shotViewport shows what the user sees, for fixed panels a full-page
+// capture would cut.
+func (b *browserEnv) shotViewport(name string) { b.capture(name, chromedp.CaptureScreenshot()) }
+
+func (b *browserEnv) capture(name string, action chromedp.Action[[]byte]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, action)
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), buf, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browserEnv) signIn(projectID, key string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.srv.URL+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
+	b.do(chromedp.WaitVisible(chromedp.ID("signin-project")),
+		chromedp.SendKeys(chromedp.ID("signin-project"), projectID),
+		chromedp.SendKeys(chromedp.ID("signin-key"), key),
+		chromedp.Click(chromedp.CSS(".signin-card button[type=submit]")))
+}
+
+// results waits for the search to finish and returns the total the page
+// shows and the ids of its rows, in order.
+func (b *browserEnv) results() (int, []string) {
+	b.t.Helper()
+	raw := waitFor[string](b, `(() => {
+		const t = document.querySelector('#total-count');
+		const table = document.querySelector('table.results');
+		if (!t || !table || table.hasAttribute('aria-busy')) return '';
+		return JSON.stringify({total: Number(t.dataset.total), ids: [...document.querySelectorAll('table.results tbody tr[data-id]')].map(r => r.dataset.id)});
+	})()`)
+	var r struct {
+		Total int
+		IDs   []string
+	}
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		b.t.Fatal(err)
+	}
+	if d := eval[float64](b, `(performance.getEntriesByName('audit-render').at(-1) || {duration: -1}).duration`); d >= 0 {
+		b.renders = append(b.renders, d)
+	}
+	return r.Total, r.IDs
+}
+
+// open loads a console URL (a bookmark) and returns its results.
+func (b *browserEnv) open(pathAndQuery string) (int, []string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.srv.URL + pathAndQuery))
+	return b.results()
+}
+
+// apiSearch is what the API answers for the same search.
+func (b *browserEnv) apiSearch(o client.SearchOptions) (int, []string) {
+	b.t.Helper()
+	recs, total, err := b.client().Audit().SearchAll(context.Background(), o)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return total, ids
+}
+
+// seed fills the store with a day of varied events and returns them.
+func seed(t *testing.T, e *env) []client.Record {
+	t.Helper()
+	now := time.Now().UTC()
+	users := []string{"u-ada", "u-bob", "u-cyd", "u-dee"}
+	logins := map[string]string{"u-ada": "ada@example.com", "u-bob": "bob@example.com", "u-cyd": "cyd@example.org", "u-dee": "dee@example.net"}
+	devices := []string{"Desktop", "Mobile", "Bot", "Tablet"}
+	methods := []string{"otp", "password", "oauth", "magiclink"}
+	geos := []string{"US", "IL", "DE", "FR"}
+	agents := []string{"Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0", "Mozilla/5.0 (iPhone) Safari/604.1", "curl/8.5"}
+	var recs []client.Record
+	for i := range 240 {
+		u := users[i%len(users)]
+		r := client.Record{
+			ID:            fmt.Sprintf("e%03d", i),
+			UserID:        u,
+			ActorID:       "actor-" + u,
+			Action:        "LoginSucceed",
+			Type:          "info",
+			Occurred:      now.Add(-23*time.Hour + time.Duration(i)*5*time.Minute + time.Duration(i%7)*time.Second),
+			Device:        devices[i%len(devices)],
+			Method:        methods[(i/2)%len(methods)],
+			Geo:           geos[(i/3)%len(geos)],
+			RemoteAddress: fmt.Sprintf("203.0.113.%d", i%6),
+			LoginIDs:      []string{logins[u]},
+			Data: map[string]any{"request_details": map[string]any{
+				"method": "POST", "host": "auth.example.com", "url": "https://auth.example.com/v1/auth/otp/verify",
+				"headers": map[string]any{"http": map[string]any{"origin": "https://app.example.com", "user-agent": agents[i%len(agents)]}},
+			}},
+		}
+		switch i % 5 {
+		case 0:
+			r.Tenants = []string{"t-acme"}
+		case 1:
+			r.Tenants = []string{"t-globex"}
+		case 2:
+			r.Tenants = []string{"t-acme", "t-globex"}
+		}
+		switch i % 8 {
+		case 1, 5:
+			r.Action, r.Type = "LoginFailed", "warn"
+			r.Data["error_message"] = "wrong code"
+		case 3:
+			r.Action = "UserModified"
+			r.Data["Change"] = map[string]any{"added_roles": []any{"admin"}, "display_name": map[string]any{"old": "Ada", "new": "Ada L."}, "custom_attribute_plan": "pro"}
+		case 6:
+			r.Action, r.Type = "SCIMEvent", "error"
+			r.Data["scim_action"] = "UserPatched"
+			r.Data["Change"] = map[string]any{"removed_roles": []any{"viewer"}}
+		}
+		recs = append(recs, r)
+	}
+	for i := range 3 {
+		recs = append(recs, client.Record{ID: fmt.Sprintf("c%d", i), Level: "company", Action: "ManagementKeyCreated", Type: "info",
+			ActorID: "K-admin", Occurred: now.Add(-time.Duration(i+1) * time.Hour)})
+	}
+	e.ingest(recs...)
+	return recs
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	b := newBrowserEnv(t)
+	seed(t, b.env)
+	day := func(o client.SearchOptions) client.SearchOptions {
+		if o.From.IsZero() {
+			o.From = time.Now().Add(-24 * time.Hour)
+		}
+		if o.Size == 0 {
+			o.Size = 50
+		}
+		return o
+	}
+
+	t.Run("wrong key and unknown project", func(t *testing.T) {
+		b.signIn(b.creds.ProjectID, "K00000000000000000000000000.wrong")
+		msg := waitFor[string](b, `document.querySelector('#signin-error')?.textContent`)
+		if !strings.Contains(msg, "not accepted") {
+			t.Errorf("wrong key: %q", msg)
+		}
+		b.shot("signin-wrong-key")
+		b.signIn("Pnope", b.creds.ManagementKey)
+		msg = waitFor[string](b, `document.querySelector('#signin-error')?.textContent`)
+		if !strings.Contains(msg, "Unknown project") {
+			t.Errorf("unknown project: %q", msg)
+		}
+	})
+
+	t.Run("sign in and read the total", func(t *testing.T) {
+		b.signIn(b.creds.ProjectID, b.creds.ManagementKey)
+		total, ids := b.results()
+		wantTotal, wantIDs := b.apiSearch(day(client.SearchOptions{}))
+		if total != wantTotal || !slices.Equal(ids, wantIDs) {
+			t.Fatalf("page: %d %v\napi:  %d %v", total, ids, wantTotal, wantIDs)
+		}
+		if stored := eval[string](b, `sessionStorage.getItem('audittrail.session')`); !strings.Contains(stored, b.creds.ProjectID) {
+			t.Errorf("session storage holds %q", stored)
+		}
+		if local := eval[int](b, `localStorage.length`); local != 0 {
+			t.Errorf("localStorage has %d entries: credentials must stay in sessionStorage", local)
+		}
+		waitFor[bool](b, `!!document.querySelector('.hist-svg')`)
+		b.shot("audit")
+	})
+
+	t.Run("time to interactive", func(t *testing.T) {
+		b.do(chromedp.Navigate(b.srv.URL + "/audit"))
+		b.results()
+		m := eval[map[string]float64](b, `(() => {
+			const nav = performance.getEntriesByType('navigation')[0];
+			return {domInteractive: nav.domInteractive, domContentLoaded: nav.domContentLoadedEventEnd,
+				consoleInteractive: performance.getEntriesByName('console-interactive')[0].startTime,
+				firstResults: performance.getEntriesByName('audit-rendered')[0].startTime};
+		})()`)
+		t.Logf("page load: DOM interactive %.0f ms, DOMContentLoaded %.0f ms, console interactive %.0f ms, first results painted %.0f ms",
+			m["domInteractive"], m["domContentLoaded"], m["consoleInteractive"], m["firstResults"])
+		if m["consoleInteractive"] > 1000 {
+			t.Errorf("the console became interactive after %.0f ms (goal: 1 s)", m["consoleInteractive"])
+		}
+		writeMetric(t, b.shots, "load", m)
+	})
+
+	t.Run("filters", func(t *testing.T) {
+		now := time.Now()
+		for _, c := range []struct {
+			query string
+			opts  client.SearchOptions
+		}{
+			{"user=u-ada", client.SearchOptions{UserIDs: []string{"u-ada"}}},
+			{"user=u-ada&user=u-bob", client.SearchOptions{UserIDs: []string{"u-ada", "u-bob"}}},
+			{"action=LoginFailed", client.SearchOptions{Actions: []string{"LoginFailed"}}},
+			{"exclude=LoginSucceed&exclude=LoginFailed", client.SearchOptions{ExcludedActions: []string{"LoginSucceed", "LoginFailed"}}},
+			{"actor=actor-u-cyd", client.SearchOptions{ActorIDs: []string{"actor-u-cyd"}}},
+			{"device=Mobile&device=Bot", client.SearchOptions{Devices: []string{"Mobile", "Bot"}}},
+			{"method=otp", client.SearchOptions{Methods: []string{"otp"}}},
+			{"country=IL", client.SearchOptions{Geos: []string{"IL"}}},
+			{"ip=203.0.113.3", client.SearchOptions{RemoteAddresses: []string{"203.0.113.3"}}},
+			{"login=bob%40example.com", client.SearchOptions{LoginIDs: []string{"bob@example.com"}}},
+			{"tenant=t-acme", client.SearchOptions{Tenants: []string{"t-acme"}}},
+			{"notenant=1", client.SearchOptions{NoTenants: true}},
+			{"tenant=t-globex&notenant=1", client.SearchOptions{Tenants: []string{"t-globex"}, NoTenants: true}},
+			{"q=chrome", client.SearchOptions{Text: "chrome"}},
+			{"q=bob+wrong", client.SearchOptions{Text: "bob wrong"}},
+			{"level=company", client.SearchOptions{Levels: []client.Level{"company"}}},
+			{"level=project&action=UserModified", client.SearchOptions{Levels: []client.Level{"project"}, Actions: []string{"UserModified"}}},
+			{"range=6h", client.SearchOptions{From: now.Add(-6 * time.Hour)}},
+			{"range=custom&from=" + fmt.Sprint(now.Add(-10*time.Hour).UnixMilli()) + "&to=" + fmt.Sprint(now.Add(-8*time.Hour).UnixMilli()),
+				client.SearchOptions{From: now.Add(-10 * time.Hour).Truncate(time.Millisecond), To: now.Add(-8 * time.Hour).Truncate(time.Millisecond)}},
+		} {
+			total, ids := b.open("/audit?" + c.query)
+			wantTotal, wantIDs := b.apiSearch(day(c.opts))
+			if total != wantTotal || !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s: page %d %v\napi %d %v", c.query, total, ids, wantTotal, wantIDs)
+			}
+			if wantTotal == 0 {
+				t.Errorf("%s: the seed data has no match, so the check proves nothing", c.query)
+			}
+		}
+		b.shot("audit-filtered")
+	})
+
+	t.Run("filters typed into the bar go into the URL", func(t *testing.T) {
+		b.open("/audit")
+		b.do(chromedp.Click(chromedp.CSS(".more-filters summary")),
+			chromedp.SendKeys(chromedp.CSS(`[data-filter="action"] input`), "LoginFailed\r"),
+			chromedp.SendKeys(chromedp.CSS(`[data-filter="country"] input`), "US,DE\r"),
+			chromedp.Click(chromedp.CSS(`#f-dev-Mobile`)),
+			chromedp.SendKeys(chromedp.ID("f-text"), "wrong"),
+			chromedp.SetValue(chromedp.ID("f-range"), "7d"),
+			chromedp.Click(chromedp.CSS(`.filter-bar button[type=submit]`)))
+		loc := waitFor[string](b, `location.search.includes('action=LoginFailed') && location.search`)
+		for _, want := range []string{"country=US", "country=DE", "device=Mobile", "q=wrong", "range=7d"} {
+			if !strings.Contains(loc, want) {
+				t.Errorf("URL %s lacks %s", loc, want)
+			}
+		}
+		total, ids := b.results()
+		wantTotal, wantIDs := b.apiSearch(day(client.SearchOptions{Actions: []string{"LoginFailed"}, Geos: []string{"US", "DE"},
+			Devices: []string{"Mobile"}, Text: "wrong", From: time.Now().Add(-7 * 24 * time.Hour)}))
+		if total != wantTotal || !slices.Equal(ids, wantIDs) || total == 0 {
+			t.Errorf("page %d %v\napi %d %v", total, ids, wantTotal, wantIDs)
+		}
+		// The bookmark gives the same search in a fresh page.
+		total2, ids2 := b.open("/audit" + loc)
+		if total2 != total || !slices.Equal(ids2, ids) {
+			t.Errorf("bookmark: %d %v, want %d %v", total2, ids2, total, ids)
+		}
+		// The chips came back from the URL.
+		if n := eval[int](b, `document.querySelectorAll('[data-filter="country"] .chip').length`); n != 2 {
+			t.Errorf("%d country chips after reload, want 2", n)
+		}
+		b.shot("audit-filter-bar")
+	})
+
+	t.Run("page through results", func(t *testing.T) {
+		total, first := b.open("/audit?size=25")
+		wantTotal, want0 := b.apiSearch(day(client.SearchOptions{Size: 25}))
+		if total != wantTotal || !slices.Equal(first, want0) {
+			t.Fatalf("page 1: %d %v, want %d %v", total, first, wantTotal, want0)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`nav.pager button:last-of-type`)))
+		waitFor[bool](b, `location.search.includes('page=1')`)
+		_, second := b.results()
+		_, want1 := b.apiSearch(day(client.SearchOptions{Size: 25, Page: 1}))
+		if !slices.Equal(second, want1) || slices.Equal(second, first) {
+			t.Fatalf("page 2: %v, want %v", second, want1)
+		}
+		info := eval[string](b, `document.querySelector('.page-info').textContent`)
+		if !strings.Contains(info, "26–50") {
+			t.Errorf("page info %q", info)
+		}
+		// Back returns to the first page.
+		b.do(chromedp.NavigateBack())
+		_, back := b.results()
+		if !slices.Equal(back, first) {
+			t.Errorf("after Back: %v, want %v", back, first)
+		}
+	})
+
+	t.Run("histogram narrows the range", func(t *testing.T) {
+		b.open("/audit?range=24h")
+		bars := waitFor[int](b, `document.querySelectorAll('.hist-svg .bar').length`)
+		if bars < 90 || bars > 120 {
+			t.Errorf("%d bars for 24 hours", bars)
+		}
+		// The bars add up to the total.
+		sum := eval[int](b, `[...document.querySelectorAll('.hist-legend li')].reduce((s, li) => s + Number(li.textContent.replace(/[^0-9]/g, '')), 0)`)
+		total, _ := b.results()
+		if sum != total && typesHonoured(t, b.env) {
+			t.Errorf("legend counts add to %d, total %d", sum, total)
+		}
+		// Click the fullest bar.
+		b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+			const bars = [...document.querySelectorAll('.hist-svg .bar')];
+			const best = bars.reduce((a, g) => g.querySelectorAll('.seg').length > a.querySelectorAll('.seg').length ? g : a);
+			best.querySelector('.hit').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+		})()`))
+		loc := waitFor[string](b, `location.search.includes('range=custom') && location.search`)
+		narrowed, _ := b.results()
+		if narrowed == 0 || narrowed >= total {
+			t.Errorf("narrowed to %s: %d events of %d", loc, narrowed, total)
+		}
+	})
+
+	t.Run("event detail", func(t *testing.T) {
+		_, ids := b.open("/audit?action=UserModified")
+		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		text := eval[string](b, `document.querySelector('#detail').textContent`)
+		for _, want := range []string{ids[0], "Change", "Before", "After", "roles", "+ admin", "display name", "Ada L.", "Request", "auth.example.com", "User-agent", "Raw JSON", "request_details"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("detail lacks %q", want)
+			}
+		}
+		raw := eval[string](b, `document.querySelector('#detail pre.raw').textContent`)
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil || ev["id"] != ids[0] {
+			t.Errorf("raw JSON %q: %v", raw, err)
+		}
+		if focused := eval[string](b, `document.activeElement.id`); focused != "detail-title" {
+			t.Errorf("focus on %q after opening, want the panel's title", focused)
+		}
+		b.shotViewport("detail")
+		b.do(chromedp.KeyEvent("\x1b")) // Escape closes and gives focus back
+		waitFor[bool](b, `document.querySelector('#detail').hidden`)
+		if cls := eval[string](b, `document.activeElement.className`); cls != "linklike" {
+			t.Errorf("focus after closing on %q", cls)
+		}
+	})
+
+	t.Run("live tail", func(t *testing.T) {
+		b.open("/audit?action=LoginFailed")
+		b.do(chromedp.Click(chromedp.CSS(`button.toggle`)))
+		waitFor[bool](b, `document.querySelector('.tail-info').textContent.includes('waiting')`)
+		now := time.Now().UTC()
+		b.ingest(client.Record{ID: "live-skip", Action: "LoginSucceed", Type: "info", UserID: "u-live", Occurred: now},
+			client.Record{ID: "live-1", Action: "LoginFailed", Type: "warn", UserID: "u-live", Occurred: now},
+			// Stamped in the past: a tail by time would miss it.
+			client.Record{ID: "live-2", Action: "LoginFailed", Type: "warn", UserID: "u-live", Occurred: now.Add(-2 * time.Hour)})
+		waitFor[bool](b, `!!document.querySelector('tr[data-id="live-1"]') && !!document.querySelector('tr[data-id="live-2"]')`)
+		if eval[bool](b, `!!document.querySelector('tr[data-id="live-skip"]')`) {
+			t.Error("a non-matching event reached the table")
+		}
+		b.shot("live-tail")
+		// Paused: new events wait, then come in on resume.
+		b.do(chromedp.Click(chromedp.CSS(`.tools button[aria-pressed]:not(.toggle)`)))
+		waitFor[bool](b, `document.querySelector('.tail-info').textContent.includes('Paused')`)
+		b.ingest(client.Record{ID: "live-3", Action: "LoginFailed", Type: "warn", UserID: "u-live", Occurred: time.Now().UTC()})
+		waitFor[bool](b, `document.querySelector('.tail-info').textContent.includes('1 new waiting')`)
+		if eval[bool](b, `!!document.querySelector('tr[data-id="live-3"]')`) {
+			t.Error("an event showed while paused")
+		}
+		b.do(chromedp.Click(chromedp.CSS(`.tools button[aria-pressed]:not(.toggle)`)))
+		waitFor[bool](b, `!!document.querySelector('tr[data-id="live-3"]')`)
+		if n := eval[int](b, `document.querySelectorAll('tr[data-id^="live-"]').length`); n != 3 {
+			t.Errorf("%d live rows, want 3 (each once)", n)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`button.toggle`)))
+		waitFor[bool](b, `document.querySelector('button.toggle').getAttribute('aria-pressed') === 'false'`)
+	})
+
+	t.Run("export", func(t *testing.T) {
+		b.open("/audit?tenant=t-acme&range=7d")
+		_, wantIDs := b.apiSearch(client.SearchOptions{Tenants: []string{"t-acme"}, From: time.Now().Add(-7 * 24 * time.Hour)})
+		for _, format := range []string{"ndjson", "csv"} {
+			before, _ := filepath.Glob(filepath.Join(b.download, "*."+format))
+			b.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.tools button:nth-last-of-type(%d)`, map[string]int{"csv": 2, "ndjson": 1}[format]))))
+			waitFor[bool](b, `document.querySelector('.export-progress').textContent.includes('Done')`)
+			file := waitForFile(t, b.download, format, len(before))
+			ids := exportedIDs(t, file, format)
+			if !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s export: %d ids, want the API's %d\n%v\n%v", format, len(ids), len(wantIDs), ids, wantIDs)
+			}
+			progress := eval[string](b, `document.querySelector('.export-progress progress').value + '/' + document.querySelector('.export-progress progress').max`)
+			if progress != fmt.Sprintf("%d/%d", len(wantIDs), len(wantIDs)) {
+				t.Errorf("%s progress %s, want %d of %d", format, progress, len(wantIDs), len(wantIDs))
+			}
+		}
+		b.shot("export")
+	})
+
+	t.Run("settings", func(t *testing.T) {
+		b.do(chromedp.Navigate(b.srv.URL + "/settings"))
+		waitFor[bool](b, `!!document.querySelector('#keys-title') && document.querySelectorAll('.settings tbody tr').length > 1`)
+		b.do(chromedp.SendKeys(chromedp.ID("k-name"), "console reader"),
+			chromedp.SetValue(chromedp.ID("k-role"), "reader"),
+			chromedp.Click(chromedp.CSS(`.grid-form button[type=submit]`)))
+		secret := waitFor[string](b, `!document.querySelector('.secret-box').hidden && document.querySelector('.secret-box input').value`)
+		keys, err := b.client().Keys().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created *client.Key
+		for i := range keys {
+			if keys[i].Name == "console reader" {
+				created = &keys[i]
+			}
+		}
+		if created == nil || !strings.HasPrefix(secret, created.ID+".") {
+			t.Fatalf("created key %+v, secret shown %q", created, secret)
+		}
+		// The shown secret works.
+		rc, err := client.New(client.Config{BaseURL: b.srv.URL, ProjectID: b.creds.ProjectID, ManagementKey: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err != nil {
+			t.Errorf("the new key does not work: %v", err)
+		}
+		b.shot("settings")
+		// Rotate it: a new secret, the old one refused.
+		b.do(chromedp.Click(chromedp.CSS(`button[aria-label="Rotate key console reader"]`)))
+		rotated := waitFor[string](b, `document.querySelector('.secret-box h2')?.textContent.startsWith('Rotated') && document.querySelector('.secret-box input').value`)
+		if rotated == secret {
+			t.Error("rotation showed the old secret")
+		}
+		if _, err := rc.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err == nil {
+			t.Error("the old secret still works after the rotation")
+		}
+		b.do(chromedp.Navigate(b.srv.URL + "/connectors"))
+		waitFor[bool](b, `!!document.querySelector('#connectors-title')`)
+		b.shot("connectors")
+	})
+
+	t.Run("phone width", func(t *testing.T) {
+		b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+		defer b.do(chromedp.EmulateViewport(1440, 900))
+		b.open("/audit?action=UserModified")
+		if overflow := eval[bool](b, `document.documentElement.scrollWidth > window.innerWidth + 1`); overflow {
+			t.Error("the page scrolls sideways at 390 px (only the table may)")
+		}
+		b.shot("phone-audit")
+		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		b.shotViewport("phone-detail")
+	})
+
+	t.Run("rate limit", func(t *testing.T) {
+		admin := b.client()
+		if _, err := admin.Settings().Update(context.Background(), client.SettingsUpdate{SearchRateLimit: client.Int(2)}); err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Settings().Update(context.Background(), client.SettingsUpdate{SearchRateLimit: client.Int(0)})
+		for range 2 { // spend the budget
+			if _, err := admin.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.do(chromedp.Navigate(b.srv.URL + "/audit?action=LoginFailed"))
+		msg := waitFor[string](b, `document.querySelector('#error-message')?.textContent`)
+		if !strings.Contains(msg, "Too many searches") || !strings.Contains(msg, "seconds") {
+			t.Errorf("rate-limit message %q", msg)
+		}
+		retry := eval[string](b, `document.querySelector('.status button').textContent`)
+		if !strings.HasPrefix(retry, "Retry in ") {
+			t.Errorf("retry button %q", retry)
+		}
+		b.shot("rate-limited")
+	})
+
+	t.Run("expired key", func(t *testing.T) {
+		_, secret, err := b.client().Keys().Create(context.Background(), client.CreateKeyOptions{Name: "short", Role: "reader", ExpiresIn: 4 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.signIn(b.creds.ProjectID, secret)
+		b.results()
+		time.Sleep(4 * time.Second)
+		b.do(chromedp.Navigate(b.srv.URL + "/audit?action=LoginSucceed"))
+		msg := waitFor[string](b, `document.querySelector('#signin-error')?.textContent`)
+		if !strings.Contains(msg, "expired") {
+			t.Errorf("expired key: %q", msg)
+		}
+		if s := eval[string](b, `String(sessionStorage.getItem('audittrail.session'))`); s != "null" {
+			t.Errorf("session kept after the key expired: %s", s)
+		}
+		b.shot("signin-expired")
+	})
+
+	t.Run("sign out", func(t *testing.T) {
+		b.signIn(b.creds.ProjectID, b.creds.ManagementKey)
+		b.results()
+		b.do(chromedp.Click(chromedp.ID("sign-out")))
+		waitFor[bool](b, `!!document.querySelector('#signin-project')`)
+		if s := eval[string](b, `String(sessionStorage.getItem('audittrail.session'))`); s != "null" {
+			t.Errorf("sign-out left %s", s)
+		}
+	})
+
+	if len(b.renders) > 0 {
+		sorted := slices.Clone(b.renders)
+		sort.Float64s(sorted)
+		med, worst := sorted[len(sorted)/2], sorted[len(sorted)-1]
+		t.Logf("API answer → results painted, over %d searches: median %.1f ms, max %.1f ms", len(sorted), med, worst)
+		writeMetric(t, b.shots, "render", map[string]float64{"searches": float64(len(sorted)), "medianMs": med, "maxMs": worst})
+		if med > 200 {
+			t.Errorf("median time from the API's answer to painted results is %.0f ms (goal: 200 ms)", med)
+		}
+	}
+	b.checkNoProblems()
+}
+
+func writeMetric(t *testing.T, dir, name string, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "metrics-"+name+".json"), b, 0o644); err != nil {
+		t.Log(err)
+	}
+}
+
+func waitForFile(t *testing.T, dir, ext string, already int) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*."+ext))
+		if len(files) > already {
+			sort.Slice(files, func(i, j int) bool {
+				a, _ := os.Stat(files[i])
+				b, _ := os.Stat(files[j])
+				return a.ModTime().After(b.ModTime())
+			})
+			return files[0]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no .%s download in %s", ext, dir)
+	return ""
+}
+
+func exportedIDs(t *testing.T, file, format string) []string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ids []string
+	if format == "csv" {
+		rows, err := csv.NewReader(f).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 0 || rows[0][0] != "id" {
+			t.Fatalf("CSV without its header row: %v", rows)
+		}
+		for _, r := range rows[1:] {
+			ids = append(ids, r[0])
+		}
+		return ids
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r struct{ ID string }
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("NDJSON line %q: %v", sc.Text(), err)
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
