@@ -252,6 +252,11 @@ func TestSearchWindow(t *testing.T) {
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("7-day window still finds %v (%v)", ids(recs), err)
 	}
+	// to older than the window, from unset: the window is named.
+	r0 := e.post("/v1/mgmt/audit/search", fmt.Sprintf(`{"to":%d}`, ms(now.Add(-10*24*time.Hour))))
+	if r0.status != 400 || !contains(string(r0.body), "7 days") {
+		t.Fatalf("to beyond the window: %d %s", r0.status, r0.body)
+	}
 	// from after to.
 	r := e.post("/v1/mgmt/audit/search", fmt.Sprintf(`{"from":%d,"to":%d}`, ms(now), ms(now.Add(-time.Hour))))
 	if r.status != 400 || r.errorCode(t) != httpapi.CodeInvalidArgument || !contains(string(r.body), "after") {

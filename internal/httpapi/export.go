@@ -17,6 +17,10 @@ import (
 // exportPage is how many records one store call reads during an export.
 const exportPage = query.MaxSize
 
+// exportWriteWindow is how long a client may take to read one page of an
+// export before the connection is cut.
+const exportWriteWindow = 2 * time.Minute
+
 // handleExport streams every match of a search as NDJSON or CSV. It takes
 // one rate-limit token however long it runs, and sends X-Total-Count before
 // the body so a client can show progress.
@@ -94,6 +98,10 @@ func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
 		if err := enc.flush(); err != nil {
 			return
 		}
+		// The server's WriteTimeout bounds ordinary responses; an export
+		// that keeps making progress may take longer, so each page it
+		// sends buys it another window.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteWindow))
 		if pager.done {
 			break
 		}

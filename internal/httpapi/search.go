@@ -139,6 +139,10 @@ func (req *SearchRequest) Resolve(p Principal, settings tenancy.Settings, now ti
 	windowStart := now.Add(-time.Duration(window) * 24 * time.Hour).UnixMilli()
 	switch {
 	case from == 0:
+		if to > 0 && to < windowStart {
+			return query.Query{}, Errorf(CodeInvalidArgument, "to: the search window is %d days: `to` may not be older than %s",
+				window, time.UnixMilli(windowStart).UTC().Format(time.RFC3339))
+		}
 		from = windowStart
 	case from < windowStart-searchWindowGrace.Milliseconds():
 		return query.Query{}, Errorf(CodeInvalidArgument, "from: the search window is %d days: `from` may not be older than %s",
