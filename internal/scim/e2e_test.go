@@ -221,6 +221,10 @@ func TestSCIMEndToEnd(t *testing.T) {
 		"text two words": {client.SearchOptions{Text: "quetzalli person"},
 			want(func(f *fixture) bool { return f.name == "okta-update-user-put.json" })},
 		"text no secret": {client.SearchOptions{Text: "oktasecret"}, nil},
+		"text filter": {client.SearchOptions{Text: "Test_User_ab6490ee", Actions: []string{catalog.SCIMEvent}},
+			want(func(f *fixture) bool {
+				return slices.Contains(f.Want.ExternalIDs, "Test_User_ab6490ee@contoso.example") || f.Want.Action == "UsersListed"
+			})},
 		"time window": {client.SearchOptions{From: start.Add(2 * time.Second), To: start.Add(4 * time.Second)},
 			[]string{fixtures[2].id, fixtures[3].id, fixtures[4].id}},
 		"combined": {client.SearchOptions{Tenants: []string{"contoso"}, ChangedFields: []string{"status"}, Text: "disabled"},

@@ -113,6 +113,10 @@ func Event(op Operation) (event.Event, error) {
 	if resID != "" {
 		data["scim_resource_id"] = resID
 	}
+	if f := queryFilter(op.Path); f != "" {
+		// Who an IdP looked up (userName eq "…") is worth finding by text.
+		data["scim_filter"] = f
+	}
 	if request != nil {
 		data["scim_request"] = redact(request)
 	}
@@ -187,6 +191,24 @@ func splitPath(p string) (resType, id string, err error) {
 		return "", "", fmt.Errorf("%w: path %q names no resource", ErrInvalid, p)
 	}
 	return segs[len(segs)-1], "", nil
+}
+
+// queryFilter returns the ?filter= of a request path, "" when absent or
+// not a valid SCIM filter (an IdP's lookups always are).
+func queryFilter(p string) string {
+	_, q, ok := strings.Cut(p, "?")
+	if !ok {
+		return ""
+	}
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		return ""
+	}
+	f := v.Get("filter")
+	if _, err := ParseFilter(f); err != nil || len(f) > 1024 {
+		return ""
+	}
+	return f
 }
 
 // object decodes an optional JSON object member.

@@ -206,3 +206,26 @@ func manyMembers(n int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"method":"PATCH","path":"/Users/1","request":{"Operations":[{"op":"Replace","value":{"active":"False","name.givenName":"x"}}]}}`,
+		`{"method":"PATCH","path":"/Groups/g","request":{"Operations":[{"op":"remove","path":"members[value eq \"u\"]"}]},"previous":{"members":[{"value":"u"}]}}`,
+		`{"method":"PUT","path":"/Users/1","request":{"userName":"a","password":"p"},"previous":{"userName":"b","roles":[{"value":"r"}]}}`,
+		`{"method":"POST","path":"/scim/v2/Users","request":{"userName":"a"},"error":{"status":"409"},"requestContext":{"ip":"::1","userAgent":"curl/8"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e, err := DecodeRequest(body, "P", fixedNow, nil)
+		if err != nil {
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("accepted an invalid event: %v", err)
+		}
+		if e.Action != catalog.SCIMEvent || e.ID == "" {
+			t.Fatalf("event %+v", e)
+		}
+	})
+}
