@@ -60,7 +60,7 @@ credential (token, secret, password, session, auth, key, signature) are never st
 
 ### SCIMEvent
 ` + "`data.scim_action`" + ` (below), ` + "`data.scim_method`, `data.scim_path`, `data.scim_resource_type`" + ` (User, Group or
-the path's resource), ` + "`data.scim_resource_id`" + `, ` + "`data.scim_request`" + ` (the identity provider's body with
+the path's resource), ` + "`data.scim_resource_id`" + `, ` + "`data.scim_filter`" + ` (a lookup's ` + "`?filter=`" + `), ` + "`data.scim_request`" + ` (the identity provider's body with
 ` + "`password`" + ` and other secrets replaced by ` + "`\"[REDACTED]\"`" + `), ` + "`data.scim_result`" + ` (the resource after the call;
 absent on failure), ` + "`data.error`" + ` (the SCIM error on failure; the row's type is then ` + "`error`" + `), and
 ` + "`data.Change`" + `. Deletions and deactivations are ` + "`warn`" + `. When a row would pass 64 KiB, ` + "`scim_result`" + ` and
