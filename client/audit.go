@@ -325,23 +325,27 @@ type CreateEventOptions struct {
 	Geo           string
 	RemoteAddress string
 	LoginIDs      []string // sent as externalIds
+	// RequestContext lets the server fill the device, remote address,
+	// country and data.request_details the event leaves empty.
+	RequestContext *RequestContext
 }
 
 type createEventRequest struct {
-	UserID        string         `json:"userId"`
-	Action        string         `json:"action"`
-	Type          string         `json:"type"`
-	ActorID       string         `json:"actorId"`
-	TenantID      string         `json:"tenantId"`
-	Data          map[string]any `json:"data,omitempty"`
-	ID            string         `json:"id,omitempty"`
-	Level         Level          `json:"level,omitempty"`
-	Occurred      string         `json:"occurred,omitempty"`
-	Device        string         `json:"device,omitempty"`
-	Method        string         `json:"method,omitempty"`
-	Geo           string         `json:"geo,omitempty"`
-	RemoteAddress string         `json:"remoteAddress,omitempty"`
-	LoginIDs      []string       `json:"externalIds,omitempty"`
+	UserID         string          `json:"userId"`
+	Action         string          `json:"action"`
+	Type           string          `json:"type"`
+	ActorID        string          `json:"actorId"`
+	TenantID       string          `json:"tenantId"`
+	Data           map[string]any  `json:"data,omitempty"`
+	ID             string          `json:"id,omitempty"`
+	Level          Level           `json:"level,omitempty"`
+	Occurred       string          `json:"occurred,omitempty"`
+	Device         string          `json:"device,omitempty"`
+	Method         string          `json:"method,omitempty"`
+	Geo            string          `json:"geo,omitempty"`
+	RemoteAddress  string          `json:"remoteAddress,omitempty"`
+	LoginIDs       []string        `json:"externalIds,omitempty"`
+	RequestContext *RequestContext `json:"requestContext,omitempty"`
 }
 
 // CreateEvent records one event (Descope's createEvent) and returns its id
@@ -351,7 +355,7 @@ func (a *Audit) CreateEvent(ctx context.Context, opts CreateEventOptions) (strin
 		UserID: opts.UserID, Action: opts.Action, Type: opts.Type, ActorID: opts.ActorID,
 		TenantID: opts.TenantID, Data: opts.Data, ID: opts.ID, Level: opts.Level,
 		Device: opts.Device, Method: opts.Method, Geo: opts.Geo, RemoteAddress: opts.RemoteAddress,
-		LoginIDs: opts.LoginIDs,
+		LoginIDs: opts.LoginIDs, RequestContext: opts.RequestContext,
 	}
 	if ms := timeToMillis(opts.Occurred); ms != 0 {
 		req.Occurred = strconv.FormatInt(ms, 10)

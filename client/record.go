@@ -48,6 +48,10 @@ type Record struct {
 	// Data is free-form; JSON numbers decode as float64, so integers beyond
 	// 2^53 lose precision.
 	Data map[string]any
+	// RequestContext, sent with Ingest, lets the server fill Device,
+	// RemoteAddress, Geo and data.request_details where they are empty. It
+	// is not stored, so search never returns it.
+	RequestContext *RequestContext
 }
 
 // OccurredMillis is Occurred as epoch milliseconds, 0 when unset.
@@ -69,6 +73,8 @@ type recordJSON struct {
 	LoginIDs      []string       `json:"externalIds"`
 	Tenants       []string       `json:"tenants"`
 	Data          map[string]any `json:"data,omitempty"`
+	// RequestContext is only sent, never stored.
+	RequestContext *RequestContext `json:"requestContext,omitempty"`
 }
 
 // MarshalJSON writes the wire record. Fields the server defaults (id,
@@ -79,6 +85,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		ID: r.ID, ProjectID: r.ProjectID, Level: r.Level, UserID: r.UserID, Action: r.Action,
 		Type: r.Type, ActorID: r.ActorID, Device: r.Device, Method: r.Method, Geo: r.Geo,
 		RemoteAddress: r.RemoteAddress, LoginIDs: r.LoginIDs, Tenants: r.Tenants, Data: r.Data,
+		RequestContext: r.RequestContext,
 	}
 	if ms := timeToMillis(r.Occurred); ms != 0 {
 		w.Occurred = strconv.FormatInt(ms, 10)
