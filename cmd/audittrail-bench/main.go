@@ -61,6 +61,8 @@ func run() error {
 	childEngine := flag.String("crash-child-engine", "", "internal: run as the restart probe's child on this engine")
 	childDir := flag.String("crash-child-dir", "", "internal: the child's data directory")
 	restart := flag.Bool("restart-probe", true, "kill -9 a process appending to each embedded engine and time the reopen")
+	jsonOut := flag.String("json-out", "", "also write the JSON report to this file")
+	render := flag.String("render", "", "print the table of a saved JSON report, run nothing")
 	growth := flag.String("growth", "", "comma-separated JSON reports of runs of different sizes: print how the figures grow, run nothing")
 	flag.Parse()
 	if *childEngine != "" {
@@ -76,6 +78,13 @@ func run() error {
 		opts.CrashChild = func(engine, dir string, seed uint64) *exec.Cmd {
 			return exec.Command(exe, "--crash-child-engine", engine, "--crash-child-dir", dir, "--seed", strconv.FormatUint(seed, 10))
 		}
+	}
+	if *render != "" {
+		r, err := bench.ReadReport(*render)
+		if err != nil {
+			return err
+		}
+		return r.WriteTable(os.Stdout)
 	}
 	if *growth != "" {
 		var runs []*bench.Report
@@ -103,6 +112,11 @@ func run() error {
 		return err
 	}
 	rep.Command = strings.Join(os.Args, " ")
+	if *jsonOut != "" {
+		if werr := writeJSONFile(*jsonOut, rep); werr != nil {
+			return werr
+		}
+	}
 	if asJSON {
 		if werr := rep.WriteJSON(os.Stdout); werr != nil {
 			return werr
@@ -111,4 +125,16 @@ func run() error {
 		return werr
 	}
 	return err
+}
+
+func writeJSONFile(path string, rep *bench.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
