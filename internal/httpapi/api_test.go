@@ -712,3 +712,20 @@ func TestEnrichment(t *testing.T) {
 		t.Fatalf("bad requestContext: %d %s", r.status, r.body)
 	}
 }
+
+func TestStoreUnavailableAnswers503(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("PATCH", "/v1/mgmt/company/settings", "Bearer "+e.creds.ManagementKey, "application/json", []byte(`{"retentionDays":7}`))
+	if r.status != 400 || r.errorCode(t) != httpapi.CodeValidation {
+		t.Fatalf("retention below the window: %d %s", r.status, r.body)
+	}
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/mgmt/audit/event", "/v1/mgmt/audit/search"} {
+		r := e.post(path, `{"action":"A","actorId":"a","tenantId":"t","type":"info"}`)
+		if r.status != 503 || r.errorCode(t) != httpapi.CodeUnavailable || contains(string(r.body), "closed") {
+			t.Fatalf("%s on a closed store: %d %s", path, r.status, r.body)
+		}
+	}
+}
