@@ -19,7 +19,10 @@ import (
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/scim"
 	"github.com/audittrail/audittrail/internal/server"
+	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/embedded"
+	"github.com/audittrail/audittrail/internal/store/postgres"
+	"github.com/audittrail/audittrail/internal/store/postgres/pgtest"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -49,17 +52,31 @@ type fixture struct {
 
 // serve starts a real API over an embedded store, bootstrapped like a first
 // start, with the SCIM and catalogue routes mounted.
-func serve(t *testing.T) (*client.Client, server.Credentials, string) {
+func serve(t *testing.T, backend string) (*client.Client, server.Credentials, string) {
 	t.Helper()
 	dataDir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	st, err := embedded.Open(embedded.Options{Dir: filepath.Join(dataDir, "events"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := tenancy.OpenFileDirectory(filepath.Join(dataDir, "tenancy.json"))
-	if err != nil {
-		t.Fatal(err)
+	var (
+		st  store.Store
+		dir tenancy.Directory
+		err error
+	)
+	switch backend {
+	case "embedded":
+		if st, err = embedded.Open(embedded.Options{Dir: filepath.Join(dataDir, "events"), Logger: log}); err != nil {
+			t.Fatal(err)
+		}
+		if dir, err = tenancy.OpenFileDirectory(filepath.Join(dataDir, "tenancy.json")); err != nil {
+			t.Fatal(err)
+		}
+	case "postgres":
+		url := pgtest.NewDatabase(t) // skips unless AUDITTRAIL_INTEGRATION=1
+		db, err := postgres.Open(context.Background(), postgres.Options{URL: url, MaxConns: 4, MaintenanceInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		st, dir = db.Store(), db.Directory()
 	}
 	if err := server.Bootstrap(context.Background(), dir, dataDir, io.Discard, log); err != nil {
 		t.Fatal(err)
@@ -126,7 +143,13 @@ func rawOrNil(r json.RawMessage) any {
 }
 
 func TestSCIMEndToEnd(t *testing.T) {
-	c, _, _ := serve(t)
+	for _, backend := range []string{"embedded", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testEndToEnd(t, backend) })
+	}
+}
+
+func testEndToEnd(t *testing.T, backend string) {
+	c, _, _ := serve(t, backend)
 	ctx := context.Background()
 	fixtures := loadFixtures(t)
 	start := time.Now().Add(-time.Minute)
@@ -282,7 +305,7 @@ func TestSCIMEndToEnd(t *testing.T) {
 }
 
 func TestSCIMNeedsWriter(t *testing.T) {
-	c, creds, url := serve(t)
+	c, creds, url := serve(t, "embedded")
 	ctx := context.Background()
 	_, secret, err := c.Keys().Create(ctx, client.CreateKeyOptions{Name: "ro", Role: "reader"})
 	if err != nil {
