@@ -143,10 +143,12 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	db := &DB{pool: pool, opts: opts, log: opts.Logger}
 	db.stopCtx, db.cancel = context.WithCancel(context.Background())
 	if err := db.migrate(ctx); err != nil {
+		db.cancel()
 		pool.Close()
 		return nil, err
 	}
 	if err := db.MaintainPartitions(ctx); err != nil {
+		db.cancel()
 		pool.Close()
 		return nil, err
 	}
@@ -185,7 +187,7 @@ func (db *DB) maintainLoop(every time.Duration) {
 // Store returns the event store; the same value on every call.
 func (db *DB) Store() store.Store { return db.events }
 
-// Events returns the event store with its PostgreSQL-specific methods.
+// Events returns the event store as its concrete type.
 func (db *DB) Events() *EventStore { return db.events }
 
 // Directory returns the tenancy directory; the same value on every call.
