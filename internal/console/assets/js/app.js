@@ -25,13 +25,16 @@ export function navigate(url, { replace = false } = {}) {
   render();
 }
 
-async function render(notice) {
+// lastProject pre-fills the sign-in form after a sign-out or a refused key.
+let lastProject = '';
+
+async function render(notice, noticeKind = 'error') {
   const seq = ++renderSeq;
   if (unmount) { unmount(); unmount = null; }
   const s = session();
   if (!s) {
     topbar.hidden = true;
-    showSignIn(notice);
+    showSignIn(notice, noticeKind);
     return;
   }
   topbar.hidden = false;
@@ -53,12 +56,15 @@ async function render(notice) {
   if (!performance.getEntriesByName('console-interactive').length) performance.mark('console-interactive');
 }
 
-function showSignIn(notice) {
+function showSignIn(notice, noticeKind) {
   clear(main);
   document.title = 'Sign in · audittrail';
   const error = h('p.form-error', { role: 'alert', id: 'signin-error' });
-  if (notice) error.textContent = notice;
-  const project = h('input#signin-project', { name: 'project', required: true, autocomplete: 'username', spellcheck: 'false', placeholder: 'P2abc…' });
+  if (notice) {
+    error.textContent = notice;
+    if (noticeKind === 'info') error.className = 'form-note';
+  }
+  const project = h('input#signin-project', { name: 'project', required: true, autocomplete: 'username', spellcheck: 'false', placeholder: 'P2abc…', value: lastProject });
   const key = h('input#signin-key', { name: 'key', type: 'password', required: true, autocomplete: 'current-password', spellcheck: 'false', placeholder: 'K…' });
   const submit = h('button.btn.primary', { type: 'submit' }, 'Sign in');
   const form = h('form.signin-card', { 'aria-labelledby': 'signin-title', 'aria-describedby': 'signin-error' },
@@ -71,6 +77,7 @@ function showSignIn(notice) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.textContent = '';
+    error.className = 'form-error';
     submit.disabled = true;
     submit.textContent = 'Checking…';
     const projectId = project.value.trim();
@@ -90,7 +97,7 @@ function showSignIn(notice) {
   });
   main.append(h('section.signin', form));
   if (!performance.getEntriesByName('console-interactive').length) performance.mark('console-interactive');
-  if (notice) key.focus(); else project.focus();
+  if (lastProject) key.focus(); else project.focus();
 }
 
 // Links marked data-nav change pages without a reload.
@@ -103,12 +110,14 @@ document.addEventListener('click', (ev) => {
 });
 window.addEventListener('popstate', () => render());
 document.getElementById('sign-out').addEventListener('click', () => {
+  lastProject = session()?.projectId || '';
   clearSession();
   announce('Signed out');
   history.replaceState(null, '', '/audit');
-  render('You are signed out.');
+  render('You are signed out.', 'info');
 });
 whenAuthLost((err) => {
+  lastProject = session()?.projectId || '';
   clearSession();
   render(describeError(err));
 });

@@ -247,6 +247,8 @@ class AuditPage {
       if (err.name === 'AbortError') return;
       this.table.removeAttribute('aria-busy');
       this.totalEl.textContent = '';
+      this.prevBtn.disabled = this.nextBtn.disabled = true;
+      this.pageInfo.textContent = '';
       this.showError(err, () => this.search({ histogram: false }));
       return;
     }
@@ -256,6 +258,7 @@ class AuditPage {
     this.renderRows();
     this.renderTotal();
     this.table.removeAttribute('aria-busy');
+    performance.measure('audit-dom', 'audit-api-answer');
     announce(`${fmtNumber(res.total)} events match`);
     // Rendered means painted: the frame after the DOM change.
     requestAnimationFrame(() => setTimeout(() => {
