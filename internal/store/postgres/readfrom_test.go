@@ -108,3 +108,41 @@ func TestReadFromNeverSkips(t *testing.T) {
 	}
 	t.Logf("%d events from %d writers, %d out-of-order commits, none skipped", len(acked), writers, inversions)
 }
+
+// TestReadHorizon: the horizon is the smallest in-flight Append's key, read
+// back from pg_locks whole (keys over 2^32 split across two columns).
+func TestReadHorizon(t *testing.T) {
+	db := openTest(t, Options{})
+	ctx := context.Background()
+	horizon := func() int64 {
+		t.Helper()
+		var h int64
+		if err := db.pool.QueryRow(ctx, "SELECT audittrail_read_horizon()").Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := horizon(); h != 0 {
+		t.Fatalf("horizon of an empty store %d, want 0", h)
+	}
+	if _, err := db.pool.Exec(ctx, "SELECT setval('event_seq', 6000000000)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1::bigint)", readHorizonLockBase+5000000123); err != nil {
+		t.Fatal(err)
+	}
+	if h := horizon(); h != 5000000123 {
+		t.Fatalf("horizon with an Append in flight %d, want 5000000123", h)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := horizon(); h != 6000000000 {
+		t.Fatalf("horizon after it ended %d, want 6000000000", h)
+	}
+}
