@@ -103,7 +103,8 @@ func openPGTable(ctx context.Context, cfg EngineConfig) (Engine, error) {
 
 func (t *PGTable) Note() string {
 	return "one table in database " + t.db + ": btree (company, project, occurred desc, seq desc), btree user_id, " +
-		"btree remote_address, GIN login_ids/tenants/changed_fields, GIN tsvector of event.Tokens (prefix match)"
+		"btree remote_address, GIN login_ids/tenants/changed_fields, GIN tsvector of event.Tokens (prefix match), " +
+		"plan_cache_mode=force_custom_plan"
 }
 
 // Append writes the batch in one statement, so it is all or nothing.
@@ -403,7 +404,17 @@ func (p *connPool) get(ctx context.Context) (*pgx.Conn, error) {
 	case c := <-p.idle:
 		return c, nil
 	case p.slots <- struct{}{}:
-		c, err := pgx.Connect(ctx, p.url)
+		cfg, err := pgx.ParseConfig(p.url)
+		if err != nil {
+			<-p.slots
+			return nil, fmt.Errorf("postgres url: %w", err)
+		}
+		// Search selectivity varies by orders of magnitude between values
+		// of the same statement; a generic plan (used after five runs of a
+		// prepared statement) scans the ordered index for a rare word and
+		// takes seconds. A competent engineer turns generic plans off.
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
 			<-p.slots
 			return nil, fmt.Errorf("connect: %w", err)
