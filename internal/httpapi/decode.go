@@ -144,7 +144,7 @@ func hasNUL(b []byte) bool {
 	}
 }
 
-// stringList is a filter list: absent or null means no filter.
+// checkList bounds a filter list: how many values and how long each.
 func checkList(field string, list []string, maxLen int) error {
 	if len(list) > maxLen {
 		return Errorf(CodeInvalidArgument, "%s: more than %d values", field, maxLen)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func DecodeCreateEvent(body []byte, projectID string, now time.Time, en *enrich.
 	if e.Level == event.LevelCompany {
 		e.ProjectID = ""
 	}
-	if !containsString(e.Tenants, req.TenantID) {
+	if !slices.Contains(e.Tenants, req.TenantID) {
 		e.Tenants = append([]string{req.TenantID}, e.Tenants...)
 	}
 	if err := enrichEvent(en, &e, req.RequestContext); err != nil {
@@ -247,15 +248,6 @@ func nullToEmpty(d json.RawMessage) json.RawMessage {
 
 func isNotFound(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, tenancy.ErrNotFound)
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // authorizeEvents checks that the caller may write each event: project
