@@ -48,6 +48,22 @@ func New(opts Options) (*Limiter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 	}
+	// A rate limit check sits in front of every search: when Redis is
+	// unreachable it must fail within about a second, not after go-redis's
+	// default 5 s dial timeout and three retries. The URL may say otherwise
+	// (dial_timeout, read_timeout, max_retries).
+	if ro.DialTimeout == 0 {
+		ro.DialTimeout = time.Second
+	}
+	if ro.ReadTimeout == 0 {
+		ro.ReadTimeout = time.Second
+	}
+	if ro.WriteTimeout == 0 {
+		ro.WriteTimeout = time.Second
+	}
+	if ro.MaxRetries == 0 {
+		ro.MaxRetries = 1
+	}
 	if opts.Prefix == "" {
 		opts.Prefix = "audittrail:rl:"
 	}

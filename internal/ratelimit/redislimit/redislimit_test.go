@@ -77,9 +77,13 @@ func TestUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	start := time.Now()
 	_, err = l.Allow(context.Background(), "k", 1, time.Second)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Allow against a closed port: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Allow against a closed port took %v: searches would wait that long", took)
 	}
 	if _, err := New(Options{}); !errors.Is(err, ErrBadOptions) {
 		t.Fatalf("New without URL: %v", err)
