@@ -31,6 +31,9 @@ CREATE TABLE events (
 ) PARTITION BY RANGE (occurred);
 
 CREATE TABLE events_default PARTITION OF events DEFAULT;
+-- Only the default partition spans many days: maintenance looks for recent
+-- days in it, and retention deletes its old rows, both by occurred.
+CREATE INDEX events_default_occurred_idx ON events_default (occurred);
 
 CREATE INDEX events_scope_idx ON events (project_id, company_id, occurred DESC, seq DESC);
 CREATE INDEX events_attrs_idx ON events USING gin (attrs);
