@@ -632,6 +632,13 @@ func TestOperationalEndpoints(t *testing.T) {
 	if r := e.do("DELETE", "/v1/mgmt/audit/search", "", "", nil); r.status != 405 || r.errorCode(t) != httpapi.CodeMethod || r.header.Get("Allow") == "" {
 		t.Fatalf("wrong method: %d %s %v", r.status, r.body, r.header)
 	}
+	// An unclean path is redirected, not refused.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1//mgmt/license", nil)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil || resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/v1/mgmt/license" {
+		t.Fatalf("unclean path: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	// The request log has what an operator needs and never the key.
 	logs := e.logs.String()
 	if !contains(logs, `"msg":"request"`) || !contains(logs, `"request_id"`) || !contains(logs, `"project":"`+e.creds.ProjectID+`"`) {

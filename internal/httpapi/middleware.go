@@ -162,33 +162,43 @@ func (a *API) serveTop(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(sw, r)
 }
 
-// notFoundWriter turns the mux's plain-text 404/405 into an API error.
+// notFoundWriter turns the mux's plain-text 404/405 into an API error;
+// anything else the mux answers (a redirect to a cleaned path) passes.
 type notFoundWriter struct {
 	*statusWriter
 	r       *http.Request
-	handled bool
+	decided bool
+	swallow bool
 }
 
 func (w *notFoundWriter) WriteHeader(code int) {
-	if w.handled {
+	if w.decided {
 		return
 	}
-	w.handled = true
-	w.Header().Del("Content-Type")
-	w.Header().Del("X-Content-Type-Options")
+	w.decided = true
 	switch code {
-	case http.StatusMethodNotAllowed:
-		WriteError(w.statusWriter, w.r, Errorf(CodeMethod, "method %s is not allowed on %s", w.r.Method, w.r.URL.Path))
+	case http.StatusMethodNotAllowed, http.StatusNotFound:
+		w.swallow = true
+		w.Header().Del("Content-Type")
+		w.Header().Del("X-Content-Type-Options")
+		if code == http.StatusMethodNotAllowed {
+			WriteError(w.statusWriter, w.r, Errorf(CodeMethod, "method %s is not allowed on %s", w.r.Method, w.r.URL.Path))
+		} else {
+			WriteError(w.statusWriter, w.r, Errorf(CodeNotFound, "no route for %s %s", w.r.Method, w.r.URL.Path))
+		}
 	default:
-		WriteError(w.statusWriter, w.r, Errorf(CodeNotFound, "no route for %s %s", w.r.Method, w.r.URL.Path))
+		w.statusWriter.WriteHeader(code)
 	}
 }
 
 func (w *notFoundWriter) Write(b []byte) (int, error) {
-	if !w.handled {
-		w.WriteHeader(http.StatusNotFound)
+	if !w.decided {
+		w.WriteHeader(http.StatusOK)
 	}
-	return len(b), nil
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.statusWriter.Write(b)
 }
 
 func printableASCII(s string) bool {
