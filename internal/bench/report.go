@@ -143,6 +143,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return err
 	}
 
+	r.writeTargets(&b)
 	b.WriteString("\nshapes (each with the exact total; page size as above):\n")
 	for _, shape := range Shapes {
 		fmt.Fprintf(&b, "  %-22s %s\n", shape, ShapeDescriptions[shape])

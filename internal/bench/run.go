@@ -172,6 +172,8 @@ type Report struct {
 	// Disagreements are queries on which an engine's total or first page
 	// differs from the first engine's: a bug in one of them.
 	Disagreements []Disagreement `json:"disagreements"`
+	// Targets are issue 3's targets checked for the embedded engine.
+	Targets []Target `json:"targets,omitempty"`
 }
 
 // EngineReport is one engine's figures.
@@ -304,6 +306,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		answers[name] = ans
 	}
 	rep.Disagreements = compareAnswers(opts.Engines, sets, answers)
+	rep.Targets = rep.CheckTargets()
 	return rep, nil
 }
 

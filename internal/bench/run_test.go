@@ -113,6 +113,9 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
+	if ts := rep.CheckTargets(); len(ts) < 8 || !strings.Contains(table.String(), "issue 3 targets") {
+		t.Errorf("%d targets checked; table:\n%s", len(ts), table.String())
+	}
 	if !strings.Contains(table.String(), "All engines agreed") {
 		t.Errorf("table does not say the engines agreed:\n%s", table.String())
 	}
