@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,35 @@ func TestWriteGrowth(t *testing.T) {
 	}
 	if WriteGrowth(&out, []*Report{small}) == nil {
 		t.Error("one report accepted")
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	shapes := func(p50, p99 float64) []ShapeReport {
+		var out []ShapeReport
+		for _, s := range Shapes {
+			out = append(out, ShapeReport{Shape: s, P50Ms: p50, P99Ms: p99})
+		}
+		return out
+	}
+	r := &Report{Events: 10, Trail: GenStats{JSONBytes: 1000}, Engines: []EngineReport{
+		{Name: "embedded", IngestPerSec: 150_000, SingleEvents: 1, SinglePerSec: 10_000, VisibilityProbes: 1,
+			VisibilityP99Ms: 1, DiskBytes: 300, PeakRSSBytes: 1 << 30, RestartAcked: 5, RestartFound: 5, RestartSeconds: 1,
+			Shapes: shapes(1, 10)},
+		{Name: "postgres", Shapes: shapes(30, 40)},
+	}}
+	r.Engines[0].Shapes[0].P99Ms = 60 // userId: structured p99 over 25 ms, and slower than postgres at p99
+	got := map[string]bool{}
+	for _, tg := range r.CheckTargets() {
+		got[tg.What] = tg.Met
+	}
+	want := map[string]bool{
+		"batch ingest": true, "single events, concurrent clients": false, "searchable after acknowledgement (p99)": true,
+		"structured queries, worst p99": false, "text queries, worst p99": true, "deep page p99": true,
+		"median shape vs postgres (p50)": true, "every shape vs postgres": false, "bytes on disk": true,
+		"peak RSS": true, "ready after kill -9": true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("targets\n got %v\nwant %v", got, want)
 	}
 }
