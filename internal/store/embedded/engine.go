@@ -195,6 +195,7 @@ func Open(opts Options) (*Engine, error) {
 			keys:         make(map[uint64]segRef),
 			keysOverflow: make(map[dedupeKey]segRef),
 			segByID:      make(map[uint32]*segment),
+			nextSegID:    1,
 		},
 	}
 	for _, d := range []string{e.walDir, e.segDir} {
@@ -297,7 +298,17 @@ func (e *Engine) loadSegments() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("embedded: list segments: %w", err)
 	}
-	var covered uint64
+	var (
+		covered uint64
+		segs    []*segment
+	)
+	defer func() {
+		for _, s := range segs {
+			if s.mm != nil && !e.installed(s) {
+				s.close()
+			}
+		}
+	}()
 	for _, ent := range ents {
 		name := ent.Name()
 		if filepath.Ext(name) == ".tmp" {
@@ -312,19 +323,48 @@ func (e *Engine) loadSegments() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("embedded: %w", err)
 		}
+		segs = append(segs, s)
 		if s.meta.Gen != gen {
-			s.close()
 			return 0, fmt.Errorf("embedded: segment %s: %w: names generation %d", name, store.ErrCorrupt, s.meta.Gen)
 		}
 		covered = max(covered, gen)
 		e.w.lastSeq = max(e.w.lastSeq, s.meta.MaxSeq)
-		hashes := segmentHashes(s)
-		if err := e.installSegment(s, hashes); err != nil {
+	}
+	// Hashing every key is most of the start-up time of a big store: it
+	// runs on all cores, into a map sized once.
+	hashes := make([][]uint64, len(segs))
+	total := 0
+	for _, s := range segs {
+		total += s.n
+	}
+	e.ix.keys = make(map[uint64]segRef, total)
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(segs); i = int(next.Add(1)) - 1 {
+				hashes[i] = segmentHashes(segs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, s := range segs {
+		if err := e.installSegment(s, hashes[i]); err != nil {
 			return 0, err
 		}
+		hashes[i] = nil
+		s.release()
 	}
 	e.w.replaySeq = e.w.lastSeq
 	return covered, nil
+}
+
+// installed reports whether s is in the index (for cleanup after a failed
+// Open).
+func (e *Engine) installed(s *segment) bool {
+	return e.ix.segByID[s.id] == s
 }
 
 // replay reads the logs not covered by a segment into the memtable, in

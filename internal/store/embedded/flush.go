@@ -89,6 +89,7 @@ func (e *Engine) flushFrozen() error {
 		return fmt.Errorf("reopen new segment: %w", err)
 	}
 	hashes := segmentHashes(s)
+	s.release()
 	e.mu.Lock()
 	err = e.installSegment(s, hashes)
 	if err == nil {

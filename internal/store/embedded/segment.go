@@ -402,6 +402,16 @@ func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event,
 	return ev, nil
 }
 
+// release tells the kernel this process no longer needs the pages it has
+// read so far (the checks at open, the key hashing): they stay in the page
+// cache and come back on the next access, but stop counting in the
+// process's resident memory. Only what searches touch stays resident.
+func (s *segment) release() {
+	if s.mm != nil {
+		syscall.Madvise(s.mm, syscall.MADV_DONTNEED)
+	}
+}
+
 func (s *segment) close() error {
 	if s.mm == nil {
 		return nil
