@@ -358,6 +358,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		waitFor[bool](b, `!!document.querySelector('.hist-svg')`)
 		b.shot("audit")
+		// Every control has a name a screen reader can say.
+		unnamed := eval[[]string](b, `[...document.querySelectorAll('input, select, button, textarea')].filter(el =>
+			!(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim() && el.type !== 'hidden'
+		).map(el => el.outerHTML.slice(0, 80))`)
+		if len(unnamed) > 0 {
+			t.Errorf("controls without a label: %v", unnamed)
+		}
 	})
 
 	t.Run("time to interactive", func(t *testing.T) {
@@ -523,6 +530,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		if cls := eval[string](b, `document.activeElement.className`); cls != "linklike" {
 			t.Errorf("focus after closing on %q", cls)
 		}
+		// By keyboard alone: Tab to the next row's action, Enter opens it.
+		b.do(chromedp.KeyEvent("\t"))
+		b.do(chromedp.KeyEvent("\r"))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		if id := eval[string](b, `document.querySelector('#detail .fields dd').textContent`); id == ids[0] || !slices.Contains(ids, id) {
+			t.Errorf("keyboard opened %q, want the second row", id)
+		}
+		b.do(chromedp.KeyEvent("\x1b"))
 	})
 
 	t.Run("live tail", func(t *testing.T) {

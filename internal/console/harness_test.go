@@ -39,6 +39,8 @@ type envConfig struct {
 	rateLimit int
 	tailPoll  time.Duration
 	heartbeat time.Duration
+	// writeTimeout is the HTTP server's, as `audittrail serve` sets one.
+	writeTimeout time.Duration
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -81,7 +83,9 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api)
+	e.srv = httptest.NewUnstartedServer(api)
+	e.srv.Config.WriteTimeout = cfg.writeTimeout
+	e.srv.Start()
 	t.Cleanup(func() {
 		e.con.Close()
 		e.srv.Close()

@@ -200,3 +200,19 @@ func typesHonoured(t *testing.T, e *env) bool {
 	}
 	return all.Total == 0 || errs.Total < all.Total
 }
+
+// A tail outlives the server's WriteTimeout (five minutes in `audittrail
+// serve`), which is meant for ordinary requests.
+func TestTailOutlivesTheServerWriteTimeout(t *testing.T) {
+	e := newEnv(t, envConfig{tailPoll: 10 * time.Millisecond, heartbeat: 40 * time.Millisecond, writeTimeout: 200 * time.Millisecond})
+	tl := e.openTail(`{}`)
+	if m, ok := tl.next(5 * time.Second); !ok || m.event != "ready" {
+		t.Fatalf("first message %+v", m)
+	}
+	time.Sleep(600 * time.Millisecond) // three write timeouts
+	e.ingest(client.Record{ID: "late", Action: "LoginSucceed", Type: "info", Occurred: time.Now()})
+	m, ok := tl.next(5 * time.Second)
+	if !ok || m.event != "audit" {
+		t.Fatalf("after the write timeout: %+v (open: %v)", m, ok)
+	}
+}
