@@ -37,7 +37,7 @@ type browserEnv struct {
 	download string
 	shots    string
 	mu       sync.Mutex
-	problems []string // uncaught exceptions and CSP violations in the page
+	problems []string  // uncaught exceptions and CSP violations in the page
 	renders  []float64 // API answer → results painted, per search
 	doms     []float64 // API answer → DOM updated, per search
 }
