@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -170,14 +169,3 @@ func resetDir(dir string) error {
 	}
 	return nil
 }
-
-// pageIDs lists the IDs of a page, for comparing engines' answers.
-func pageIDs(events []event.Event) []string {
-	ids := make([]string, len(events))
-	for i := range events {
-		ids[i] = events[i].ID
-	}
-	return ids
-}
-
-func sameIDs(a, b []string) bool { return slices.Equal(a, b) }

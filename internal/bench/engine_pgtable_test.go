@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 
+	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
 	"github.com/audittrail/audittrail/internal/store/storetest"
 )
@@ -86,3 +88,14 @@ func TestPGTableMatchesReference(t *testing.T) {
 		t.Fatalf("only %d of %d queries match anything: the comparison proves little", nonEmpty, len(qs))
 	}
 }
+
+// pageIDs lists the IDs of a page, for comparing engines' answers.
+func pageIDs(events []event.Event) []string {
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].ID
+	}
+	return ids
+}
+
+func sameIDs(a, b []string) bool { return slices.Equal(a, b) }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -386,13 +387,13 @@ func (g *Generator) projectEvent(e *event.Event) {
 		e.RemoteAddress = g.ip(admin.ips[0])
 		tenant := "T2" + hashID(g.opts.Seed, 'T', uint64(r.IntN(genTenants)), descopeIDLen)
 		switch {
-		case a.name[:4] == "Tena":
+		case strings.HasPrefix(a.name, "Tenant"):
 			w.str("tenantId", tenant)
 			w.str("name", genLastNames[r.IntN(len(genLastNames))]+" "+[]string{"Inc", "Ltd", "GmbH", "LLC"}[r.IntN(4)])
-		case a.name[:4] == "Role":
+		case strings.HasPrefix(a.name, "Role"):
 			w.str("role", genRoles[r.IntN(len(genRoles))])
 			w.str("tenantId", tenant)
-		case a.name[:4] == "Perm":
+		case strings.HasPrefix(a.name, "Permission"):
 			w.str("permission_id", "perm:"+[]string{"read", "write", "billing", "export", "admin"}[r.IntN(5)])
 		default:
 			w.str("resource", a.name)
@@ -536,12 +537,12 @@ func lowerFirst(s string) string {
 	return string(s[0]+'a'-'A') + s[1:]
 }
 
-func (g *Generator) projectHost(p int) string {
-	hosts := []string{"app.acme.com", "portal.globex.io", "my.initech.com", "dashboard.umbrella.co",
-		"app.hooli.xyz", "login.contoso.com", "id.stark.industries", "account.wayne-enterprises.com",
-		"app.soylent.com", "console.tyrell.ai"}
-	return hosts[p%len(hosts)]
-}
+// projectHosts are the projects' web apps, the origin of their requests.
+var projectHosts = []string{"app.acme.com", "portal.globex.io", "my.initech.com", "dashboard.umbrella.co",
+	"app.hooli.xyz", "login.contoso.com", "id.stark.industries", "account.wayne-enterprises.com",
+	"app.soylent.com", "console.tyrell.ai"}
+
+func (g *Generator) projectHost(p int) string { return projectHosts[p%len(projectHosts)] }
 
 func (g *Generator) correlationID() string {
 	var b [genCorrelationLen]byte
