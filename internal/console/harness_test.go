@@ -19,6 +19,7 @@ import (
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/server"
+	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/embedded"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
@@ -41,6 +42,8 @@ type envConfig struct {
 	heartbeat time.Duration
 	// writeTimeout is the HTTP server's, as `audittrail serve` sets one.
 	writeTimeout time.Duration
+	// consoleStore, when set, wraps the store the console reads.
+	consoleStore func(store.Store) store.Store
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -76,8 +79,12 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var conStore store.Store = st
+	if cfg.consoleStore != nil {
+		conStore = cfg.consoleStore(st)
+	}
 	e.con, err = console.Register(api, console.Options{
-		Store: st, Directory: dir, Limiter: e.limiter, SearchRateLimit: cfg.rateLimit, Logger: logger,
+		Store: conStore, Directory: dir, Limiter: e.limiter, SearchRateLimit: cfg.rateLimit, Logger: logger,
 		TailPoll: cfg.tailPoll, Heartbeat: cfg.heartbeat,
 	})
 	if err != nil {
