@@ -42,7 +42,7 @@ func run() error {
 	var engines string
 	var asJSON bool
 	flag.IntVar(&opts.Events, "events", bench.DefaultEvents, "events to generate and load")
-	flag.StringVar(&engines, "engines", "embedded,pgtable,postgres", "comma-separated engines: "+strings.Join(bench.EngineNames(), ", "))
+	flag.StringVar(&engines, "engines", "embedded,pgtable,postgres", "comma-separated engines, the first being the reference for ratios and agreement: "+strings.Join(bench.EngineNames(), ", "))
 	flag.StringVar(&opts.DataDir, "data-dir", os.TempDir()+"/audittrail-bench", "directory for the embedded engines' data (emptied)")
 	flag.StringVar(&opts.PostgresURL, "postgres-url", bench.DefaultPostgresURL, "PostgreSQL server; the bench creates its own databases there")
 	flag.StringVar(&opts.Database, "database", bench.DefaultDatabase, "prefix of the databases the bench drops and creates")

@@ -91,7 +91,7 @@ func runRestart(ctx context.Context, name, dir string, opts Options, er *EngineR
 		}
 	}()
 	acked := 0
-	deadline := time.After(opts.CrashAfter + 30*time.Second) // the child's own open may replay a log
+	deadline := time.After(opts.CrashAfter + 2*time.Minute) // the child's own open may replay a log
 	var killAt <-chan time.Time
 	for killed := false; !killed; {
 		select {
