@@ -68,6 +68,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := NewLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() {
+		// After the first signal, restore the default handling so that a
+		// second Ctrl-C ends a shutdown that takes too long.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := Run(ctx, cfg, RunOptions{Logger: logger, Stdout: stdout}); err != nil {
 		logger.Error("audittrail serve stopped", "error", err)
 		return 1
@@ -153,9 +159,13 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	if err := s.open(ctx); err != nil {
 		return err
 	}
+	var shutdownStart time.Time
 	defer func() {
 		if cerr := s.close(); cerr != nil && err == nil {
 			err = cerr
+		}
+		if !shutdownStart.IsZero() {
+			log.Info("shutdown complete", "duration", time.Since(shutdownStart))
 		}
 	}()
 
@@ -269,6 +279,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		stopExtensions()
 		return fmt.Errorf("serve: %w", err)
 	}
+	shutdownStart = time.Now()
 	s.ready.Store(false)
 	// Live tails never end by themselves; end them so that draining the
 	// other requests is not held up until the deadline.
