@@ -440,6 +440,17 @@ func (s *EventStore) Search(ctx context.Context, q query.Query) (store.Result, e
 		dir = "ASC"
 	}
 	n := len(args)
+	// The search's time bounds again on the probe side, so that the planner
+	// prunes its partitions too instead of planning every one.
+	var bounds string
+	next := n + 3 // after the filter's arguments, LIMIT and OFFSET
+	if q.From > 0 {
+		bounds += fmt.Sprintf(" AND e.occurred >= $%d", next)
+		next++
+	}
+	if q.To > 0 {
+		bounds += fmt.Sprintf(" AND e.occurred <= $%d", next)
+	}
 	sql := fmt.Sprintf(`
 		SELECT %s, m.total
 		  FROM (SELECT project_id, occurred, seq, count(*) OVER () AS total
@@ -452,11 +463,17 @@ func (s *EventStore) Search(ctx context.Context, q query.Query) (store.Result, e
 		       -- pruned to the row's partition at run time.
 		       SELECT * FROM events e
 		        WHERE e.project_id = m.project_id AND e.company_id = $1
-		          AND e.occurred = m.occurred AND e.seq = m.seq
+		          AND e.occurred = m.occurred AND e.seq = m.seq%s
 		        LIMIT 1) e
 		 ORDER BY m.occurred %s, m.seq %s`,
-		eventColumnsSQL, cond, dir, dir, n+1, n+2, dir, dir)
+		eventColumnsSQL, cond, dir, dir, n+1, n+2, bounds, dir, dir)
 	args = append(args, q.Size, q.Offset())
+	if q.From > 0 {
+		args = append(args, q.From)
+	}
+	if q.To > 0 {
+		args = append(args, q.To)
+	}
 	rows, err := s.db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return store.Result{}, classify(ctx, "search", err)
@@ -487,19 +504,30 @@ func (s *EventStore) Search(ctx context.Context, q query.Query) (store.Result, e
 	return res, nil
 }
 
-// Get finds the event through event_ids, which knows its partition key.
+// Get finds the event's partition key in event_ids, then the event.
 func (s *EventStore) Get(ctx context.Context, companyID, id string) (event.Event, error) {
 	if err := s.check(ctx); err != nil {
 		return event.Event{}, err
 	}
+	// Two statements rather than a join: with the key known, the planner
+	// prunes to one partition instead of planning every one of them.
+	var projectID string
+	var occurred, seq int64
+	err := s.db.pool.QueryRow(ctx, "SELECT project_id, occurred, seq FROM event_ids WHERE company_id = $1 AND id = $2",
+		companyID, id).Scan(&projectID, &occurred, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return event.Event{}, fmt.Errorf("get %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return event.Event{}, classify(ctx, "get", err)
+	}
 	row := s.db.pool.QueryRow(ctx, `
-		SELECT `+eventColumnsSQL+`
-		  FROM event_ids i
-		  JOIN events e ON e.project_id = i.project_id AND e.company_id = i.company_id
-		               AND e.occurred = i.occurred AND e.seq = i.seq
-		 WHERE i.company_id = $1 AND i.id = $2`, companyID, id)
+		SELECT `+eventColumnsSQL+` FROM events e
+		 WHERE e.project_id = $1 AND e.company_id = $2 AND e.occurred = $3 AND e.seq = $4`,
+		projectID, companyID, occurred, seq)
 	e, err := scanEvent(row)
 	if errors.Is(err, pgx.ErrNoRows) {
+		// Deleted by retention between the two statements.
 		return event.Event{}, fmt.Errorf("get %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
