@@ -137,6 +137,20 @@ type Server struct {
 	enricher *enrich.Enricher
 	// closeDB releases what store, dir and limiter share (a pool).
 	closeDB func() error
+	// bootstrapLock, when set, serialises bootstrap across the instances
+	// sharing one directory.
+	bootstrapLock func(ctx context.Context) (unlock func(), err error)
+}
+
+func (s *Server) bootstrap(ctx context.Context, stdout io.Writer) error {
+	if s.bootstrapLock != nil {
+		unlock, err := s.bootstrapLock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return Bootstrap(ctx, s.dir, s.cfg.DataDir, stdout, s.log)
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: stop
@@ -231,7 +245,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 
 	// Bootstrap after listening so /healthz can say "starting" meanwhile;
 	// the store has already recovered in open.
-	if err := Bootstrap(ctx, s.dir, cfg.DataDir, ro.Stdout, log); err != nil {
+	if err := s.bootstrap(ctx, ro.Stdout); err != nil {
 		shutdownHTTP(srv, cfg.ShutdownTimeout, log)
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -325,6 +339,23 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("open postgres: %w", err)
 		}
 		s.closeDB = func() error { db.Close(); return nil }
+		s.bootstrapLock = func(ctx context.Context) (func(), error) {
+			// Instances starting together on an empty database would each
+			// create a company; a session advisory lock lets one bootstrap
+			// while the others wait and then find its company.
+			conn, err := db.Pool().Acquire(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("acquire a connection: %w", err)
+			}
+			if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext('audittrail.bootstrap'))"); err != nil {
+				conn.Release()
+				return nil, fmt.Errorf("take the bootstrap lock: %w", err)
+			}
+			return func() {
+				_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext('audittrail.bootstrap'))")
+				conn.Release()
+			}, nil
+		}
 		s.store, s.dir, s.limiter = db.Store(), db.Directory(), db.Limiter()
 		s.log.Info("store ready", "store", "postgres", "duration", time.Since(start))
 	default:

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,6 +344,40 @@ func TestPostgresBackend(t *testing.T) {
 	c, _ = client.New(client.Config{BaseURL: r.url, ProjectID: creds.ProjectID, ManagementKey: creds.ManagementKey})
 	if got, err := c.Audit().Get(ctx, id); err != nil || got.ID != id {
 		t.Fatalf("event through the second instance: %v", err)
+	}
+}
+
+// TestPostgresConcurrentBootstrap starts several instances at once on an
+// empty database: exactly one company must come of it.
+func TestPostgresConcurrentBootstrap(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const instances = 3
+	var runs []*running
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range instances {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := testConfig(t)
+			cfg.Store = config.StorePostgres
+			cfg.PostgresURL = config.Secret(url)
+			r := start(t, cfg)
+			mu.Lock()
+			runs = append(runs, r)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	bootstrapped := 0
+	for _, r := range runs {
+		if r.stdout.Len() > 0 {
+			bootstrapped++
+		}
+		r.stop(t)
+	}
+	if bootstrapped != 1 {
+		t.Fatalf("%d instances bootstrapped", bootstrapped)
 	}
 }
 
