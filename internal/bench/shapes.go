@@ -92,14 +92,15 @@ const (
 	ShapeTextAction      = "text+action"
 	ShapeTextRare        = "text:rareDataWord"
 	ShapeDeepPage        = "deepPage(200x50)"
-	ShapeLevel           = "level"
+	ShapeLevelCompany    = "level:company"
+	ShapeLevelProject    = "level:project"
 	ShapeLastDay         = "last24h"
 )
 
 // Shapes lists every query shape the benchmark runs.
 var Shapes = []string{ShapeUserID, ShapeLoginID, ShapeRemoteAddress, ShapeActionsGeos, ShapeExcludedActions,
 	ShapeDevicesMethods, ShapeTenants, ShapeTenantsNone, ShapeTextWord, ShapeTextAction, ShapeTextRare,
-	ShapeDeepPage, ShapeLevel, ShapeLastDay}
+	ShapeDeepPage, ShapeLevelCompany, ShapeLevelProject, ShapeLastDay}
 
 // ShapeDescriptions say in a line what each shape asks, for the table's
 // legend. Every query is scoped to one project (drawn like the events: the
@@ -118,7 +119,8 @@ var ShapeDescriptions = map[string]string{
 	ShapeTextAction:      "one everyday word and one action",
 	ShapeTextRare:        "a word found in one event's data (its correlation_id)",
 	ShapeDeepPage:        "no filter, page 200 of 50 (offset 9,950)",
-	ShapeLevel:           "company-level events only, or project-level only",
+	ShapeLevelCompany:    "the company's own events only (levels: company)",
+	ShapeLevelProject:    "one project's events without the company's (levels: project)",
 	ShapeLastDay:         "no filter, the last 24 hours",
 }
 
@@ -261,15 +263,14 @@ func BuildQueries(s *Sample, opts QueryOptions) []QuerySet {
 			q.Page, q.Size = 199, 50
 			return q
 		},
-		ShapeLevel: func() query.Query {
+		ShapeLevelCompany: func() query.Query {
 			q := base(row().projectID)
-			// Alternate between the company's own trail and one project's
-			// trail without the company's.
-			if rng.IntN(2) == 0 {
-				q.IncludeProject = false
-			} else {
-				q.IncludeCompany = false
-			}
+			q.IncludeProject = false
+			return q
+		},
+		ShapeLevelProject: func() query.Query {
+			q := base(row().projectID)
+			q.IncludeCompany = false
 			return q
 		},
 		ShapeLastDay: func() query.Query {

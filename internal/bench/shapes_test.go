@@ -83,7 +83,10 @@ func TestBuildQueries(t *testing.T) {
 		// Values vary: a shape asked with one value every time measures a
 		// cache. The shapes scoped by project alone have only 10 projects.
 		want := 10
-		if set.Shape == ShapeDeepPage || set.Shape == ShapeLevel || set.Shape == ShapeLastDay {
+		if set.Shape == ShapeLevelCompany {
+			want = 1 // the company's trail is one, whatever the caller's project
+		}
+		if set.Shape == ShapeDeepPage || set.Shape == ShapeLevelProject || set.Shape == ShapeLastDay {
 			want = 3
 		}
 		if len(distinct) < want {
@@ -142,9 +145,13 @@ func checkShape(t *testing.T, shape string, q query.Query, total int) {
 		if q.Page != 199 || q.Size != 50 {
 			fail("want page 200 of 50")
 		}
-	case ShapeLevel:
-		if q.IncludeProject == q.IncludeCompany {
-			fail("want exactly one level")
+	case ShapeLevelCompany:
+		if q.IncludeProject || !q.IncludeCompany || total == 0 {
+			fail("want the company level only")
+		}
+	case ShapeLevelProject:
+		if !q.IncludeProject || q.IncludeCompany || total == 0 {
+			fail("want the project level only")
 		}
 	case ShapeLastDay:
 		if q.From != testEnd-24*3600*1000 {
