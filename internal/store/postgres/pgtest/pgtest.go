@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultURL is used when AUDITTRAIL_TEST_POSTGRES_URL is unset.
@@ -54,7 +56,7 @@ func NewDatabaseFrom(t testing.TB, template string) string {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, ServerURL())
+	admin, err := adminConnect(ctx)
 	if err != nil {
 		t.Fatalf("pgtest: connect to %s: %v", ServerURL(), err)
 	}
@@ -86,7 +88,7 @@ func NewTemplate(setup func(url string) error) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := randomName("audittrail_tmpl_")
-	admin, err := pgx.Connect(ctx, ServerURL())
+	admin, err := adminConnect(ctx)
 	if err != nil {
 		return "", fmt.Errorf("connect to %s: %w", ServerURL(), err)
 	}
@@ -103,6 +105,20 @@ func NewTemplate(setup func(url string) error) (string, error) {
 		return "", fmt.Errorf("prepare template: %w", err)
 	}
 	return name, nil
+}
+
+// adminConnect connects to the server's maintenance database: the one in
+// the URL, or "postgres" when that one does not exist (a fresh server).
+func adminConnect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "3D000" {
+		u, uerr := DatabaseURL("postgres")
+		if uerr != nil {
+			return nil, uerr
+		}
+		return pgx.Connect(ctx, u)
+	}
+	return conn, err
 }
 
 // DatabaseURL is the URL of database name on the test server.
@@ -129,7 +145,7 @@ func DropDatabase(name string) error {
 	var err error
 	for ctx.Err() == nil {
 		var admin *pgx.Conn
-		admin, err = pgx.Connect(ctx, ServerURL())
+		admin, err = adminConnect(ctx)
 		if err == nil {
 			_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 			admin.Close(ctx)
