@@ -27,7 +27,7 @@ import (
 // env is a real API with the console mounted, over a real embedded store
 // and file directory bootstrapped like a first start.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	st      *embedded.Engine
 	dir     *tenancy.FileDirectory
@@ -46,7 +46,7 @@ type envConfig struct {
 	consoleStore func(store.Store) store.Store
 }
 
-func newEnv(t *testing.T, cfg envConfig) *env {
+func newEnv(t testing.TB, cfg envConfig) *env {
 	t.Helper()
 	dataDir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
@@ -167,7 +167,7 @@ type sseMessage struct {
 
 // tail is an open live tail read message by message.
 type tail struct {
-	t      *testing.T
+	t      testing.TB
 	resp   *http.Response
 	cancel context.CancelFunc
 	msgs   chan sseMessage
