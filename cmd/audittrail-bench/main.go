@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,7 @@ func run() error {
 	childEngine := flag.String("crash-child-engine", "", "internal: run as the restart probe's child on this engine")
 	childDir := flag.String("crash-child-dir", "", "internal: the child's data directory")
 	restart := flag.Bool("restart-probe", true, "kill -9 a process appending to each embedded engine and time the reopen")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	jsonOut := flag.String("json-out", "", "also write the JSON report to this file")
 	render := flag.String("render", "", "print the table of a saved JSON report, run nothing")
 	growth := flag.String("growth", "", "comma-separated JSON reports of runs of different sizes: print how the figures grow, run nothing")
@@ -101,6 +103,19 @@ func run() error {
 		if e = strings.TrimSpace(e); e != "" {
 			opts.Engines = append(opts.Engines, e)
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	// Progress goes to stderr so that --json output stays clean.
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
