@@ -75,8 +75,16 @@ func (e *Engine) Check(ctx context.Context) (Report, error) {
 			continue
 		}
 		rep.TailEvents += m.len()
-		for i := range m.rows {
-			ev := &m.rows[i]
+		for i := range m.len() {
+			dec, err := m.event(uint32(i))
+			if err != nil {
+				problem("%v", err)
+				continue
+			}
+			ev := &dec
+			if ev.Seq != m.seqs[i] || ev.Occurred != m.occurred[i] || ev.CompanyID != m.compNames[m.comps[i]] {
+				problem("memtable row %d: columns disagree with the event", i)
+			}
 			if ev.Seq <= prevMax {
 				problem("memtable row %d: Seq %d not after %d", i, ev.Seq, prevMax)
 			}

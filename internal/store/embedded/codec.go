@@ -145,18 +145,14 @@ func decodeEvent(b []byte) (event.Event, error) {
 	return e, nil
 }
 
-// cloneEvent deep-copies e so that neither copy's later mutation shows in
-// the other.
-func cloneEvent(e *event.Event) event.Event {
-	c := *e
-	if e.LoginIDs != nil {
-		c.LoginIDs = append([]string{}, e.LoginIDs...)
-	}
-	if e.Tenants != nil {
-		c.Tenants = append([]string{}, e.Tenants...)
-	}
-	if e.Data != nil {
-		c.Data = append([]byte{}, e.Data...)
-	}
-	return c
+// encodedKey reads the ID and CompanyID of an encoded event without
+// decoding the rest. The bytes were written by appendEvent in this process
+// or passed their checksum; a malformed prefix gives empty strings.
+func encodedKey(b []byte) (id, company string) {
+	d := decoder{b: b}
+	d.uvarint()
+	d.varint()
+	id = d.string()
+	company = d.string()
+	return id, company
 }

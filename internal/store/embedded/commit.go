@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -76,7 +77,7 @@ func (e *Engine) commitGroup(group []*request) {
 		if batchKeys == nil {
 			batchKeys = make(map[dedupeKey]struct{}, len(r.events))
 		}
-		r.stored = r.stored[:0]
+		r.stored, r.spans = r.stored[:0], r.spans[:0]
 		for i := range r.events {
 			ev := &r.events[i]
 			k := dedupeKey{ev.CompanyID, ev.ID}
@@ -91,9 +92,11 @@ func (e *Engine) commitGroup(group []*request) {
 			buf = append(buf, make([]byte, binary.MaxVarintLen32)...)
 			buf = appendEvent(buf, ev)
 			putFixedUvarint(buf[lenAt:], uint64(len(buf)-lenAt-binary.MaxVarintLen32))
+			r.spans = append(r.spans, span{lenAt + binary.MaxVarintLen32, len(buf)})
 		}
 		if len(r.stored) == 0 {
 			buf = buf[:start] // nothing new: no record at all
+			r.spans = r.spans[:0]
 			continue
 		}
 		putFixedUvarint(buf[countAt:], uint64(len(r.stored)))
@@ -116,11 +119,15 @@ func (e *Engine) commitGroup(group []*request) {
 	// Events go in under the lock in chunks, so that a big group does not
 	// stall searches for its whole length. A search between chunks may see
 	// part of a group: all of it is durable already, and Seq order holds.
+	// The memtable keeps the encoded events, sliced from one copy of the
+	// group's log bytes (record headers included, a few bytes each).
+	arena := bytes.Clone(buf)
 	e.mu.Lock()
 	n := 0
 	for _, r := range group {
-		for _, i := range r.stored {
-			e.ix.mem.add(cloneEvent(&r.events[i]), r.keys[i])
+		for j, i := range r.stored {
+			sp := r.spans[j]
+			e.ix.mem.add(&r.events[i], arena[sp.lo:sp.hi:sp.hi], r.keys[i])
 			if n++; n%applyChunk == 0 {
 				e.mu.Unlock()
 				e.mu.Lock()

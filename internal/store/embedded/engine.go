@@ -16,6 +16,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,6 +154,8 @@ func (r *deleteRule) covers(e *event.Event) bool {
 	return e.CompanyID == r.CompanyID && e.Occurred < r.Before && e.Seq <= r.MaxSeq
 }
 
+type span struct{ lo, hi int }
+
 type requestKind int
 
 const (
@@ -165,8 +168,10 @@ type request struct {
 	events []event.Event // append
 	keys   [][]string    // posting keys of events, computed by the caller
 	rule   deleteRule    // delete
-	// stored is what the request added, filled by the writer.
+	// stored is what the request added, filled by the writer, and spans
+	// where each stored event's encoding lies in the group's log buffer.
 	stored  []int
+	spans   []span
 	deleted int64
 	done    chan error
 }
@@ -374,7 +379,10 @@ func (e *Engine) replay(covered uint64) error {
 	if err != nil {
 		return fmt.Errorf("embedded: list log: %w", err)
 	}
-	var pending []event.Event
+	var (
+		pending []event.Event
+		encs    [][]byte
+	)
 	replayed := 0
 	for i, gen := range gens {
 		path := filepath.Join(e.walDir, walName(gen))
@@ -386,7 +394,7 @@ func (e *Engine) replay(covered uint64) error {
 		}
 		last := i == len(gens)-1
 		err := replayWAL(path, last, e.log, func(p []byte) error {
-			return e.replayRecord(p, &pending)
+			return e.replayRecord(p, &pending, &encs)
 		})
 		if err != nil {
 			if errors.Is(err, errTornTail) {
@@ -405,7 +413,7 @@ func (e *Engine) replay(covered uint64) error {
 		if e.ruleCovers(ev) || m.has(ev.CompanyID, ev.ID) || e.segHas(ev.CompanyID, ev.ID) {
 			continue
 		}
-		m.add(*ev, keys[i])
+		m.add(ev, encs[i], keys[i])
 	}
 	e.log.Info("embedded: replayed log", "files", replayed, "events", len(pending))
 	return nil
@@ -434,10 +442,11 @@ func parallelKeys(evs []event.Event) [][]string {
 	return keys
 }
 
-func (e *Engine) replayRecord(p []byte, pending *[]event.Event) error {
+func (e *Engine) replayRecord(p []byte, pending *[]event.Event, encs *[][]byte) error {
 	if len(p) == 0 || p[0] != recordBatch {
 		return fmt.Errorf("%w: unknown record kind", store.ErrCorrupt)
 	}
+	p = bytes.Clone(p) // the reader reuses its buffer; the memtable keeps slices of this
 	d := decoder{b: p[1:]}
 	n := d.uvarint()
 	for range n {
@@ -454,6 +463,7 @@ func (e *Engine) replayRecord(p []byte, pending *[]event.Event) error {
 		}
 		e.w.replaySeq = ev.Seq
 		*pending = append(*pending, ev)
+		*encs = append(*encs, b)
 	}
 	if d.err != nil {
 		return fmt.Errorf("%w: %w", store.ErrCorrupt, d.err)

@@ -301,7 +301,7 @@ func (m *memtable) filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitma
 
 func (m *memtable) deletedRows() *roaring.Bitmap { return m.deleted }
 
-func (m *memtable) rowKey(row uint32) (int64, uint64) { return m.occurred[row], m.rows[row].Seq }
+func (m *memtable) rowKey(row uint32) (int64, uint64) { return m.occurred[row], m.seqs[row] }
 
 // segment as a rowSource.
 

@@ -1,11 +1,13 @@
 package embedded
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store"
 )
 
 type dedupeKey struct{ company, id string }
@@ -16,8 +18,17 @@ type dedupeKey struct{ company, id string }
 // Engine.mu except that a frozen memtable's events and postings, which no
 // longer change, are read by the flusher without it.
 type memtable struct {
-	rows     []event.Event
-	occurred []int64 // rows[i].Occurred, contiguous for time-range scans
+	// enc holds each event in its log encoding (appendEvent), sliced from
+	// one buffer per commit group: a few pointers per group for the
+	// garbage collector rather than a dozen strings per event, and the
+	// bytes a segment block needs as they are.
+	enc      [][]byte
+	seqs     []uint64
+	occurred []int64  // contiguous for time-range scans
+	comps    []uint32 // index into compNames
+	// compNames interns the companies of the rows (a handful).
+	compNames []string
+	compIdx   map[string]uint32
 	// minOccurred and maxOccurred bound occurred, so that a time filter
 	// that covers the whole memtable costs nothing.
 	minOccurred, maxOccurred int64
@@ -40,23 +51,33 @@ func newMemtable() *memtable {
 		byKey:        make(map[dedupeKey]uint32),
 		postings:     make(map[string]*posting),
 		tokenBuckets: make(map[string][]string),
+		compIdx:      make(map[string]uint32),
 		deleted:      roaring.New(),
 	}
 }
 
-func (m *memtable) len() int { return len(m.rows) }
+func (m *memtable) len() int { return len(m.enc) }
 
 func (m *memtable) has(company, id string) bool {
 	_, ok := m.byKey[dedupeKey{company, id}]
 	return ok
 }
 
-// add appends ev with its posting keys (from indexKeys).
-func (m *memtable) add(ev event.Event, keys []string) {
-	row := uint32(len(m.rows))
+// add appends ev, whose log encoding is enc (kept, not copied), with its
+// posting keys (from indexKeys).
+func (m *memtable) add(ev *event.Event, enc []byte, keys []string) {
+	row := uint32(len(m.enc))
 	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = row
-	m.rows = append(m.rows, ev)
+	m.enc = append(m.enc, enc)
+	m.seqs = append(m.seqs, ev.Seq)
 	m.occurred = append(m.occurred, ev.Occurred)
+	c, ok := m.compIdx[ev.CompanyID]
+	if !ok {
+		c = uint32(len(m.compNames))
+		m.compNames = append(m.compNames, ev.CompanyID)
+		m.compIdx[ev.CompanyID] = c
+	}
+	m.comps = append(m.comps, c)
 	if row == 0 || ev.Occurred < m.minOccurred {
 		m.minOccurred = ev.Occurred
 	}
@@ -112,25 +133,32 @@ func (p *posting) bitmap() *roaring.Bitmap {
 	return roaring.BitmapOf(p.rows...)
 }
 
-func (m *memtable) get(company, id string) (*event.Event, bool) {
-	i, ok := m.byKey[dedupeKey{company, id}]
-	if !ok {
-		return nil, false
+// event decodes row.
+func (m *memtable) event(row uint32) (event.Event, error) {
+	ev, err := decodeEvent(m.enc[row])
+	if err != nil {
+		return event.Event{}, fmt.Errorf("%w: memtable row %d: %w", store.ErrCorrupt, row, err)
 	}
-	return &m.rows[i], true
+	return ev, nil
+}
+
+func (m *memtable) get(company, id string) (uint32, bool) {
+	i, ok := m.byKey[dedupeKey{company, id}]
+	return i, ok
 }
 
 // deleteWhere marks the rows the rule covers and forgets their keys, so
 // that the same id may be stored again later.
 func (m *memtable) deleteWhere(r *deleteRule) int64 {
 	var n int64
-	for i := range m.rows {
-		ev := &m.rows[i]
-		if !r.covers(ev) || m.deleted.Contains(uint32(i)) {
+	for i := range m.enc {
+		if m.compNames[m.comps[i]] != r.CompanyID || m.occurred[i] >= r.Before || m.seqs[i] > r.MaxSeq ||
+			m.deleted.Contains(uint32(i)) {
 			continue
 		}
 		m.deleted.Add(uint32(i))
-		delete(m.byKey, dedupeKey{ev.CompanyID, ev.ID})
+		id, company := encodedKey(m.enc[i])
+		delete(m.byKey, dedupeKey{company, id})
 		m.live--
 		n++
 	}
@@ -139,5 +167,5 @@ func (m *memtable) deleteWhere(r *deleteRule) int64 {
 
 // firstAfter is the index of the first row with Seq > seq.
 func (m *memtable) firstAfter(seq uint64) int {
-	return sort.Search(len(m.rows), func(i int) bool { return m.rows[i].Seq > seq })
+	return sort.Search(len(m.seqs), func(i int) bool { return m.seqs[i] > seq })
 }

@@ -88,7 +88,7 @@ func (e *Engine) sources(from, to int64) []rowSource {
 func (e *Engine) load(src rowSource, row uint32, bc *blockCache) (event.Event, error) {
 	switch s := src.(type) {
 	case *memtable:
-		return cloneEvent(&s.rows[row]), nil
+		return s.event(row)
 	case *segment:
 		return bc.event(s, int(row), e.zdec)
 	}
@@ -105,12 +105,12 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (event.Event, er
 	if e.ix.released {
 		return event.Event{}, store.ErrClosed
 	}
-	if ev, ok := e.ix.mem.get(companyID, id); ok {
-		return cloneEvent(ev), nil
+	if row, ok := e.ix.mem.get(companyID, id); ok {
+		return e.ix.mem.event(row)
 	}
 	if fz := e.ix.frozen; fz != nil {
-		if ev, ok := fz.get(companyID, id); ok {
-			return cloneEvent(ev), nil
+		if row, ok := fz.get(companyID, id); ok {
+			return fz.event(row)
 		}
 	}
 	if s, row, ok := e.segLookup(companyID, id); ok {
@@ -161,10 +161,15 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event
 		if m == nil {
 			continue
 		}
-		for i := m.firstAfter(after); i < len(m.rows) && len(out) < limit; i++ {
-			if !m.deleted.Contains(uint32(i)) {
-				out = append(out, cloneEvent(&m.rows[i]))
+		for i := m.firstAfter(after); i < m.len() && len(out) < limit; i++ {
+			if m.deleted.Contains(uint32(i)) {
+				continue
 			}
+			ev, err := m.event(uint32(i))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
 		}
 	}
 	return out, nil

@@ -78,26 +78,25 @@ func encodePosting(rows []uint32) []byte {
 // file in dir and returns its path. The file appears under its final name
 // only once complete and fsynced.
 func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
-	n := len(m.rows)
+	n := m.len()
 	// order[newRow] = old row; newRow follows query.Less newest first.
 	order := make([]uint32, n)
 	for i := range order {
 		order[i] = uint32(i)
 	}
 	slices.SortFunc(order, func(a, b uint32) int {
-		ea, eb := &m.rows[a], &m.rows[b]
-		if c := cmp.Compare(eb.Occurred, ea.Occurred); c != 0 {
+		if c := cmp.Compare(m.occurred[b], m.occurred[a]); c != 0 {
 			return c
 		}
-		return cmp.Compare(eb.Seq, ea.Seq)
+		return cmp.Compare(m.seqs[b], m.seqs[a])
 	})
 	newRow := make([]uint32, n)
 	for nr, old := range order {
 		newRow[old] = uint32(nr)
 	}
 	meta := segMeta{Version: segVersion, Rows: n, RowsPerBlock: rowsPerBlock, Gen: m.gen,
-		MinSeq: m.rows[0].Seq, MaxSeq: m.rows[n-1].Seq,
-		MinOccurred: m.rows[order[n-1]].Occurred, MaxOccurred: m.rows[order[0]].Occurred}
+		MinSeq: m.seqs[0], MaxSeq: m.seqs[n-1],
+		MinOccurred: m.occurred[order[n-1]], MaxOccurred: m.occurred[order[0]]}
 
 	final := filepath.Join(dir, segName(m.gen))
 	tmp := final + ".tmp"
@@ -137,12 +136,12 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 
 	sw.begin(secOccurred)
 	for _, old := range order {
-		check(u64(uint64(m.rows[old].Occurred)))
+		check(u64(uint64(m.occurred[old])))
 	}
 	sw.end()
 	sw.begin(secSeq)
 	for _, old := range order {
-		check(u64(m.rows[old].Seq))
+		check(u64(m.seqs[old]))
 	}
 	sw.end()
 	sw.begin(secBySeq)
@@ -155,15 +154,15 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	var koff uint32
 	check(u32(0))
 	for _, old := range order {
-		e := &m.rows[old]
-		koff += uint32(len(e.CompanyID) + 1 + len(e.ID))
+		id, company := encodedKey(m.enc[old])
+		koff += uint32(len(company) + 1 + len(id))
 		check(u32(koff))
 	}
 	sw.end()
 	sw.begin(secKeyBytes)
 	for _, old := range order {
-		e := &m.rows[old]
-		check(sw.write(append(append(append(scratch[:0], e.CompanyID...), 0), e.ID...)))
+		id, company := encodedKey(m.enc[old])
+		check(sw.write(append(append(append(scratch[:0], company...), 0), id...)))
 	}
 	sw.end()
 
@@ -175,10 +174,9 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	for b := range nb {
 		raw = raw[:0]
 		for nr := b * rowsPerBlock; nr < min(n, (b+1)*rowsPerBlock); nr++ {
-			lenAt := len(raw)
-			raw = append(raw, make([]byte, binary.MaxVarintLen32)...)
-			raw = appendEvent(raw, &m.rows[order[nr]])
-			putFixedUvarint(raw[lenAt:], uint64(len(raw)-lenAt-binary.MaxVarintLen32))
+			enc := m.enc[order[nr]]
+			raw = binary.AppendUvarint(raw, uint64(len(enc)))
+			raw = append(raw, enc...)
 		}
 		blocks[b] = enc.EncodeAll(raw, nil)
 	}
