@@ -263,12 +263,26 @@ func DeviceClass(ua string) string {
 	return DeviceUnknown
 }
 
-var botWords = []string{"bot", "crawl", "spider", "slurp", "wget/", "curl/", "headless", "scrapy", "httpclient", "python-urllib", "libwww", "fetcher", "preview"}
+var botWords = [][]byte{[]byte("bot"), []byte("crawl"), []byte("spider"), []byte("slurp"), []byte("wget/"), []byte("curl/"),
+	[]byte("headless"), []byte("scrapy"), []byte("httpclient"), []byte("python-urllib"), []byte("libwww"), []byte("fetcher"), []byte("preview")}
 
 func looksLikeBot(ua string) bool {
-	l := strings.ToLower(ua)
+	// Lower-case ASCII into a stack buffer: this runs for every enriched
+	// event, and strings.ToLower would allocate for most user-agents.
+	var buf [512]byte
+	l := buf[:0]
+	if len(ua) > len(buf) {
+		l = make([]byte, 0, len(ua))
+	}
+	for i := 0; i < len(ua); i++ {
+		c := ua[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		l = append(l, c)
+	}
 	for _, w := range botWords {
-		if strings.Contains(l, w) {
+		if bytes.Contains(l, w) {
 			return true
 		}
 	}
@@ -297,25 +311,30 @@ func (e *Enricher) addRequestDetails(ev *event.Event, rc *RequestContext) {
 	if rc.Method == "" && rc.URL == "" && rc.Host == "" && len(rc.Headers) == 0 && rc.UserAgent == "" {
 		return
 	}
-	var data map[string]json.RawMessage
-	if t := bytes.TrimSpace(ev.Data); len(t) > 0 && string(t) != "null" {
-		if err := json.Unmarshal(t, &data); err != nil {
-			return // Validate refuses such data anyway
-		}
+	// Splice the key in rather than decode and re-encode the whole data:
+	// this runs for every event of a batch that carries a context.
+	t := bytes.TrimSpace(ev.Data)
+	if len(t) == 0 || string(t) == "null" {
+		t = []byte("{}")
 	}
-	if _, ok := data["request_details"]; ok {
-		return
+	var probe struct {
+		RequestDetails json.RawMessage `json:"request_details"`
+	}
+	if t[0] != '{' || json.Unmarshal(t, &probe) != nil || probe.RequestDetails != nil {
+		return // the sender's own details, or data Validate refuses anyway
 	}
 	details, err := json.Marshal(e.requestDetails(rc))
 	if err != nil {
 		return
 	}
-	if data == nil {
-		data = map[string]json.RawMessage{}
+	out := make([]byte, 0, len(t)+len(details)+24)
+	out = append(out, `{"request_details":`...)
+	out = append(out, details...)
+	if rest := bytes.TrimSpace(t[1:]); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
 	}
-	data["request_details"] = details
-	out, err := json.Marshal(data)
-	if err != nil || len(out) > event.MaxDataBytes {
+	out = append(out, t[1:]...)
+	if len(out) > event.MaxDataBytes {
 		return
 	}
 	ev.Data = out

@@ -92,7 +92,9 @@ func TestDeviceClass(t *testing.T) {
 }
 
 // writeGeoDB builds a small country database like GeoLite2-Country.
-func writeGeoDB(t *testing.T) string {
+func writeGeoDB(t *testing.T) string { return writeGeoDBB(t) }
+
+func writeGeoDBB(t testing.TB) string {
 	t.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
 	if err != nil {
@@ -257,5 +259,22 @@ func BenchmarkDeviceClass(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		DeviceClass(userAgents[i%len(userAgents)].ua)
+	}
+}
+
+// BenchmarkEnrich is the cost per ingested event with a full request
+// context: device, remote address, GeoIP lookup and request_details.
+func BenchmarkEnrich(b *testing.B) {
+	e, err := New(Options{GeoIPDB: writeGeoDBB(b), CountryHeader: "cf-ipcountry"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	rc := &RequestContext{IP: "203.0.113.9", UserAgent: userAgents[0].ua, Method: "POST", URL: "https://app.example.com/login?next=%2F",
+		Headers: map[string]string{"Origin": "https://app.example.com", "Referer": "https://app.example.com/", "Authorization": "x"}}
+	data := json.RawMessage(`{"correlation_id":"c-123","error_message":"bad code"}`)
+	for b.Loop() {
+		ev := event.Event{Data: data}
+		e.Enrich(&ev, rc)
 	}
 }
