@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
@@ -645,6 +646,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
 		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
 		b.shotViewport("phone-detail")
+	})
+
+	t.Run("dark colour scheme", func(t *testing.T) {
+		dark := func(on bool) {
+			f := []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}
+			if on {
+				f[0].Value = "dark"
+			}
+			if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: f}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dark(true)
+		defer dark(false)
+		b.open("/audit?action=LoginFailed")
+		if bg := eval[string](b, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(18, 22, 29)" {
+			t.Errorf("dark background %s", bg)
+		}
+		b.shot("audit-dark")
 	})
 
 	t.Run("rate limit", func(t *testing.T) {
