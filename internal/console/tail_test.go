@@ -58,6 +58,12 @@ func TestTailSendsEachNewMatchOnceInIngestOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.ingest(client.Record{ID: "other-project", ProjectID: other.ID, Action: "LoginFailed", Type: "warn", Tenants: []string{"t1"}, Occurred: now})
+	// Another company's event, even one naming the same project id, never
+	// reaches this company's tail.
+	if err := e.st.Append(context.Background(), []event.Event{{ID: "other-company", CompanyID: "Cother", ProjectID: e.creds.ProjectID,
+		Level: event.LevelProject, Action: "LoginFailed", Type: "warn", Tenants: []string{"t1"}, Occurred: now.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
 	e.ingest(client.Record{ID: "last", Action: "LoginFailed", Type: "warn", Tenants: []string{"t1"}, Occurred: now})
 	want = append(want, "last")
 
