@@ -74,6 +74,10 @@ type Options struct {
 	Enricher *enrich.Enricher
 	Logger   *slog.Logger
 	Metrics  *metrics.Registry
+	// AfterAppend, when set, is called after every acknowledged append
+	// (stream delivery wakes up on it instead of waiting for its poll).
+	// It must not block.
+	AfterAppend func()
 	// Ready reports whether start-up (recovery, bootstrap) is complete;
 	// /healthz answers 503 until it does. nil means always ready.
 	Ready func() bool

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -734,5 +735,16 @@ func TestStoreUnavailableAnswers503(t *testing.T) {
 		if r.status != 503 || r.errorCode(t) != httpapi.CodeUnavailable || contains(string(r.body), "closed") {
 			t.Fatalf("%s on a closed store: %d %s", path, r.status, r.body)
 		}
+	}
+}
+
+func TestAfterAppendHook(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(o *httpapi.Options) { o.AfterAppend = func() { calls.Add(1) } })
+	e.post("/v1/mgmt/audit/event", `{"action":"A","actorId":"a","tenantId":"t","type":"info"}`)
+	e.post("/v1/mgmt/audit/events", `{"events":[{"action":"A"},{"action":"B"}]}`)
+	e.post("/v1/mgmt/audit/events", `{"events":[{"action":""}]}`) // refused: no append
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("AfterAppend called %d times, want 2", n)
 	}
 }

@@ -296,6 +296,9 @@ func (a *API) ingest(r *http.Request, api string, events []event.Event) ([]strin
 	if err != nil {
 		return nil, fmt.Errorf("append %d events: %w", len(events), err)
 	}
+	if a.opts.AfterAppend != nil {
+		a.opts.AfterAppend()
+	}
 	stored := 0
 	ids := make([]string, len(events))
 	for i := range events {

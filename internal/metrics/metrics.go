@@ -369,3 +369,21 @@ func (g *GaugeFunc) write(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", g.fullName, helpEscaper.Replace(g.help), g.fullName, g.fullName, formatFloat(g.fn()))
 	return err
 }
+
+// collector writes families kept elsewhere (another package's own
+// registry) in the same exposition.
+type collector struct {
+	fullName string
+	fn       func(w io.Writer) error
+}
+
+// NewCollector registers fn, which writes complete metric families (HELP,
+// TYPE and samples) in the text format on every scrape. name identifies
+// it for duplicate detection only.
+func (r *Registry) NewCollector(name string, fn func(w io.Writer) error) {
+	r.register(&collector{fullName: name, fn: fn})
+}
+
+func (c *collector) name() string { return c.fullName }
+
+func (c *collector) write(w io.Writer) error { return c.fn(w) }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"io"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -127,4 +128,21 @@ func TestRegistrationMistakesPanic(t *testing.T) {
 			fn(NewRegistry())
 		}()
 	}
+}
+
+func TestCollector(t *testing.T) {
+	r := NewRegistry()
+	r.NewCounter("a_total", "A.").Inc()
+	r.NewCollector("streams", func(w io.Writer) error {
+		_, err := io.WriteString(w, "# HELP b_total B.\n# TYPE b_total counter\nb_total{c=\"x\"} 2\n")
+		return err
+	})
+	var b strings.Builder
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "a_total 1\n") || !strings.Contains(b.String(), `b_total{c="x"} 2`) {
+		t.Fatalf("%s", b.String())
+	}
+	checkFormat(t, b.String())
 }

@@ -8,11 +8,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/audittrail/audittrail/client"
+	"github.com/audittrail/audittrail/internal/stream"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -197,5 +201,90 @@ func TestBuiltInSubsystems(t *testing.T) {
 	}
 	if code := get("POST", "/v1/mgmt/audit/scim", auth, `{}`); code != 400 {
 		t.Errorf("scim with an empty operation: %d, want 400", code)
+	}
+}
+
+// TestStreamDelivery: the server runs stream delivery; a webhook connector
+// created through Components.Streams receives an event ingested over HTTP,
+// and survives a restart.
+func TestStreamDelivery(t *testing.T) {
+	got := make(chan string, 100)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Audits []struct {
+				ID     string `json:"id"`
+				Action string `json:"action"`
+			} `json:"audits"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		for _, a := range body.Audits {
+			got <- a.Action
+		}
+	}))
+	defer recv.Close()
+
+	cfg := testConfig(t)
+	var streams *stream.Manager
+	ext := func(ctx context.Context, c Components) (func(context.Context) error, error) {
+		streams = c.Streams
+		return nil, nil
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, RunOptions{Listener: ln, Extensions: []Extension{ext}}) }()
+	url := "http://" + ln.Addr().String()
+	waitHealthy(t, url, func() error { return nil })
+	creds, _ := ReadBootstrap(cfg.DataDir)
+	if _, err := streams.Create(context.Background(), stream.Spec{CompanyID: creds.CompanyID, Name: "hook", Type: stream.WebhookType,
+		Config: json.RawMessage(`{"url":"` + recv.URL + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client.New(client.Config{BaseURL: url, ProjectID: creds.ProjectID, ManagementKey: creds.ManagementKey})
+	if _, err := c.Audit().CreateEvent(context.Background(), client.CreateEventOptions{Action: "Streamed", ActorID: "a", TenantID: "t", Type: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a != "Streamed" {
+			t.Fatalf("delivered %q", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event was not delivered")
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "audittrail_http_requests_total") || !strings.Contains(string(b), "stream") {
+		t.Fatalf("metrics lack the stream families:\n%.2000s", b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// After a restart the connector is still there and delivers.
+	r := start(t, cfg)
+	defer r.stop(t)
+	c, _ = client.New(client.Config{BaseURL: r.url, ProjectID: creds.ProjectID, ManagementKey: creds.ManagementKey})
+	if _, err := c.Audit().CreateEvent(context.Background(), client.CreateEventOptions{Action: "AfterRestart", ActorID: "a", TenantID: "t", Type: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case a := <-got:
+			if a == "AfterRestart" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no delivery after the restart")
+		}
 	}
 }

@@ -32,6 +32,8 @@ import (
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/store/embedded"
 	"github.com/audittrail/audittrail/internal/store/postgres"
+	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/registry"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -50,6 +52,7 @@ const (
 	BootstrapFile = "bootstrap.json"
 	eventsDir     = "events"
 	tenancyFile   = "tenancy.json"
+	streamsFile   = "streams.json"
 )
 
 // ErrUnsupported is returned for a configuration this build cannot serve.
@@ -115,6 +118,8 @@ type Components struct {
 	// API is where an extension mounts its routes (API.Handle for
 	// authenticated ones, API.HandlePublic otherwise) and its metrics.
 	API *httpapi.API
+	// Streams is the running stream delivery manager (connectors).
+	Streams *stream.Manager
 }
 
 // Extension adds a subsystem (stream delivery, the console, live tail) to
@@ -135,6 +140,7 @@ type Server struct {
 	metrics *metrics.Registry
 	// enricher fills device, geo and request details at ingest.
 	enricher *enrich.Enricher
+	streams  *stream.Manager
 	// closeDB releases what store, dir and limiter share (a pool).
 	closeDB func() error
 	// bootstrapLock, when set, serialises bootstrap across the instances
@@ -193,6 +199,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		Enricher:        s.enricher,
 		Limiter:         s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit,
+		AfterAppend:     s.streams.Notify,
 		Logger:          log,
 		Metrics:         s.metrics,
 		Ready:           s.ready.Load,
@@ -200,6 +207,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	s.metrics.NewCollector("streams", func(w io.Writer) error { return s.streams.WritePrometheus(context.Background(), w) })
 	// The built-in subsystems mount their routes before the first request.
 	catalog.Register(s.api)
 	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, Logger: log.With("component", "scim")})
@@ -259,7 +267,13 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 			}
 		}
 	}
-	comps := Components{Config: cfg, Logger: log, Store: s.store, Directory: s.dir, API: s.api}
+	// Delivery resumes once the store is recovered and before the API says
+	// ready, so nothing appended after ready waits for a connector to load.
+	if err := s.streams.Start(ctx); err != nil {
+		shutdownHTTP(srv, cfg.ShutdownTimeout, log)
+		return fmt.Errorf("start stream delivery: %w", err)
+	}
+	comps := Components{Config: cfg, Logger: log, Store: s.store, Directory: s.dir, API: s.api, Streams: s.streams}
 	for _, ext := range ro.Extensions {
 		stop, err := ext(ctx, comps)
 		if err != nil {
@@ -372,6 +386,14 @@ func (s *Server) open(ctx context.Context) error {
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory()
 	}
+	state, err := stream.OpenFileState(filepath.Join(s.cfg.DataDir, streamsFile))
+	if err != nil {
+		return fmt.Errorf("open stream state: %w", err)
+	}
+	s.streams, err = stream.New(stream.Options{Store: s.store, State: state, Destinations: registry.Destinations(), Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("stream delivery: %w", err)
+	}
 	en, err := enrich.New(enrich.Options{GeoIPDB: s.cfg.GeoIPDB, CountryHeader: s.cfg.CountryHeader, Logger: s.log.With("component", "enrich")})
 	if err != nil {
 		return fmt.Errorf("enrichment: %w", err)
@@ -383,6 +405,14 @@ func (s *Server) open(ctx context.Context) error {
 // close releases the components in reverse order of use.
 func (s *Server) close() error {
 	var errs []error
+	if s.streams != nil {
+		// Cursors are saved here; the store must still be open.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		if err := s.streams.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close stream delivery: %w", err))
+		}
+		cancel()
+	}
 	if s.store != nil {
 		start := time.Now()
 		if err := s.store.Close(); err != nil {
