@@ -182,6 +182,10 @@ func matchingBracket(s string) int {
 		switch c {
 		case '"':
 			inStr = true
+		case '\'':
+			if j := strings.IndexByte(s[i+1:], '\''); j >= 0 {
+				i += j + 1
+			}
 		case '[':
 			depth++
 		case ']':
@@ -383,6 +387,17 @@ func (p *filterParser) comparison(depth int) (*Filter, error) {
 func (p *filterParser) value() (any, error) {
 	if p.i >= len(p.s) {
 		return nil, p.errf("want a value")
+	}
+	if p.s[p.i] == '\'' {
+		// Not RFC 7644, but some clients quote with apostrophes:
+		// emails[type eq 'work'].value.
+		end := strings.IndexByte(p.s[p.i+1:], '\'')
+		if end < 0 {
+			return nil, p.errf("unterminated string")
+		}
+		v := p.s[p.i+1 : p.i+1+end]
+		p.i += end + 2
+		return v, nil
 	}
 	if p.s[p.i] == '"' {
 		end := p.i + 1

@@ -18,6 +18,7 @@ func TestParsePath(t *testing.T) {
 		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"},
 		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"},
 		{`emails[value ew "]x"]`, `emails[value ew "]x"]`},
+		{`emails[type eq 'work'].value`, `emails[type eq "work"].value`},
 	} {
 		p, err := ParsePath(tc.in)
 		if err != nil {
