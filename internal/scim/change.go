@@ -424,11 +424,12 @@ func (c *changes) applyListOp(key string, op PatchOp, p Path) error {
 	return nil
 }
 
-// filterValues collects the values a filter selects by `value eq "…"`
-// (joined with or), the form IdPs use to name members and roles.
+// filterValues collects the values a filter names by `value eq "…"`
+// (joined with or, or narrowed with and), the form IdPs use to name
+// members and roles.
 func filterValues(f *Filter) []string {
 	switch f.Op {
-	case OpOr:
+	case OpOr, OpAnd: // members[value eq "u1" and type eq "User"] names u1
 		return append(filterValues(f.Left), filterValues(f.Right)...)
 	case OpEq:
 		if s, ok := f.Value.(string); ok && strings.EqualFold(f.Attr, "value") {

@@ -40,6 +40,8 @@ func TestPatchChanges(t *testing.T) {
 			"GroupPatched", `{"members":[]}`},
 		{"members or filter", "/Groups/g", `[{"op":"remove","path":"members[value eq \"m1\" or value eq \"m2\"]"}]`, ``,
 			"GroupMembersRemoved", `{"removed_members":["m1","m2"]}`},
+		{"members and filter", "/Groups/g", `[{"op":"remove","path":"members[value eq \"m1\" and type eq \"User\"]"}]`, ``,
+			"GroupMembersRemoved", `{"removed_members":["m1"]}`},
 		{"rename and add member", "/Groups/g", `[{"op":"replace","path":"displayName","value":"H"},{"op":"add","path":"members","value":[{"value":"m3"}]}]`, prevGroup,
 			"GroupPatched", `{"display_name":{"old":"G","new":"H"},"added_members":["m3"]}`},
 		{"password without path", "/Users/u1", `[{"op":"replace","value":{"password":"pw-1"}}]`, prevUser,
