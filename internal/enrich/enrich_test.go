@@ -278,3 +278,26 @@ func BenchmarkEnrich(b *testing.B) {
 		e.Enrich(&ev, rc)
 	}
 }
+
+// The server enriches the events of concurrent requests with one Enricher.
+func TestEnrichConcurrently(t *testing.T) {
+	e := newEnricher(t, Options{GeoIPDB: writeGeoDB(t), CountryHeader: "cf-ipcountry"})
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				tc := userAgents[(g*200+i)%len(userAgents)]
+				ev := event.Event{}
+				e.Enrich(&ev, &RequestContext{IP: "203.0.113.1", UserAgent: tc.ua, Method: "GET", URL: "https://h/p"})
+				if ev.Device != tc.want && tc.ua != "" || ev.Geo != "IL" {
+					t.Errorf("%q: device %s geo %s", tc.ua, ev.Device, ev.Geo)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
