@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -55,4 +56,17 @@ func TestUserChange(t *testing.T) {
 	if c := UserChange(before, before, ChangeOptions{IncludeOld: true}); len(c) != 0 {
 		t.Errorf("no change gave %v", c)
 	}
+}
+
+func ExampleUserChange() {
+	before := User{Name: "Ada", Roles: []string{"viewer"}, CustomAttributes: map[string]any{"team": "core"}}
+	after := User{Name: "Ada L.", Roles: []string{"viewer", "admin"}, CustomAttributes: map[string]any{"team": "infra"}}
+
+	newOnly, _ := json.Marshal(UserChange(before, after, ChangeOptions{}))
+	withOld, _ := json.Marshal(UserChange(before, after, ChangeOptions{IncludeOld: true}))
+	fmt.Println(string(newOnly))
+	fmt.Println(string(withOld))
+	// Output:
+	// {"added_roles":["admin"],"custom_attribute_team":"infra","display_name":"Ada L."}
+	// {"added_roles":["admin"],"custom_attribute_team":{"new":"infra","old":"core"},"display_name":{"new":"Ada L.","old":"Ada"}}
 }
