@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type fixture struct {
 
 // serve starts a real API over an embedded store, bootstrapped like a first
 // start, with the SCIM and catalogue routes mounted.
+// appended counts AfterAppend calls of every server the tests start.
+var appended atomic.Int64
+
 func serve(t *testing.T, backend string) (*client.Client, server.Credentials, string) {
 	t.Helper()
 	dataDir := t.TempDir()
@@ -98,7 +102,7 @@ func serve(t *testing.T, backend string) (*client.Client, server.Credentials, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	scim.Register(api, scim.Deps{Store: st, Enricher: en})
+	scim.Register(api, scim.Deps{Store: st, Enricher: en, AfterAppend: func() { appended.Add(1) }})
 	catalog.Register(api)
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
@@ -153,6 +157,7 @@ func testEndToEnd(t *testing.T, backend string) {
 	ctx := context.Background()
 	fixtures := loadFixtures(t)
 	start := time.Now().Add(-time.Minute)
+	before := appended.Load()
 	for i, f := range fixtures {
 		op := client.SCIMOperation{
 			Method: f.Op.Method, Path: f.Op.Path, Request: rawOrNil(f.Op.Request), Result: rawOrNil(f.Op.Result),
@@ -165,6 +170,9 @@ func testEndToEnd(t *testing.T, backend string) {
 			t.Fatalf("%s: %v", f.name, err)
 		}
 		f.id = id
+	}
+	if n := appended.Load() - before; n != int64(len(fixtures)) {
+		t.Errorf("AfterAppend called %d times for %d events", n, len(fixtures))
 	}
 	// A UserModified row built with the SDK's helper, to check the two
 	// producers of Change are searched alike.

@@ -14,6 +14,7 @@ import (
 	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/httpapi"
+	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
@@ -29,6 +30,10 @@ type Deps struct {
 	// request_details from the operation's requestContext.
 	Enricher *enrich.Enricher
 	Logger   *slog.Logger
+	// AfterAppend, when set, is called after each stored event, like
+	// httpapi.Options.AfterAppend (streams wake up instead of polling).
+	// It must not block.
+	AfterAppend func()
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -59,10 +64,15 @@ func Register(api *httpapi.API, deps Deps) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	api.Handle("POST /v1/mgmt/audit/scim", tenancy.RoleWriter, true, &handler{deps: deps})
+	recorded := api.Metrics().NewCounterVec("audittrail_scim_events_total",
+		"SCIMEvent rows recorded, by type (error: the identity provider's call failed).", "type")
+	api.Handle("POST /v1/mgmt/audit/scim", tenancy.RoleWriter, true, &handler{deps: deps, recorded: recorded})
 }
 
-type handler struct{ deps Deps }
+type handler struct {
+	deps     Deps
+	recorded *metrics.CounterVec
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, _ := httpapi.PrincipalFrom(r.Context())
@@ -75,6 +85,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.deps.Store.Append(r.Context(), []event.Event{ev}); err != nil {
 		httpapi.WriteError(w, r, fmt.Errorf("append SCIM event: %w", err))
 		return
+	}
+	h.recorded.With(ev.Type).Inc()
+	if h.deps.AfterAppend != nil {
+		h.deps.AfterAppend()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"id": ev.ID})
