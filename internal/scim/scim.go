@@ -79,13 +79,9 @@ func Event(op Operation) (event.Event, error) {
 	if err != nil {
 		return event.Event{}, err
 	}
-	if resID == "" {
-		for _, r := range []map[string]any{result, request} {
-			if id, ok := getFold(r, "id").(string); ok && r != nil && method == "POST" {
-				resID = id
-				break
-			}
-		}
+	if resID == "" && method == "POST" {
+		// A create names the new resource only in its result.
+		resID, _ = getFold(result, "id").(string)
 	}
 
 	var change map[string]any
