@@ -35,7 +35,7 @@ func TestMeasureHTTP(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RetentionInterval = 0
 	r := start(t, cfg)
-	defer r.stop(t)
+	defer func() { r.stop(t) }()
 	creds, _ := ReadBootstrap(cfg.DataDir)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
 	c, err := client.New(client.Config{BaseURL: r.url, ProjectID: creds.ProjectID, ManagementKey: creds.ManagementKey, HTTPClient: hc})
@@ -83,19 +83,29 @@ func TestMeasureHTTP(t *testing.T) {
 	report("batch ingest (1000/batch, 4 senders): %8.0f events/s   p50 %6.2f ms   p99 %6.2f ms per batch",
 		float64(lat.ok*batch)/phase.Seconds(), ms(lat.p(0.50)), ms(lat.p(0.99)))
 
-	// 3. Top up to exactly 100,000 events, then search.
-	for n := int(stored.Load()); n < 100_000; {
-		size := min(10_000, 100_000-n)
-		recs := make([]client.Record, size)
+	// 3. A fresh server holding exactly 100,000 events, then search.
+	r.stop(t)
+	cfg = testConfig(t)
+	cfg.RetentionInterval = 0
+	r = start(t, cfg)
+	creds, _ = ReadBootstrap(cfg.DataDir)
+	c, err = client.New(client.Config{BaseURL: r.url, ProjectID: creds.ProjectID, ManagementKey: creds.ManagementKey, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-7 * 24 * time.Hour)
+	for n := 0; n < 100_000; n += 10_000 {
+		recs := make([]client.Record, 10_000)
 		for i := range recs {
 			k := n + i
 			recs[i] = client.Record{UserID: fmt.Sprintf("user%d", k%5000), Action: actions[k%len(actions)], ActorID: "fill",
-				Tenants: []string{fmt.Sprintf("t%d", k%20)}, Geo: geos[k%len(geos)]}
+				Tenants: []string{fmt.Sprintf("t%d", k%20)}, Geo: geos[k%len(geos)],
+				// spread over the last week, so time bounds mean something
+				Occurred: base.Add(time.Duration(k) * 6 * time.Second)}
 		}
 		if _, err := c.Audit().Ingest(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
-		n += size
 	}
 	_, total, err := c.Audit().SearchAll(ctx, client.SearchOptions{Size: 1})
 	if err != nil {
@@ -113,6 +123,7 @@ func TestMeasureHTTP(t *testing.T) {
 		{"tenant + geo", client.SearchOptions{Tenants: []string{"t7"}, Geos: []string{"IL"}, Size: 100}},
 		{"text \"user424\"", client.SearchOptions{Text: "user424", Size: 100}},
 		{"page 50 of 100", client.SearchOptions{Size: 100, Page: 50}},
+		{"one day, action", client.SearchOptions{From: base.Add(48 * time.Hour), To: base.Add(72 * time.Hour), Actions: []string{"UserCreated"}, Size: 100}},
 	} {
 		var durs []time.Duration
 		var hits int
