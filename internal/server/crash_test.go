@@ -60,9 +60,10 @@ func (c *child) kill(t *testing.T) {
 
 // startChild runs `audittrail serve` as a separate process and waits for
 // /healthz.
-func startChild(t *testing.T, bin, dataDir, addr string, logs *os.File) *child {
+func startChild(t *testing.T, bin, dataDir, addr string, logs *os.File, extra ...string) *child {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", addr, "--search-rate-limit", "0", "--log-level", "warn")
+	args := append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--search-rate-limit", "0", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -91,12 +92,19 @@ func startChild(t *testing.T, bin, dataDir, addr string, logs *os.File) *child {
 
 // TestCrashDurability kills the server with SIGKILL while several clients
 // ingest (single events and batches), restarts it, and checks that every
-// acknowledged id is found exactly once. Run it alone with
+// acknowledged id is found exactly once. It runs twice: with the retention
+// loop off, and with it on as in production (a DeleteBefore pass at every
+// start). Run it alone with
 // go test ./internal/server -run CrashDurability -v
 func TestCrashDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it: skipped with -short")
 	}
+	t.Run("retention off", func(t *testing.T) { crashCycles(t, "--retention-interval", "0") })
+	t.Run("retention on", func(t *testing.T) { crashCycles(t) })
+}
+
+func crashCycles(t *testing.T, extra ...string) {
 	bin, err := buildOnce()
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +117,7 @@ func TestCrashDurability(t *testing.T) {
 	}
 	defer logs.Close()
 
-	srv := startChild(t, bin, dataDir, addr, logs)
+	srv := startChild(t, bin, dataDir, addr, logs, extra...)
 	creds, err := ReadBootstrap(dataDir)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +191,7 @@ func TestCrashDurability(t *testing.T) {
 		mu.Lock()
 		t.Logf("cycle %d: %d ids acknowledged so far (%d at the kill)", cycle, len(acked), before)
 		mu.Unlock()
-		srv = startChild(t, bin, dataDir, addr, logs)
+		srv = startChild(t, bin, dataDir, addr, logs, extra...)
 	}
 
 	// Read everything back through one export and compare.
