@@ -216,6 +216,7 @@ func (e *Engine) runDelete(r *request) {
 	e.w.rules = next
 	e.mu.Lock()
 	e.ix.rules = next.Rules
+	e.ix.rulesVer++
 	var err error
 	r.deleted, err = e.applyRule(&rule)
 	e.mu.Unlock()

@@ -91,8 +91,10 @@ type index struct {
 	segs   []*segment
 	frozen *memtable
 	mem    *memtable
-	// rules mirrors the writer's deletion rules for the flusher.
-	rules []deleteRule
+	// rules mirrors the writer's deletion rules for the flusher; rulesVer
+	// counts their changes.
+	rules    []deleteRule
+	rulesVer uint64
 	// keys finds a segment row by the hash of (company, id): 10M events
 	// cost one small map entry each rather than two strings. A hash that
 	// collides with a different key goes to keysOverflow.

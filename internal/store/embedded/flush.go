@@ -90,13 +90,7 @@ func (e *Engine) flushFrozen() error {
 	}
 	hashes := segmentHashes(s)
 	s.release()
-	e.mu.Lock()
-	err = e.installSegment(s, hashes)
-	if err == nil {
-		e.ix.frozen = nil
-	}
-	e.mu.Unlock()
-	if err != nil {
+	if err := e.swapIn(s, hashes); err != nil {
 		return err
 	}
 	if err := e.removeLogsThrough(fz.gen); err != nil {
@@ -149,22 +143,7 @@ func (e *Engine) installSegment(s *segment, hashes []uint64) error {
 	ix.nextSegID++
 	ix.segByID[s.id] = s
 	ix.segs = append(ix.segs, s)
-	for row := range s.n {
-		if del.Contains(uint32(row)) {
-			continue
-		}
-		ref := makeRef(s.id, uint32(row))
-		h := hashes[row]
-		if old, ok := ix.keys[h]; ok && !e.refHasKey(old, s, row) {
-			// A different key with the same hash: exact keys decide.
-			k, _ := s.key(row)
-			company, id := splitKey(k)
-			ix.keysOverflow[dedupeKey{company, id}] = ref
-			continue
-		}
-		// Either new, or the same key as a deleted row: point at the live one.
-		ix.keys[h] = ref
-	}
+	e.indexRows(s, hashes, del, 0, s.n)
 	return nil
 }
 
@@ -330,5 +309,68 @@ func (e *Engine) dropSegment(s *segment) {
 		e.log.Warn("embedded: cannot remove deleted segment", "file", s.path, "err", err)
 	} else {
 		e.log.Info("embedded: removed segment past retention", "file", filepath.Base(s.path), "rows", s.n)
+	}
+}
+
+// swapIn replaces the frozen memtable by its segment s. The key index
+// entries go in first, a chunk per hold of the write lock, while the
+// segment is not yet visible (its entries resolve to nothing until then,
+// and the frozen memtable still answers for its keys); then one short
+// hold swaps the sources. So a flush never stalls searches for long.
+func (e *Engine) swapIn(s *segment, hashes []uint64) error {
+	e.mu.Lock()
+	rules, ver := e.ix.rules, e.ix.rulesVer
+	s.id = e.ix.nextSegID
+	e.ix.nextSegID++
+	e.mu.Unlock()
+	del, err := rulesDeleted(s, rules)
+	if err != nil {
+		s.close()
+		return err
+	}
+	for lo := 0; lo < s.n; lo += swapChunk {
+		e.mu.Lock()
+		e.indexRows(s, hashes, del, lo, min(s.n, lo+swapChunk))
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ix.rulesVer != ver { // a DeleteBefore ran meanwhile
+		if del, err = rulesDeleted(s, e.ix.rules); err != nil {
+			return err
+		}
+	}
+	s.deleted = del
+	e.ix.segByID[s.id] = s
+	e.ix.segs = append(e.ix.segs, s)
+	e.ix.frozen = nil
+	if int(del.GetCardinality()) == s.n {
+		e.dropSegment(s)
+	}
+	return nil
+}
+
+// swapChunk is how many key index entries go in per hold of the lock.
+const swapChunk = 8192
+
+// indexRows adds the key index entries of rows [lo, hi) of s, skipping
+// deleted ones. Caller holds e.mu for writing.
+func (e *Engine) indexRows(s *segment, hashes []uint64, del *roaring.Bitmap, lo, hi int) {
+	ix := &e.ix
+	for row := lo; row < hi; row++ {
+		if del.Contains(uint32(row)) {
+			continue
+		}
+		ref := makeRef(s.id, uint32(row))
+		h := hashes[row]
+		if old, ok := ix.keys[h]; ok && !e.refHasKey(old, s, row) {
+			// A different key with the same hash: exact keys decide.
+			k, _ := s.key(row)
+			company, id := splitKey(k)
+			ix.keysOverflow[dedupeKey{company, id}] = ref
+			continue
+		}
+		// Either new, or the same key as a deleted row: point at the live one.
+		ix.keys[h] = ref
 	}
 }
