@@ -304,23 +304,25 @@ func TestCollectorReceivesEveryEventThroughOutages(t *testing.T) {
 			retried := 0
 			for b := range batches {
 				evs := testEvents(b*perBatch, perBatch)
-				switch b {
-				case 3:
-					// The collector goes away and comes back.
-					c.stop()
-					go func() { time.Sleep(300 * time.Millisecond); c.start() }()
-				case 6:
-					// The pipeline refuses (the receiver answers 503).
-					c.refuse.Store(true)
-					go func() { time.Sleep(300 * time.Millisecond); c.refuse.Store(false) }()
-				}
-				if n := deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 30*time.Second); n > 1 {
+				batch := stream.Batch{ConnectorID: "c1", Events: evs}
+				// Each outage lasts until a Write has failed on it, then the
+				// batch is retried as the engine would.
+				outage := func(begin, end func()) {
+					begin()
+					if err := s.Write(context.Background(), batch); err == nil {
+						t.Fatalf("batch %d: Write succeeded during the outage", b)
+					}
 					retried++
+					end()
 				}
+				switch b {
+				case 3: // the collector goes away and comes back
+					outage(c.stop, c.start)
+				case 6: // the pipeline refuses: the receiver answers 503
+					outage(func() { c.refuse.Store(true) }, func() { c.refuse.Store(false) })
+				}
+				deliver(t, s, batch, 30*time.Second)
 				sent = append(sent, evs...)
-			}
-			if retried < 2 {
-				t.Fatalf("only %d batches needed a retry: the outages were not injected", retried)
 			}
 			got, res := c.received()
 			checkRecords(t, tc.body, sent, got, res)

@@ -342,22 +342,29 @@ func TestArchivesEveryEventOnceThroughOutages(t *testing.T) {
 	retried := 0
 	for b := range batches {
 		evs := testEvents(b*perBatch, perBatch)
+		batch := stream.Batch{ConnectorID: "c1", Events: evs}
+		// An outage lasts until a Write has failed on it.
+		outage := func(begin, end func()) {
+			begin()
+			if err := s.Write(context.Background(), batch); err == nil {
+				t.Fatalf("batch %d: Write succeeded during the outage", b)
+			}
+			end()
+		}
 		switch b {
 		case 3:
 			// The server goes away and comes back with its data.
-			f.stop()
-			go func() { time.Sleep(500 * time.Millisecond); f.start() }()
+			outage(f.stop, f.start)
 		case 7:
 			// Objects are stored but the answers are lost: the retry must
 			// overwrite them, not add copies.
 			f.loseAcks.Store(4)
 		case 11:
 			// The service refuses for a while.
-			f.refuse.Store(true)
-			go func() { time.Sleep(600 * time.Millisecond); f.refuse.Store(false) }()
+			outage(func() { f.refuse.Store(true) }, func() { f.refuse.Store(false) })
 		}
-		n := deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 60*time.Second)
-		if n > 1 {
+		n := deliver(t, s, batch, 60*time.Second)
+		if n > 1 || b == 3 || b == 11 {
 			retried++
 			t.Logf("batch %d: %d attempts", b, n)
 		}
