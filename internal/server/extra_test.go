@@ -288,3 +288,17 @@ func TestStreamDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStartReleasesTheStore: a start that fails after the store
+// opened (here: an unreadable GeoIP database) must release the store's
+// lock, so that a corrected start succeeds in the same process.
+func TestFailedStartReleasesTheStore(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.GeoIPDB = filepath.Join(t.TempDir(), "missing.mmdb")
+	if err := Run(context.Background(), cfg, RunOptions{}); err == nil || !strings.Contains(err.Error(), "enrich") {
+		t.Fatalf("start with a missing GeoIP database: %v", err)
+	}
+	cfg.GeoIPDB = ""
+	r := start(t, cfg)
+	r.stop(t)
+}

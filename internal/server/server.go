@@ -177,6 +177,10 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.NewRegistry()}
 	if err := s.open(ctx); err != nil {
+		// Release what did open (a store's directory lock, a pool).
+		if cerr := s.close(); cerr != nil {
+			log.Warn("closing after a failed start", "error", cerr)
+		}
 		return err
 	}
 	var shutdownStart time.Time
