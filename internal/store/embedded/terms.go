@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"encoding/json"
+	"hash/maphash"
 	"slices"
 	"unicode/utf8"
 
@@ -42,7 +43,8 @@ func pkey(field byte, v string) string {
 // with query.Query.Match; the differential tests hold it to that.
 func indexKeys(e *event.Event) []string {
 	keys := make([]string, 0, 64)
-	add := func(k string) { keys = append(keys, k) }
+	var set keySet
+	add := func(k string) { keys = set.add(keys, k) }
 	add(pkey(keyCompany, e.CompanyID))
 	switch e.Level {
 	case event.LevelProject:
@@ -81,11 +83,45 @@ func indexKeys(e *event.Event) []string {
 		tokens(s)
 	}
 	dataStrings(e.Data, tokens)
-	// Sorting and compacting dedupes with one allocation less per key than
-	// a set would.
-	slices.Sort(keys)
-	return slices.Compact(keys)
+	if set.overflow {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+	}
+	return keys
 }
+
+// keySet dedupes the keys of one event without allocating: an
+// open-addressing table of indexes into the key list. An event with more
+// distinct keys than keySetMax (a big data payload) is deduped by sorting
+// at the end instead.
+type keySet struct {
+	slots    [2 * keySetMax]int32 // index+1 into keys; 0 = empty
+	overflow bool
+}
+
+const keySetMax = 128
+
+func (s *keySet) add(keys []string, k string) []string {
+	if s.overflow {
+		return append(keys, k)
+	}
+	if len(keys) >= keySetMax {
+		s.overflow = true
+		return append(keys, k)
+	}
+	i := maphash.String(keySetSeed, k) & (2*keySetMax - 1)
+	for s.slots[i] != 0 {
+		if keys[s.slots[i]-1] == k {
+			return keys
+		}
+		i = (i + 1) & (2*keySetMax - 1)
+	}
+	keys = append(keys, k)
+	s.slots[i] = int32(len(keys))
+	return keys
+}
+
+var keySetSeed = maphash.MakeSeed()
 
 // tokenKeys calls add with the token posting key of every token of s, as
 // event.Tokenize defines tokens. ASCII text, the common case, is

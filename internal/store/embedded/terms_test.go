@@ -2,7 +2,10 @@ package embedded
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -50,5 +53,43 @@ func BenchmarkIndexKeys(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		indexKeys(&evs[i%len(evs)])
+	}
+}
+
+func TestIndexKeysDistinct(t *testing.T) {
+	evs := storetest.Generate(7, 300, storetest.GenOptions{})
+	// One event with far more keys than the no-allocation set holds.
+	big := evs[0]
+	var sb strings.Builder
+	sb.WriteString(`{"words":"`)
+	for i := range 400 {
+		fmt.Fprintf(&sb, "w%d w%d ", i, i%50)
+	}
+	sb.WriteString(`"}`)
+	big.Data = json.RawMessage(sb.String())
+	evs = append(evs, big)
+	for i := range evs {
+		got := indexKeys(&evs[i])
+		want := slices.Clone(got)
+		slices.Sort(want)
+		want = slices.Compact(want)
+		if len(got) != len(want) {
+			t.Fatalf("event %d: %d keys, %d distinct", i, len(got), len(want))
+		}
+	}
+	if n := len(indexKeys(&big)); n < 400 {
+		t.Fatalf("big event has %d keys", n)
+	}
+}
+
+func TestSortedKeys(t *testing.T) {
+	m := map[string]*posting{}
+	for _, k := range []string{"t", "ta", "tab", "t\x00", "t\x00a", "tabcdefgh", "tabcdefg", "tabcdefgi", "A", "", "u\xff", "tabcdefg\x00"} {
+		m[k] = &posting{}
+	}
+	got := sortedKeys(m)
+	want := slices.Sorted(maps.Keys(m))
+	if !slices.Equal(got, want) {
+		t.Fatalf("sortedKeys = %q, want %q", got, want)
 	}
 }
