@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -663,6 +664,20 @@ func TestPanicRecovery(t *testing.T) {
 	}
 	if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 {
 		t.Fatalf("server unhealthy after a panic: %d", r.status)
+	}
+	// A panic after the response started cuts the connection.
+	e.api.HandlePublic("GET /halfway", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		panic("late")
+	}))
+	resp, err := e.srv.Client().Get(e.srv.URL + "/halfway")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a panic mid-response ended the body cleanly")
 	}
 }
 

@@ -117,6 +117,10 @@ func (a *API) serveTop(w http.ResponseWriter, r *http.Request) {
 			a.log.Error("panic serving request", "request_id", info.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if sw.status == 0 {
 				WriteError(sw, r, fmt.Errorf("panic: %v", v))
+			} else {
+				// Part of a response is out: cut the connection so the
+				// client cannot take the truncated body for a whole one.
+				defer panic(http.ErrAbortHandler)
 			}
 		}
 		status := sw.status
