@@ -60,6 +60,12 @@ var ErrUnsupported = errors.New("server: unsupported configuration")
 
 // Main runs `audittrail serve` and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return MainWith(ctx, args, stdout, stderr)
+}
+
+// MainWith is Main with extensions (subsystems that mount routes and run
+// beside the API), for cmd/audittrail to list explicitly.
+func MainWith(ctx context.Context, args []string, stdout, stderr io.Writer, exts ...Extension) int {
 	cfg, err := config.Load(config.Sources{Args: args, Usage: stderr})
 	if errors.Is(err, config.ErrHelp) {
 		return 0
@@ -77,7 +83,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	if err := Run(ctx, cfg, RunOptions{Logger: logger, Stdout: stdout}); err != nil {
+	if err := Run(ctx, cfg, RunOptions{Logger: logger, Stdout: stdout, Extensions: exts}); err != nil {
 		logger.Error("audittrail serve stopped", "error", err)
 		return 1
 	}
