@@ -100,7 +100,7 @@ func (e *Engine) Check(ctx context.Context) (Report, error) {
 				problem("memtable row %d: not found by its key", i)
 			}
 			for _, k := range indexKeys(ev) {
-				if p := m.postings[k]; p == nil || !p.bitmap().Contains(uint32(i)) {
+				if p := m.lookup(k); p == nil || !p.bitmap().Contains(uint32(i)) {
 					problem("memtable row %d: missing from posting %q", i, k)
 				}
 			}

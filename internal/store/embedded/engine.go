@@ -168,7 +168,7 @@ const (
 type request struct {
 	kind   requestKind
 	events []event.Event // append
-	keys   [][]string    // posting keys of events, computed by the caller
+	keys   []eventKeys   // posting keys of events, computed by the caller
 	rule   deleteRule    // delete
 	// stored is what the request added, filled by the writer, and spans
 	// where each stored event's encoding lies in the group's log buffer.
@@ -426,8 +426,8 @@ func (e *Engine) replay(covered uint64) error {
 const parallelKeysMin = 256
 
 // parallelKeys computes the posting keys of every event on all cores.
-func parallelKeys(evs []event.Event) [][]string {
-	keys := make([][]string, len(evs))
+func parallelKeys(evs []event.Event) []eventKeys {
+	keys := make([]eventKeys, len(evs))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	chunk := (len(evs) + workers - 1) / workers
@@ -436,7 +436,7 @@ func parallelKeys(evs []event.Event) [][]string {
 		go func(lo, hi int) {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				keys[i] = indexKeys(&evs[i])
+				keys[i] = indexEvent(&evs[i])
 			}
 		}(w*chunk, min(len(evs), (w+1)*chunk))
 	}
@@ -513,13 +513,13 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 	// Index keys are computed here, on the caller's goroutine, so that
 	// concurrent writers tokenise in parallel and the single writer only
 	// files the results.
-	var keys [][]string
+	var keys []eventKeys
 	if len(events) >= parallelKeysMin {
 		keys = parallelKeys(events)
 	} else {
-		keys = make([][]string, len(events))
+		keys = make([]eventKeys, len(events))
 		for i := range events {
-			keys[i] = indexKeys(&events[i])
+			keys[i] = indexEvent(&events[i])
 		}
 	}
 	return e.submit(ctx, &request{kind: reqAppend, events: events, keys: keys})

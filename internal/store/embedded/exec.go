@@ -265,20 +265,20 @@ func (m *mergeHeap) Pop() any {
 // memtable as a rowSource.
 
 func (m *memtable) posting(k string) (*roaring.Bitmap, error) {
-	if p := m.postings[k]; p != nil {
+	if p := m.lookup(k); p != nil {
 		return p.bitmap(), nil
 	}
 	return nil, nil
 }
 
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
-	keys := m.tokenKeys
+	posts := m.tokenKeys
 	if len(p) >= tokenBucketLen {
-		keys = m.tokenBuckets[p[:tokenBucketLen]]
+		posts = m.tokenBuckets[p[:tokenBucketLen]]
 	}
-	for _, k := range keys {
-		if strings.HasPrefix(k, p) {
-			fn(m.postings[k].bitmap())
+	for _, post := range posts {
+		if strings.HasPrefix(post.key, p) {
+			fn(post.bitmap())
 		}
 	}
 	return nil

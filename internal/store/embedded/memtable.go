@@ -33,13 +33,15 @@ type memtable struct {
 	// that covers the whole memtable costs nothing.
 	minOccurred, maxOccurred int64
 	byKey                    map[dedupeKey]uint32
-	postings                 map[string]*posting
+	// postings maps postingHash(key) to the key's posting, chained through
+	// posting.next in the rare case of two keys with one hash.
+	postings map[uint64]*posting
 	// tokenKeys lists the token posting keys in first-seen order, and
 	// tokenBuckets the same keys by their first tokenBucketLen bytes, for
 	// prefix search (a map cannot be range-scanned by prefix): a query
 	// token that long only scans its bucket.
-	tokenKeys    []string
-	tokenBuckets map[string][]string
+	tokenKeys    []*posting
+	tokenBuckets map[string][]*posting
 	deleted      *roaring.Bitmap
 	live         int
 	// gen is the newest log generation whose events this memtable holds.
@@ -49,8 +51,8 @@ type memtable struct {
 func newMemtable() *memtable {
 	return &memtable{
 		byKey:        make(map[dedupeKey]uint32),
-		postings:     make(map[string]*posting),
-		tokenBuckets: make(map[string][]string),
+		postings:     make(map[uint64]*posting),
+		tokenBuckets: make(map[string][]*posting),
 		compIdx:      make(map[string]uint32),
 		deleted:      roaring.New(),
 	}
@@ -65,7 +67,7 @@ func (m *memtable) has(company, id string) bool {
 
 // add appends ev, whose log encoding is enc (kept, not copied), with its
 // posting keys (from indexKeys).
-func (m *memtable) add(ev *event.Event, enc []byte, keys []string) {
+func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 	row := uint32(len(m.enc))
 	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = row
 	m.enc = append(m.enc, enc)
@@ -84,16 +86,20 @@ func (m *memtable) add(ev *event.Event, enc []byte, keys []string) {
 	if ev.Occurred > m.maxOccurred {
 		m.maxOccurred = ev.Occurred
 	}
-	for _, k := range keys {
-		p := m.postings[k]
+	for i, k := range ek.keys {
+		h := ek.hashes[i]
+		p := m.postings[h]
+		for p != nil && p.key != k {
+			p = p.next
+		}
 		if p == nil {
-			p = &posting{}
-			m.postings[k] = p
+			p = &posting{key: k, next: m.postings[h]}
+			m.postings[h] = p
 			if k[0] == keyToken {
-				m.tokenKeys = append(m.tokenKeys, k)
+				m.tokenKeys = append(m.tokenKeys, p)
 				if len(k) >= tokenBucketLen {
 					b := k[:tokenBucketLen]
-					m.tokenBuckets[b] = append(m.tokenBuckets[b], k)
+					m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
 				}
 			}
 		}
@@ -106,8 +112,28 @@ func (m *memtable) add(ev *event.Event, enc []byte, keys []string) {
 // tokens) have a handful of rows, kept as a plain list; a bitmap, which
 // costs several allocations, is kept only for frequent ones.
 type posting struct {
+	key  string
 	rows []uint32 // ascending, as rows are added in order
 	bm   *roaring.Bitmap
+	next *posting // another key with the same hash
+}
+
+// lookup returns the posting of key k, or nil.
+func (m *memtable) lookup(k string) *posting {
+	p := m.postings[postingHash(k)]
+	for p != nil && p.key != k {
+		p = p.next
+	}
+	return p
+}
+
+// allPostings calls fn with every posting.
+func (m *memtable) allPostings(fn func(*posting)) {
+	for _, p := range m.postings {
+		for ; p != nil; p = p.next {
+			fn(p)
+		}
+	}
 }
 
 const postingBitmapAt = 256

@@ -50,31 +50,31 @@ func (s *sectionWriter) end() {
 	t.crc = s.crc
 }
 
-// sortedKeys returns the keys of postings in order. Posting keys share
+// sortedPostings returns the postings of m in key order. Posting keys share
 // prefixes ("t" + token), which makes plain string sorting slow; comparing
 // their first 8 bytes as an integer first settles most comparisons.
-func sortedKeys(postings map[string]*posting) []string {
+func sortedPostings(m *memtable) []*posting {
 	type item struct {
 		prefix uint64
-		key    string
+		p      *posting
 	}
-	items := make([]item, 0, len(postings))
-	for k := range postings {
+	items := make([]item, 0, len(m.postings))
+	m.allPostings(func(p *posting) {
 		var b [8]byte
-		copy(b[:], k)
-		items = append(items, item{binary.BigEndian.Uint64(b[:]), k})
-	}
+		copy(b[:], p.key)
+		items = append(items, item{binary.BigEndian.Uint64(b[:]), p})
+	})
 	slices.SortFunc(items, func(a, b item) int {
 		if c := cmp.Compare(a.prefix, b.prefix); c != 0 {
 			return c
 		}
-		return strings.Compare(a.key, b.key)
+		return strings.Compare(a.p.key, b.p.key)
 	})
-	keys := make([]string, len(items))
+	out := make([]*posting, len(items))
 	for i := range items {
-		keys[i] = items[i].key
+		out[i] = items[i].p
 	}
-	return keys
+	return out
 }
 
 // encodePosting writes ascending rows as a short varint list or, when
@@ -150,7 +150,11 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 		}
 	}
 
-	keys := sortedKeys(m.postings)
+	posts0 := sortedPostings(m)
+	keys := make([]string, len(posts0))
+	for i, p := range posts0 {
+		keys[i] = p.key
+	}
 	meta.Keys = len(keys)
 
 	sw.begin(secMeta)
@@ -256,9 +260,9 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 
 	posts := make([][]byte, len(keys))
 	var rows []uint32
-	for i, k := range keys {
+	for i := range keys {
 		rows = rows[:0]
-		for _, old := range m.postings[k].rows {
+		for _, old := range posts0[i].rows {
 			rows = append(rows, newRow[old])
 		}
 		slices.Sort(rows)

@@ -39,6 +39,27 @@ func pkey(field byte, v string) string {
 	return string(b)
 }
 
+// eventKeys is the distinct posting keys of one event and their hashes
+// (postingHash), computed by the caller of Append so that the single
+// writer only files them.
+type eventKeys struct {
+	keys   []string
+	hashes []uint64
+}
+
+func indexEvent(e *event.Event) eventKeys {
+	keys := indexKeys(e)
+	hs := make([]uint64, len(keys))
+	for i, k := range keys {
+		hs[i] = postingHash(k)
+	}
+	return eventKeys{keys, hs}
+}
+
+// postingHash keys the memtable's posting map: an integer key is far
+// cheaper for the writer to look up than the string.
+func postingHash(k string) uint64 { return maphash.String(keySetSeed, k) }
+
 // indexKeys returns the distinct posting keys of e. It must agree exactly
 // with query.Query.Match; the differential tests hold it to that.
 func indexKeys(e *event.Event) []string {

@@ -3,7 +3,6 @@ package embedded
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -82,13 +81,19 @@ func TestIndexKeysDistinct(t *testing.T) {
 	}
 }
 
-func TestSortedKeys(t *testing.T) {
-	m := map[string]*posting{}
+func TestSortedPostings(t *testing.T) {
+	m := newMemtable()
+	var want []string
 	for _, k := range []string{"t", "ta", "tab", "t\x00", "t\x00a", "tabcdefgh", "tabcdefg", "tabcdefgi", "A", "", "u\xff", "tabcdefg\x00"} {
-		m[k] = &posting{}
+		h := postingHash(k) & 3 // force hash collisions: chains must keep every key
+		m.postings[h] = &posting{key: k, next: m.postings[h]}
+		want = append(want, k)
 	}
-	got := sortedKeys(m)
-	want := slices.Sorted(maps.Keys(m))
+	slices.Sort(want)
+	var got []string
+	for _, p := range sortedPostings(m) {
+		got = append(got, p.key)
+	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sortedKeys = %q, want %q", got, want)
 	}
