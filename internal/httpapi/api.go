@@ -32,6 +32,10 @@ const (
 	MaxBodyBytes = 1 << 20
 	// MaxTextBytes bounds the free-text query.
 	MaxTextBytes = 1024
+	// maxConcurrentBatches bounds the batch bodies held in memory at once
+	// (each up to MaxBatchBytes, several times that once decoded), so a
+	// burst of bulk loads cannot exhaust memory; later ones wait their turn.
+	maxConcurrentBatches = 8
 	// searchWindowGrace tolerates a client that computed `from` as
 	// now − window a moment before the server reads it.
 	searchWindowGrace = time.Minute
@@ -92,6 +96,8 @@ type API struct {
 	mux  *http.ServeMux
 	met  apiMetrics
 	now  func() time.Time
+	// batchSlots holds a token per batch request being read or decoded.
+	batchSlots chan struct{}
 }
 
 type apiMetrics struct {
@@ -122,7 +128,7 @@ func New(opts Options) (*API, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux(), now: opts.Now}
+	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux(), now: opts.Now, batchSlots: make(chan struct{}, maxConcurrentBatches)}
 	m := opts.Metrics
 	a.met = apiMetrics{
 		requests:       m.NewCounterVec("audittrail_http_requests_total", "HTTP requests by route and status code.", "route", "code"),

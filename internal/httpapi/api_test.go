@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -761,5 +762,47 @@ func TestAfterAppendHook(t *testing.T) {
 	e.post("/v1/mgmt/audit/events", `{"events":[{"action":""}]}`) // refused: no append
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("AfterAppend called %d times, want 2", n)
+	}
+}
+
+// TestBatchSlots: refused batches give their slot back, and more
+// concurrent batches than slots all complete.
+func TestBatchSlots(t *testing.T) {
+	e := newEnv(t)
+	for range 20 {
+		if r := e.post("/v1/mgmt/audit/events", `{"events":[{"action":""}]}`); r.status != 400 {
+			t.Fatal(r.status)
+		}
+		if r := e.post("/v1/mgmt/audit/events", `{"events":`); r.status != 400 {
+			t.Fatal(r.status)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 24)
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"events":[{"id":"b%d-1","action":"A"},{"id":"b%d-2","action":"B"}]}`, i, i)
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/mgmt/audit/events", strings.NewReader(body))
+			req.Header.Set("Authorization", e.auth())
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- resp.Status
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := e.count(); n != 48 {
+		t.Fatalf("%d events stored, want 48", n)
 	}
 }

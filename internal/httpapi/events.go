@@ -338,16 +338,28 @@ func (a *API) handleCreateEvent(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) handleBatch(w http.ResponseWriter, r *http.Request) {
 	p, _ := PrincipalFrom(r.Context())
+	select {
+	case a.batchSlots <- struct{}{}:
+	case <-r.Context().Done():
+		WriteError(w, r, r.Context().Err())
+		return
+	}
 	body, err := readBody(w, r, MaxBatchBytes)
 	if err != nil {
+		<-a.batchSlots
 		WriteError(w, r, err)
 		return
 	}
 	events, err := DecodeBatch(body, p.ProjectID, a.now(), a.opts.Enricher)
+	<-a.batchSlots // the body is no longer needed; the decoded events are
 	if err != nil {
 		WriteError(w, r, err)
 		return
 	}
+	a.storeBatch(w, r, p, events)
+}
+
+func (a *API) storeBatch(w http.ResponseWriter, r *http.Request, p Principal, events []event.Event) {
 	if err := a.authorizeEvents(r, p, events); err != nil {
 		WriteError(w, r, err)
 		return
