@@ -19,12 +19,24 @@ import (
 	"github.com/audittrail/audittrail/client"
 )
 
-// buildBinary compiles cmd/audittrail once per test binary run.
+// binDir holds the binary built for this test run; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildOnce compiles cmd/audittrail once per test binary run.
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "audittrail-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "audittrail")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/audittrail/audittrail/cmd/audittrail")
 	if out, err := cmd.CombinedOutput(); err != nil {
