@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -541,6 +542,22 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("keyboard opened %q, want the second row", id)
 		}
 		b.do(chromedp.KeyEvent("\x1b"))
+		waitFor[bool](b, `document.querySelector('#detail').hidden`)
+
+		// A value in the detail becomes a filter.
+		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		b.do(chromedp.Click(chromedp.CSS(`#detail button[aria-label^="Filter by country"]`)))
+		loc := waitFor[string](b, `location.search.includes('country=') && location.search`)
+		if !strings.Contains(loc, "action=UserModified") {
+			t.Errorf("filter from the detail dropped the others: %s", loc)
+		}
+		total, _ := b.results()
+		q, _ := url.ParseQuery(strings.TrimPrefix(loc, "?"))
+		wantTotal, _ := b.apiSearch(day(client.SearchOptions{Actions: []string{"UserModified"}, Geos: q["country"]}))
+		if total != wantTotal || total == 0 {
+			t.Errorf("after filtering by country %v: %d, want %d", q["country"], total, wantTotal)
+		}
 	})
 
 	t.Run("live tail", func(t *testing.T) {

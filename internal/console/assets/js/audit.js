@@ -126,7 +126,7 @@ class AuditPage {
     this.pager = h('nav.pager', { 'aria-label': 'Result pages' }, this.prevBtn, this.pageInfo, this.nextBtn,
       h('span.page-size', h('label', { for: 'f-size' }, 'Rows per page'), this.sizeSel));
 
-    this.detail = new DetailPanel();
+    this.detail = new DetailPanel({ onFilter: (key, value) => this.addFilter(key, value) });
 
     m.append(h('div.audit-layout',
       h('section.page.audit', { 'aria-labelledby': 'audit-title' },
@@ -193,6 +193,16 @@ class AuditPage {
     this.state = readState('');
     this.fillForm();
     this.go({ histogram: true });
+  }
+
+  addFilter(key, value) {
+    const st = { ...this.state, lists: { ...this.state.lists }, page: 0 };
+    if (key === 'devices') st.devices = [...new Set([...st.devices, value])];
+    else st.lists[key] = [...new Set([...(st.lists[key] || []), value])];
+    this.state = st;
+    this.fillForm();
+    this.go({ histogram: true });
+    announce(`Filter added: ${value}`);
   }
 
   narrow(from, to) {

@@ -3,8 +3,16 @@
 // JSON.
 import { h, clear, timeEl, fmtUTC } from './dom.js';
 
+// Fields a value of which can become a search filter, and the request key.
+const FILTERABLE = {
+  action: 'actions', userId: 'userIds', actorId: 'actorIds', externalIds: 'externalIds', tenants: 'tenants',
+  device: 'devices', method: 'methods', geo: 'geos', remoteAddress: 'remoteAddresses',
+};
+
 export class DetailPanel {
-  constructor() {
+  /** onFilter(key, value) narrows the search to events sharing the value. */
+  constructor({ onFilter } = {}) {
+    this.onFilter = onFilter;
     this.title = h('h2#detail-title', 'Event');
     this.body = h('div.detail-body');
     this.closeBtn = h('button.btn.icon', { type: 'button', 'aria-label': 'Close the event detail', title: 'Close (Esc)' }, '×');
@@ -21,7 +29,7 @@ export class DetailPanel {
     clear(this.body);
     const data = ev.data && typeof ev.data === 'object' ? ev.data : {};
     this.body.append(
-      section('Event', fieldList(ev)),
+      section('Event', fieldList(ev, this.onFilter && ((key, v) => { this.close(); this.onFilter(key, v); }))),
       changeSection(ev, data),
       requestSection(data),
       section('Data', Object.keys(data).length ? h('div.tree', { role: 'tree', 'aria-label': 'data' }, tree(data, 0)) : h('p.muted', 'No data.')),
@@ -51,10 +59,15 @@ const FIELDS = [
   ['tenants', 'Tenants'], ['device', 'Device'], ['method', 'Method'], ['geo', 'Country'], ['remoteAddress', 'IP address'],
 ];
 
-function fieldList(ev) {
+function fieldList(ev, onFilter) {
   const dl = h('dl.fields');
   for (const [k, label] of FIELDS) {
     let v = ev[k];
+    const values = Array.isArray(v) ? v : v ? [v] : [];
+    const filters = onFilter && FILTERABLE[k]
+      ? values.map((x) => h('button.btn.subtle.small.filter-btn', { type: 'button', title: `Show only events with ${label.toLowerCase()} ${x}`,
+        'aria-label': `Filter by ${label.toLowerCase()} ${x}`, onclick: () => onFilter(FILTERABLE[k], x) }, '+ filter'))
+      : [];
     if (k === 'occurred') {
       const ms = Number(v);
       v = h('span', timeEl(ms), h('br'), h('span.muted', fmtUTC(ms)), h('br'), h('span.muted.mono', String(ms)));
@@ -65,7 +78,7 @@ function fieldList(ev) {
     } else if (v === undefined || v === null || v === '') {
       v = '—';
     }
-    dl.append(h('dt', label), h('dd', { class: k === 'id' ? 'mono' : null }, v));
+    dl.append(h('dt', label), h('dd', { class: k === 'id' ? 'mono' : null }, v, filters.length ? ' ' : null, filters));
   }
   return dl;
 }
