@@ -52,6 +52,7 @@ func (e *Engine) flusher() {
 			return
 		case <-e.flushKick:
 		}
+		wait := time.Second
 		for {
 			e.mu.RLock()
 			fz := e.ix.frozen
@@ -60,16 +61,21 @@ func (e *Engine) flusher() {
 				break
 			}
 			if err := e.flushFrozen(); err != nil {
-				e.log.Error("embedded: flush failed; retrying, the log keeps the events", "err", err)
+				// A full disk can last: back off so the log is not flooded.
+				e.log.Error("embedded: flush failed; the log keeps the events", "err", err, "retryIn", wait)
 				select {
 				case <-e.stopFlusher:
 					return
-				case <-time.After(time.Second):
+				case <-time.After(wait):
 				}
+				wait = min(2*wait, maxFlushRetry)
 			}
 		}
 	}
 }
+
+// maxFlushRetry caps the wait between attempts of a failing flush.
+const maxFlushRetry = 30 * time.Second
 
 // flushFrozen writes the frozen memtable as a segment, swaps it in, and
 // deletes the log generations it covers. Only one runs at a time (the
