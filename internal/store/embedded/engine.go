@@ -586,8 +586,10 @@ func (e *Engine) Close() error {
 			}
 		}
 		if e.ix.frozen == nil && e.ix.mem.len() > 0 {
+			e.mu.Lock() // searches that started before Close may still run
 			e.ix.mem.gen = e.w.walGen
 			e.ix.frozen, e.ix.mem = e.ix.mem, newMemtable()
+			e.mu.Unlock()
 			if err := e.flushFrozen(); err != nil {
 				e.log.Warn("embedded: flush at close failed; the log keeps the events", "err", err)
 			}
