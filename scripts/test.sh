@@ -11,6 +11,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 need_apt=()
 command -v rsyslogd >/dev/null || need_apt+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -e /usr/lib/rsyslog/lmnsd_gtls.so ] || need_apt+=(rsyslog-gnutls)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ] || [ -e /usr/lib/rsyslog/imrelp.so ] || need_apt+=(rsyslog-relp)
 command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"

@@ -306,8 +306,9 @@ func (e *Engine) loadSegments() (uint64, error) {
 		return 0, fmt.Errorf("embedded: list segments: %w", err)
 	}
 	var (
-		covered uint64
-		segs    []*segment
+		covered   uint64
+		segMaxSeq uint64
+		segs      []*segment
 	)
 	defer func() {
 		for _, s := range segs {
@@ -335,6 +336,7 @@ func (e *Engine) loadSegments() (uint64, error) {
 			return 0, fmt.Errorf("embedded: segment %s: %w: names generation %d", name, store.ErrCorrupt, s.meta.Gen)
 		}
 		covered = max(covered, gen)
+		segMaxSeq = max(segMaxSeq, s.meta.MaxSeq)
 		e.w.lastSeq = max(e.w.lastSeq, s.meta.MaxSeq)
 	}
 	// Hashing every key is most of the start-up time of a big store: it
@@ -364,7 +366,10 @@ func (e *Engine) loadSegments() (uint64, error) {
 		hashes[i] = nil
 		s.release()
 	}
-	e.w.replaySeq = e.w.lastSeq
+	// Only segments bound what the log may still hold: a deletion rule
+	// records the Seq current when it was made, which can belong to events
+	// still only in the log.
+	e.w.replaySeq = segMaxSeq
 	return covered, nil
 }
 
