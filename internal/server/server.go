@@ -220,7 +220,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	s.metrics.NewCollector("streams", func(w io.Writer) error { return s.streams.WritePrometheus(context.Background(), w) })
 	// The built-in subsystems mount their routes before the first request.
 	catalog.Register(s.api)
-	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, Logger: log.With("component", "scim")})
+	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.streams.Notify, Logger: log.With("component", "scim")})
 	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir, Limiter: s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit, Logger: log.With("component", "console")})
 	if err != nil {
