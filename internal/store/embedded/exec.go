@@ -66,7 +66,7 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 	}{
 		{keyUser, q.UserIDs}, {keyAction, q.Actions}, {keyActor, q.ActorIDs}, {keyDevice, q.Devices},
 		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
-		{keyChanged, q.ChangedFields},
+		{keyChanged, q.ChangedFields}, {keyType, q.Types},
 	} {
 		if len(f.vals) > 0 && !cand.IsEmpty() {
 			cand = roaring.And(cand, anyOf(f.field, f.vals))

@@ -42,7 +42,7 @@ const (
 	segMagic       = "ATSEG01\n"
 	segTrailerSize = 8 + 4 + 4 + 8
 	segFooterEntry = 8 + 8 + 4
-	segVersion     = 3
+	segVersion     = 4 // 4: type postings
 	// rowsPerBlock trades compression (bigger blocks) against the work
 	// of decoding one row of a page (the whole block is decompressed).
 	rowsPerBlock = 32

@@ -30,6 +30,7 @@ const (
 	keyNoTenant  = 'N' // events without any tenant (value empty)
 	keyChanged   = 'f'
 	keyToken     = 't'
+	keyType      = 'y'
 )
 
 func pkey(field byte, v string) string {
@@ -77,6 +78,7 @@ func indexKeys(e *event.Event) []string {
 	add(pkey(keyAction, e.Action))
 	add(pkey(keyActor, e.ActorID))
 	add(pkey(keyDevice, e.Device))
+	add(pkey(keyType, e.Type))
 	add(pkey(keyMethod, e.Method))
 	add(pkey(keyGeo, e.Geo))
 	add(pkey(keyAddr, e.RemoteAddress))

@@ -229,12 +229,13 @@ const (
 	attrTenant   = "t:"
 	attrNoTenant = "nt:" // present only on events without any tenant
 	attrChanged  = "c:"
+	attrType     = "ty:" // backfilled for older rows by migration 0002
 )
 
 func eventAttrs(e *event.Event) []string {
 	out := []string{
 		attrUser + e.UserID, attrActor + e.ActorID, attrAction + e.Action, attrDevice + e.Device,
-		attrMethod + e.Method, attrGeo + e.Geo, attrAddr + e.RemoteAddress,
+		attrMethod + e.Method, attrGeo + e.Geo, attrAddr + e.RemoteAddress, attrType + e.Type,
 	}
 	for _, l := range e.LoginIDs {
 		out = append(out, attrLogin+l)
@@ -382,7 +383,7 @@ func where(q *query.Query) (cond string, args []any, ok bool) {
 	}{
 		{attrUser, q.UserIDs}, {attrAction, q.Actions}, {attrActor, q.ActorIDs}, {attrDevice, q.Devices},
 		{attrMethod, q.Methods}, {attrGeo, q.Geos}, {attrAddr, q.RemoteAddresses}, {attrLogin, q.LoginIDs},
-		{attrChanged, q.ChangedFields},
+		{attrChanged, q.ChangedFields}, {attrType, q.Types},
 	} {
 		if len(f.vals) > 0 {
 			conds = append(conds, "attrs && "+arg(prefixed(f.prefix, f.vals))+"::text[]")

@@ -274,6 +274,7 @@ func testFilters(t *testing.T, h *harness) {
 		}), []string{"e1", "e8"}},
 		{"actorIds", q(func(q *query.Query) { q.ActorIDs = []string{"admin1"} }), []string{"e3", "e5"}},
 		{"devices", q(func(q *query.Query) { q.Devices = []string{"Desktop"} }), []string{"e1", "e3"}},
+		{"types", q(func(q *query.Query) { q.Types = []string{"warn", "error"} }), []string{"e2"}},
 		{"methods", q(func(q *query.Query) { q.Methods = []string{"otp", "magiclink"} }), []string{"e1", "e8"}},
 		{"geos", q(func(q *query.Query) { q.Geos = []string{"US", "FR"} }), []string{"e1", "e3", "e8"}},
 		{"remoteAddresses", q(func(q *query.Query) { q.RemoteAddresses = []string{"2001:db8::1", "10.0.0.1"} }), []string{"e4", "e8"}},
@@ -505,7 +506,7 @@ func randomQuery(rng *rand.Rand, evs []event.Event) query.Query {
 	}
 	filters := 1 + rng.IntN(4)
 	for range filters {
-		switch rng.IntN(13) {
+		switch rng.IntN(14) {
 		case 0:
 			q.UserIDs = values(func(e *event.Event) string { return e.UserID })
 		case 1:
@@ -534,6 +535,8 @@ func randomQuery(rng *rand.Rand, evs []event.Event) query.Query {
 			}
 		case 11:
 			q.TextTokens = query.TextTokens(randomText(rng, pivot, other()))
+		case 13:
+			q.Types = values(func(e *event.Event) string { return e.Type })
 		case 12:
 			a, b := pivot.Occurred, other().Occurred
 			if a > b {

@@ -247,7 +247,7 @@ func describe(q query.Query) string {
 		{"userIds", q.UserIDs}, {"actions", q.Actions}, {"excludedActions", q.ExcludedActions},
 		{"actorIds", q.ActorIDs}, {"devices", q.Devices}, {"methods", q.Methods}, {"geos", q.Geos},
 		{"remoteAddresses", q.RemoteAddresses}, {"loginIds", q.LoginIDs}, {"tenants", q.Tenants},
-		{"changedFields", q.ChangedFields}, {"text", q.TextTokens},
+		{"changedFields", q.ChangedFields}, {"types", q.Types}, {"text", q.TextTokens},
 	} {
 		if len(l.v) > 0 {
 			fmt.Fprintf(&b, " %s=%q", l.name, l.v)
