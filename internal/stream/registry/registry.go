@@ -10,6 +10,7 @@ import (
 	"github.com/audittrail/audittrail/internal/stream/datadog"
 	"github.com/audittrail/audittrail/internal/stream/kafka"
 	"github.com/audittrail/audittrail/internal/stream/nats"
+	"github.com/audittrail/audittrail/internal/stream/otlp"
 	"github.com/audittrail/audittrail/internal/stream/s3"
 	"github.com/audittrail/audittrail/internal/stream/splunk"
 	"github.com/audittrail/audittrail/internal/stream/sumo"
@@ -30,6 +31,7 @@ func Destinations() map[string]stream.Destination {
 		"kafka":            {New: kafka.Factory},
 		"syslog":           {New: syslog.Factory},
 		"s3":               {New: s3.Factory},
+		"otlp":             {New: otlp.Factory},
 	}
 }
 

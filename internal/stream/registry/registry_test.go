@@ -20,6 +20,7 @@ func TestEveryDestinationBuildsAndRedacts(t *testing.T) {
 		"nats":    `{"url":"nats://u:SECRET2@127.0.0.1:4222","token":"SECRET1"}`,
 		"kafka":   `{"brokers":["127.0.0.1:9092"],"topic":"audit","sasl":{"mechanism":"PLAIN","username":"u","password":"SECRET1"}}`,
 		"syslog":  `{"network":"tcp","address":"127.0.0.1:514"}`,
+		"otlp":    `{"endpoint":"http://127.0.0.1:4318","headers":{"Authorization":"SECRET1"}}`,
 		"s3":      `{"bucket":"audit","region":"us-east-1","endpoint":"http://127.0.0.1:9000","accessKeyId":"AK","secretAccessKey":"SECRET1","sessionToken":"SECRET2"}`,
 	}
 	dests := registry.Destinations()
