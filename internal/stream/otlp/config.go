@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -108,32 +107,12 @@ func (c *Config) url() string {
 	return e + logsPath
 }
 
-// ParseConfig decodes a JSON configuration strictly (an unknown field is
-// an error naming it) and validates it.
+// ParseConfig decodes a JSON configuration strictly (see
+// stream.DecodeConfig) and validates it.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return c, stream.Invalid("(root)", "must be a JSON object")
-	}
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		one, err := json.Marshal(map[string]json.RawMessage{name: fields[name]})
-		if err != nil {
-			return c, stream.Invalid(name, err.Error())
-		}
-		dec := json.NewDecoder(bytes.NewReader(one))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			if strings.HasPrefix(err.Error(), "json: unknown field ") {
-				return c, stream.Invalid(name, "is not a known field")
-			}
-			return c, stream.Invalid(name, "has the wrong JSON type")
-		}
+	if fe := stream.DecodeConfig(raw, &c); fe != nil {
+		return c, fe
 	}
 	return c, c.Validate()
 }

@@ -1,14 +1,10 @@
 package s3
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
-	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -140,82 +136,15 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ParseConfig decodes a JSON configuration strictly (an unknown field is
-// an error, so a typo is not silently ignored) and validates it. Fields are
-// decoded one at a time so that every error names its field.
+// ParseConfig decodes a JSON configuration strictly (see
+// stream.DecodeConfig) and validates it.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return c, &ConfigError{"(root)", "must be a JSON object"}
-	}
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		one, err := json.Marshal(map[string]json.RawMessage{name: fields[name]})
-		if err != nil {
-			return c, &ConfigError{name, err.Error()}
-		}
-		dec := json.NewDecoder(bytes.NewReader(one))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, fieldError(name, err)
-		}
+	if fe := stream.DecodeConfig(raw, &c); fe != nil {
+		return c, &ConfigError{fe.Field, fe.Reason}
 	}
 	return c, c.Validate()
 }
 
-func fieldError(name string, err error) error {
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &te):
-		if te.Field != "" {
-			name = te.Field // the path inside a nested object
-		}
-		return &ConfigError{name, "must be a JSON " + jsonKind(te)}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return &ConfigError{name, "is not a known field"}
-	default:
-		return &ConfigError{name, err.Error()}
-	}
-}
-
-func jsonKind(te *json.UnmarshalTypeError) string {
-	switch te.Type.Kind() {
-	case reflect.String:
-		return "string"
-	case reflect.Bool:
-		return "boolean"
-	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Float64:
-		return "number"
-	case reflect.Map, reflect.Struct:
-		return "object"
-	case reflect.Slice:
-		return "array"
-	}
-	return te.Type.String()
-}
-
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("10s", "1m30s").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New(`must be a duration string such as "10s"`)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("must be a duration string such as \"10s\": %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a timeout written as a Go duration string ("10s").
+type Duration = stream.Duration
