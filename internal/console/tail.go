@@ -13,12 +13,6 @@ import (
 	"github.com/audittrail/audittrail/internal/store"
 )
 
-// headReader is implemented by stores that know their highest exposed Seq
-// (the same optional interface the stream manager uses).
-type headReader interface {
-	LastSeq(ctx context.Context) (uint64, error)
-}
-
 // handleTail streams new matching events as server-sent events over the
 // response of a POST, because a browser's EventSource cannot send an
 // Authorization header. It follows the store's ingest order (ReadFrom by
@@ -157,56 +151,14 @@ func (t *tailWriter) flush() error {
 	return nil
 }
 
-// headSeq returns the highest Seq the store exposes. Without a headReader
-// it probes with ReadFrom(x, 1), galloping forward from the last head found
-// and then bisecting, so it costs O(log n) reads of one event however long
-// the store's log is.
+// headSeq returns the highest Seq the store exposes, remembering it so
+// the next probe starts from there.
 func (c *Console) headSeq(ctx context.Context) (uint64, error) {
-	if hr, ok := c.opts.Store.(headReader); ok {
-		return hr.LastSeq(ctx)
-	}
 	c.headMu.Lock()
 	defer c.headMu.Unlock()
-	after := func(x uint64) (uint64, bool, error) {
-		evs, err := c.opts.Store.ReadFrom(ctx, x, 1)
-		if err != nil || len(evs) == 0 {
-			return 0, false, err
-		}
-		return evs[0].Seq, true, nil
+	head, err := store.HeadSeq(ctx, c.opts.Store, c.head)
+	if err == nil {
+		c.head = head
 	}
-	seq, ok, err := after(c.head)
-	if err != nil || !ok {
-		return c.head, err
-	}
-	lo, hi := seq, uint64(0) // an event has Seq lo; none has a Seq above hi
-	for step := uint64(1024); ; step *= 2 {
-		probe := lo + step
-		if probe < lo { // overflow: no Seq lies above the largest uint64
-			hi = ^uint64(0)
-			break
-		}
-		seq, ok, err := after(probe)
-		if err != nil {
-			return c.head, err
-		}
-		if !ok {
-			hi = probe
-			break
-		}
-		lo = seq
-	}
-	for hi > lo {
-		mid := lo + (hi-lo)/2
-		seq, ok, err := after(mid)
-		if err != nil {
-			return c.head, err
-		}
-		if ok {
-			lo = seq
-		} else {
-			hi = mid
-		}
-	}
-	c.head = lo
-	return lo, nil
+	return head, err
 }

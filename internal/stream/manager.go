@@ -15,13 +15,6 @@ import (
 	"github.com/audittrail/audittrail/internal/store"
 )
 
-// HeadReader is implemented by stores that know their highest exposed Seq
-// cheaply. Without it the manager searches for the end of the log with a
-// few dozen ReadFrom calls of one event each.
-type HeadReader interface {
-	LastSeq(ctx context.Context) (uint64, error)
-}
-
 // Options configure a Manager. Zero values take the defaults of
 // EnsureDefaults.
 type Options struct {
@@ -615,56 +608,14 @@ func (m *Manager) Health(ctx context.Context, companyID, id string) (Health, err
 	return c.health(ctx), nil
 }
 
-// headSeq returns the highest Seq the store exposes. Without a HeadReader
-// it searches with ReadFrom(x, 1) probes, which tell whether any event has
-// a Seq above x: galloping forward from the last head found, then
-// bisecting, so it costs O(log n) reads of one event however long the log.
+// headSeq returns the highest Seq the store exposes, remembering it so
+// the next probe starts from there.
 func (m *Manager) headSeq(ctx context.Context) (uint64, error) {
-	if hr, ok := m.opts.Store.(HeadReader); ok {
-		return hr.LastSeq(ctx)
-	}
 	m.headMu.Lock()
 	defer m.headMu.Unlock()
-	after := func(x uint64) (uint64, bool, error) {
-		evs, err := m.opts.Store.ReadFrom(ctx, x, 1)
-		if err != nil || len(evs) == 0 {
-			return 0, false, err
-		}
-		return evs[0].Seq, true, nil
+	head, err := store.HeadSeq(ctx, m.opts.Store, m.head)
+	if err == nil {
+		m.head = head
 	}
-	seq, ok, err := after(m.head)
-	if err != nil || !ok {
-		return m.head, err
-	}
-	lo, hi := seq, uint64(0) // an event has Seq lo; none has a Seq above hi
-	for step := uint64(1024); ; step *= 2 {
-		probe := lo + step
-		if probe < lo { // overflow: no Seq can be above the largest uint64
-			hi = ^uint64(0)
-			break
-		}
-		seq, ok, err := after(probe)
-		if err != nil {
-			return m.head, err
-		}
-		if !ok {
-			hi = probe
-			break
-		}
-		lo = seq
-	}
-	for hi > lo {
-		mid := lo + (hi-lo)/2
-		seq, ok, err := after(mid)
-		if err != nil {
-			return m.head, err
-		}
-		if ok {
-			lo = seq
-		} else {
-			hi = mid
-		}
-	}
-	m.head = lo
-	return lo, nil
+	return head, err
 }
