@@ -232,6 +232,15 @@ func (a *API) handleSearch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, searchResponse{Audits: res.Events, Total: res.Total})
 }
 
+// TakeSearchToken spends one token of the caller's per-project search
+// budget (the same limiter key and limit /search uses), so routes mounted
+// beside the API (the console's tail and histogram) share that budget
+// instead of copying its logic. It answers a CodeRateLimited *Error with
+// RetryAfter when the budget is spent, and fails open if the limiter is down.
+func (a *API) TakeSearchToken(r *http.Request, p Principal, s tenancy.Settings) error {
+	return a.checkRateLimit(r, p, s)
+}
+
 // checkRateLimit takes one search token for the caller's project.
 func (a *API) checkRateLimit(r *http.Request, p Principal, s tenancy.Settings) error {
 	if a.opts.Limiter == nil {
