@@ -79,20 +79,32 @@ type Config struct {
 	// the country. Both optional.
 	GeoIPDB       string
 	CountryHeader string
+	// Ledger keeps the tamper-evident Merkle trees over every project's
+	// and company's trail and signs checkpoints of them (docs/tamper-evidence.md).
+	Ledger bool
+	// CheckpointInterval is how often a signed checkpoint of every tree
+	// that grew is made; checkpoints are also made on demand.
+	CheckpointInterval time.Duration
+	// LedgerKeyFile holds the deployment's Ed25519 signing key; empty means
+	// ledger.key in DataDir, created on the first start. Instances sharing
+	// one PostgreSQL database must be given the same key.
+	LedgerKeyFile string
 }
 
 // Defaults are chosen so that `audittrail serve` on a fresh clone works
 // with no other service and listens on loopback only.
 func Defaults() Config {
 	return Config{
-		Addr:              "127.0.0.1:8080",
-		DataDir:           "./data",
-		SearchRateLimit:   10,
-		Store:             StoreEmbedded,
-		LogLevel:          slog.LevelInfo,
-		LogFormat:         "text",
-		RetentionInterval: time.Hour,
-		ShutdownTimeout:   30 * time.Second,
+		Addr:               "127.0.0.1:8080",
+		DataDir:            "./data",
+		SearchRateLimit:    10,
+		Store:              StoreEmbedded,
+		LogLevel:           slog.LevelInfo,
+		LogFormat:          "text",
+		RetentionInterval:  time.Hour,
+		ShutdownTimeout:    30 * time.Second,
+		Ledger:             true,
+		CheckpointInterval: time.Second,
 	}
 }
 
@@ -114,6 +126,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("geoip_db", c.GeoIPDB),
 		slog.String("country_header", c.CountryHeader),
+		slog.Bool("ledger", c.Ledger),
+		slog.Duration("checkpoint_interval", c.CheckpointInterval),
+		slog.String("ledger_key_file", c.LedgerKeyFile),
 	)
 }
 
@@ -123,8 +138,10 @@ type option struct {
 	name   string
 	usage  string
 	secret bool // may also come from <NAME>_FILE
-	set    func(c *Config, v string) error
-	get    func(c *Config) string
+	// boolean flags may be given bare (--ledger) or with =false.
+	boolean bool
+	set     func(c *Config, v string) error
+	get     func(c *Config) string
 }
 
 func options() []option {
@@ -149,6 +166,18 @@ func options() []option {
 				return nil
 			},
 			get: func(c *Config) string { return field(c).String() }}
+	}
+	boolean := func(name, usage string, field func(c *Config) *bool) option {
+		return option{name: name, usage: usage, boolean: true,
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("not a boolean (true or false)")
+				}
+				*field(c) = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(*field(c)) }}
 	}
 	return []option{
 		str("addr", "address to listen on (host:port)", func(c *Config) *string { return &c.Addr }),
@@ -178,6 +207,9 @@ func options() []option {
 		duration("shutdown-timeout", "how long in-flight requests may finish after SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		str("geoip-db", "MaxMind-format database for the country of an ingested event's IP", func(c *Config) *string { return &c.GeoIPDB }),
 		str("country-header", "header a trusted proxy sets to the client's country (e.g. cf-ipcountry)", func(c *Config) *string { return &c.CountryHeader }),
+		boolean("ledger", "keep tamper-evident Merkle trees and signed checkpoints of every trail", func(c *Config) *bool { return &c.Ledger }),
+		duration("checkpoint-interval", "how often a signed checkpoint of every grown tree is made", func(c *Config) *time.Duration { return &c.CheckpointInterval }),
+		str("ledger-key-file", "Ed25519 checkpoint signing key (default ledger.key in --data-dir, created on first start)", func(c *Config) *string { return &c.LedgerKeyFile }),
 	}
 }
 
@@ -229,7 +261,12 @@ func Load(src Sources) (Config, error) {
 	}
 	defaults := Defaults()
 	for _, o := range opts {
-		fs.Func(o.name, o.usage+" (default "+strconv.Quote(o.get(&defaults))+")", record(o.name))
+		usage := o.usage + " (default " + strconv.Quote(o.get(&defaults)) + ")"
+		if o.boolean {
+			fs.BoolFunc(o.name, usage, record(o.name))
+		} else {
+			fs.Func(o.name, usage, record(o.name))
+		}
 		if o.secret {
 			fs.Func(o.name+"-file", "file holding --"+o.name, record(o.name+"-file"))
 		}
@@ -395,6 +432,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout must be positive")
+	}
+	if c.Ledger && c.CheckpointInterval < 10*time.Millisecond {
+		bad("checkpoint-interval must be at least 10ms, not %s", c.CheckpointInterval)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))

@@ -155,3 +155,33 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("err=%v usage=%s", err, buf.String())
 	}
 }
+
+func TestLedgerSettings(t *testing.T) {
+	c, err := load(t, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Ledger || c.CheckpointInterval != time.Second || c.LedgerKeyFile != "" {
+		t.Fatalf("ledger defaults: ledger=%v interval=%s key=%q", c.Ledger, c.CheckpointInterval, c.LedgerKeyFile)
+	}
+	c, err = load(t, []string{"--ledger=false", "--checkpoint-interval", "250ms", "--ledger-key-file", "/k"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ledger || c.CheckpointInterval != 250*time.Millisecond || c.LedgerKeyFile != "/k" {
+		t.Fatalf("ledger flags: ledger=%v interval=%s key=%q", c.Ledger, c.CheckpointInterval, c.LedgerKeyFile)
+	}
+	c, err = load(t, []string{"--ledger"}, map[string]string{"AUDITTRAIL_LEDGER": "false"}, nil)
+	if err != nil || !c.Ledger {
+		t.Fatalf("a bare --ledger must win over the environment: ledger=%v err=%v", c.Ledger, err)
+	}
+	c, err = load(t, []string{"--config", "/c.json"}, nil, map[string]string{"/c.json": `{"ledger":false}`})
+	if err != nil || c.Ledger {
+		t.Fatalf("config file ledger=false: ledger=%v err=%v", c.Ledger, err)
+	}
+	for _, args := range [][]string{{"--ledger=maybe"}, {"--checkpoint-interval", "1ms"}} {
+		if _, err := load(t, args, nil, nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%v: want ErrInvalid, got %v", args, err)
+		}
+	}
+}
