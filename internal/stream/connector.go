@@ -264,7 +264,11 @@ func (c *connector) deliverLoop(ctx context.Context, log *slog.Logger) {
 			events[i] = queue[i].ev
 		}
 		started := time.Now()
-		if !c.deliver(ctx, sink, &connected, Batch{ConnectorID: spec.ID, Events: events}, log) {
+		batch := Batch{ConnectorID: spec.ID, Events: events}
+		if o.Evidence != nil {
+			batch.Evidence = o.Evidence(ctx, spec, events)
+		}
+		if !c.deliver(ctx, sink, &connected, batch, log) {
 			return
 		}
 		// The new cursor covers the delivered events and whatever the filters

@@ -59,6 +59,10 @@ type Options struct {
 	// ProgressInterval is how often a cursor moved only past events the
 	// connector filters out is saved.
 	ProgressInterval time.Duration
+	// Evidence, when set, is called once per batch before it is written and
+	// its answer becomes Batch.Evidence (tamper evidence). It may wait for
+	// the ledger to cover the events; nil means the batch goes without.
+	Evidence func(ctx context.Context, spec Spec, events []event.Event) json.RawMessage
 
 	Now   func() time.Time
 	NewID func() string

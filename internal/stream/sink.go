@@ -16,6 +16,11 @@ import (
 type Batch struct {
 	ConnectorID string
 	Events      []event.Event
+	// Evidence, when the server keeps a tamper-evident ledger, proves each
+	// event against a signed checkpoint (its leaf index, an inclusion
+	// proof); nil otherwise. Sinks that can carry it verbatim do
+	// (docs/tamper-evidence.md).
+	Evidence json.RawMessage
 }
 
 // Sink is one destination. The delivery engine owns retries, backoff and

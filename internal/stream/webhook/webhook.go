@@ -5,6 +5,9 @@
 //
 //	{"audits":[<record>,…]}
 //
+// plus, when the server keeps a tamper-evident ledger, an "evidence"
+// object beside "audits" (docs/tamper-evidence.md).
+//
 // where each record is the shape search returns (with its stable "id" for
 // dedupe), in ingest order. When hmacSecret is set the header
 // x-descope-webhook-s256 carries the standard base64 encoding (with
@@ -98,10 +101,14 @@ func (s *Sink) Connect(context.Context) error { return nil }
 
 type body struct {
 	Audits []event.Event `json:"audits"`
+	// Evidence proves the audits against a signed checkpoint when the
+	// server keeps a ledger (docs/tamper-evidence.md); absent otherwise, so
+	// Descope-shaped receivers see nothing new.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
 }
 
 func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
-	payload, err := httpsink.Marshal(body{Audits: b.Events})
+	payload, err := httpsink.Marshal(body{Audits: b.Events, Evidence: b.Evidence})
 	if err != nil {
 		return err
 	}
