@@ -98,6 +98,8 @@ type API struct {
 	now  func() time.Time
 	// batchSlots holds a token per batch request being read or decoded.
 	batchSlots chan struct{}
+	// leafIndexer answers search's withLeafIndex; nil without a ledger.
+	leafIndexer LeafIndexer
 }
 
 type apiMetrics struct {

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -38,6 +40,9 @@ type SearchRequest struct {
 	Levels        []string `json:"levels"`
 	ChangedFields []string `json:"changedFields"`
 	OldestFirst   bool     `json:"oldestFirst"`
+	// WithLeafIndex asks for each record's "leafIndex" in the tamper-evident
+	// ledger (docs/tamper-evidence.md); records are otherwise unchanged.
+	WithLeafIndex bool `json:"withLeafIndex"`
 }
 
 // DecodeSearchRequest parses a search body strictly (types, UTF-8, NUL,
@@ -229,7 +234,54 @@ func (a *API) handleSearch(w http.ResponseWriter, r *http.Request) {
 	if res.Events == nil {
 		res.Events = []event.Event{}
 	}
+	if req.WithLeafIndex {
+		audits, err := a.withLeafIndexes(r, p, res.Events)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Audits []json.RawMessage `json:"audits"`
+			Total  int               `json:"total"`
+		}{audits, res.Total})
+		return
+	}
 	writeJSON(w, http.StatusOK, searchResponse{Audits: res.Events, Total: res.Total})
+}
+
+// LeafIndexer tells the position of events in the tamper-evident ledger:
+// the leaf index of each, or -1 when the ledger does not hold it (yet).
+type LeafIndexer func(ctx context.Context, p Principal, events []event.Event) ([]int64, error)
+
+// SetLeafIndexer lets the ledger answer search's "withLeafIndex"; call it
+// before serving. Without one, such a search answers 400.
+func (a *API) SetLeafIndexer(f LeafIndexer) { a.leafIndexer = f }
+
+// withLeafIndexes encodes each record with a "leafIndex" member added
+// (null when the ledger has not reached it yet).
+func (a *API) withLeafIndexes(r *http.Request, p Principal, evs []event.Event) ([]json.RawMessage, error) {
+	if a.leafIndexer == nil {
+		return nil, Errorf(CodeInvalidArgument, "withLeafIndex: this server keeps no ledger (--ledger=false)")
+	}
+	idx, err := a.leafIndexer(r.Context(), p, evs)
+	if err != nil {
+		return nil, fmt.Errorf("leaf indexes: %w", err)
+	}
+	out := make([]json.RawMessage, len(evs))
+	for i := range evs {
+		b, err := json.Marshal(evs[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode event: %w", err)
+		}
+		leaf := "null"
+		if i < len(idx) && idx[i] >= 0 {
+			leaf = strconv.FormatInt(idx[i], 10)
+		}
+		// The wire record is always a JSON object: add the member before
+		// its closing brace.
+		out[i] = append(append(b[:len(b)-1:len(b)-1], `,"leafIndex":`+leaf...), '}')
+	}
+	return out, nil
 }
 
 // TakeSearchToken spends one token of the caller's per-project search
