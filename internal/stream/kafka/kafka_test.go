@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 func TestParseConfigNamesTheBadField(t *testing.T) {
@@ -92,16 +92,6 @@ func testEvents(from, n int) []event.Event {
 	return out
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 const testTopic = "audit-events"
 
 // fakeKafka is a kfake cluster persisted in a directory so it can be shut
@@ -114,7 +104,7 @@ type fakeKafka struct {
 }
 
 func startKafka(t testing.TB) *fakeKafka {
-	f := &fakeKafka{t: t, port: freePort(t), dir: t.TempDir()}
+	f := &fakeKafka{t: t, port: streamtest.FreePort(t, "tcp"), dir: t.TempDir()}
 	f.start()
 	t.Cleanup(f.stop)
 	return f
@@ -143,28 +133,6 @@ func (f *fakeKafka) stop() {
 
 func (f *fakeKafka) addr() string { return "127.0.0.1:" + strconv.Itoa(f.port) }
 
-// deliver retries a batch as the delivery engine does.
-func deliver(t *testing.T, s stream.Sink, b stream.Batch, deadline time.Duration) (attempts int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	backoff := 20 * time.Millisecond
-	for {
-		attempts++
-		err := s.Write(ctx, b)
-		if err == nil {
-			return attempts
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("batch starting %s not delivered after %d attempts: %v", b.Events[0].ID, attempts, err)
-		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 500*time.Millisecond)
-		if err := s.Connect(ctx); err != nil {
-			t.Logf("reconnect: %v", err)
-		}
-	}
-}
 
 type consumed struct {
 	partition int32
@@ -321,7 +289,7 @@ func TestDeliversThroughOutagesInOrderPerKey(t *testing.T) {
 			go func() { time.Sleep(1500 * time.Millisecond); h.Remove() }()
 		}
 		start := time.Now()
-		n := deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 60*time.Second)
+		n := streamtest.Deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 60*time.Second)
 		if n > 1 {
 			retried++
 		}

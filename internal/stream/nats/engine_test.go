@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -18,57 +17,23 @@ import (
 // in order.
 func TestThroughTheEngine(t *testing.T) {
 	integration(t)
-	ctx := context.Background()
 	srv := startOwnServer(t)
 	name, prefix := uniqueStream(t, srv.url)
-	st := streamtest.OpenStore(t)
-	m, err := stream.New(streamtest.FastOptions(st, map[string]stream.Destination{"nats": {New: Factory}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
 	config, _ := json.Marshal(Config{URL: srv.url, SubjectPrefix: prefix, Stream: name, Timeout: Duration(time.Second)})
-	v, err := m.Create(ctx, stream.Spec{CompanyID: "C1", ProjectID: "P1", Name: "e2e", Type: "nats", Config: config})
-	if err != nil {
-		t.Fatalf("create connector: %v", err)
-	}
+	e := streamtest.StartEngine(t, "nats", stream.Destination{New: Factory}, config)
 
-	var want []string
-	appendWave := func(prefix string, n int) {
-		t.Helper()
-		evs := streamtest.Events("C1", "P1", prefix, n)
-		for i := 0; i < n; i += 7 {
-			if err := st.Append(ctx, evs[i:min(i+7, n)]); err != nil {
-				t.Fatal(err)
-			}
-			m.Notify()
-		}
-		want = append(want, streamtest.IDs(evs)...)
-	}
-	health := func() stream.Health {
-		h, err := m.Health(ctx, "C1", v.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	caughtUp := func() bool { return health().Delivered == uint64(len(want)) }
-
-	appendWave("a", 60)
-	streamtest.Eventually(t, 10*time.Second, "first wave delivered", caughtUp)
+	e.AppendWave("a", 60)
+	e.WaitDelivered(10*time.Second, "first wave delivered")
 	for _, wave := range []string{"b", "c"} {
-		failed := health().FailedAttempts
+		failed := e.Health().FailedAttempts
 		srv.kill()
-		appendWave(wave, 60)
-		streamtest.Eventually(t, 10*time.Second, "failures while nats-server is down", func() bool { return health().FailedAttempts > failed })
+		e.AppendWave(wave, 60)
+		e.WaitFailures(10*time.Second, failed, "failures while nats-server is down")
 		srv.run()
-		streamtest.Eventually(t, 20*time.Second, "wave "+wave+" delivered", caughtUp)
+		e.WaitDelivered(20*time.Second, "wave "+wave+" delivered")
 	}
-	appendWave("d", 40)
-	streamtest.Eventually(t, 10*time.Second, "every wave delivered", caughtUp)
+	e.AppendWave("d", 40)
+	e.WaitDelivered(10*time.Second, "every wave delivered")
 
 	var got []string
 	for _, r := range readStream(t, srv.url, name) {
@@ -77,7 +42,7 @@ func TestThroughTheEngine(t *testing.T) {
 		}
 		got = append(got, r.event.ID)
 	}
-	if !slices.Equal(got, want) {
+	if want := e.Want(); !slices.Equal(got, want) {
 		t.Fatalf("stream holds %d events, want %d exactly once in order;\n got %v\nwant %v", len(got), len(want), got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 const natsServerBin = "/usr/sbin/nats-server"
@@ -196,29 +196,6 @@ func checkReceived(t *testing.T, prefix string, sent []event.Event, got []receiv
 	}
 }
 
-// deliver retries a batch as the delivery engine does: reconnect, back
-// off, write again, until it is acknowledged or the deadline passes.
-func deliver(t *testing.T, s stream.Sink, b stream.Batch, deadline time.Duration) (attempts int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	backoff := 20 * time.Millisecond
-	for {
-		attempts++
-		err := s.Write(ctx, b)
-		if err == nil {
-			return attempts
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("batch starting %s not delivered after %d attempts: %v", b.Events[0].ID, attempts, err)
-		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 500*time.Millisecond)
-		if err := s.Connect(ctx); err != nil {
-			t.Logf("reconnect: %v", err)
-		}
-	}
-}
 
 func newSink(t *testing.T, url, prefix, streamName string) *Sink {
 	t.Helper()
@@ -297,14 +274,9 @@ func startOwnServer(t *testing.T) *ownServer {
 	// A port picked free can be taken before nats-server binds it: then
 	// try another.
 	for attempt := 1; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		s.port = streamtest.FreePort(t, "tcp")
 		s.url = fmt.Sprintf("nats://127.0.0.1:%d", s.port)
-		err = s.tryRun()
+		err := s.tryRun()
 		if err == nil {
 			break
 		}
@@ -390,7 +362,7 @@ func TestOutageMidStreamLosesNothing(t *testing.T) {
 			// Down while the batch is in flight.
 			go func() { time.Sleep(time.Millisecond); srv.kill(); time.Sleep(300 * time.Millisecond); srv.run() }()
 		}
-		if n := deliver(t, s, batch, 60*time.Second); n > 1 {
+		if n := streamtest.Deliver(t, s, batch, 60*time.Second); n > 1 {
 			retried++
 		}
 		sent = append(sent, evs...)

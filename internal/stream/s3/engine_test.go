@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -16,74 +15,40 @@ import (
 // answers. Keys are deterministic and the engine retries the same batch, so
 // the archive must hold every event exactly once, in order.
 func TestThroughTheEngine(t *testing.T) {
-	ctx := context.Background()
 	f := startS3(t)
-	st := streamtest.OpenStore(t)
-	m, err := stream.New(streamtest.FastOptions(st, map[string]stream.Destination{"s3": {New: Factory}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
 	config, _ := json.Marshal(Config{Bucket: testBucket, Prefix: "trail", Endpoint: "http://" + f.addr, PathStyle: true,
 		AccessKeyID: "test", SecretAccessKey: "test-secret", Timeout: Duration(time.Second)})
-	v, err := m.Create(ctx, stream.Spec{CompanyID: "C1", ProjectID: "P1", Name: "archive", Type: "s3", Config: config})
-	if err != nil {
-		t.Fatalf("create connector: %v", err)
-	}
+	e := streamtest.StartEngine(t, "s3", stream.Destination{New: Factory}, config)
 
-	var want []string
-	appendWave := func(prefix string, n int) {
-		t.Helper()
-		evs := streamtest.Events("C1", "P1", prefix, n)
-		for i := 0; i < n; i += 7 {
-			if err := st.Append(ctx, evs[i:min(i+7, n)]); err != nil {
-				t.Fatal(err)
-			}
-			m.Notify()
-		}
-		want = append(want, streamtest.IDs(evs)...)
-	}
-	health := func() stream.Health {
-		h, err := m.Health(ctx, "C1", v.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	caughtUp := func() bool { return health().Delivered == uint64(len(want)) }
-
-	appendWave("a", 60)
-	streamtest.Eventually(t, 10*time.Second, "first wave delivered", caughtUp)
+	e.AppendWave("a", 60)
+	e.WaitDelivered(10*time.Second, "first wave delivered")
 
 	f.stop()
-	appendWave("b", 60)
-	streamtest.Eventually(t, 10*time.Second, "failures while the server is down", func() bool { return health().FailedAttempts >= 2 })
+	e.AppendWave("b", 60)
+	e.WaitFailures(10*time.Second, 1, "failures while the server is down")
 	f.start()
-	streamtest.Eventually(t, 20*time.Second, "second wave delivered", caughtUp)
+	e.WaitDelivered(20*time.Second, "second wave delivered")
 
-	failed := health().FailedAttempts
+	failed := e.Health().FailedAttempts
 	f.refuse.Store(true)
-	appendWave("c", 60)
-	streamtest.Eventually(t, 10*time.Second, "failures while refused", func() bool { return health().FailedAttempts > failed })
+	e.AppendWave("c", 60)
+	e.WaitFailures(10*time.Second, failed, "failures while refused")
 	f.refuse.Store(false)
-	streamtest.Eventually(t, 20*time.Second, "third wave delivered", caughtUp)
+	e.WaitDelivered(20*time.Second, "third wave delivered")
 
-	failed = health().FailedAttempts
+	failed = e.Health().FailedAttempts
 	f.loseAcks.Store(2)
-	appendWave("d", 40)
-	streamtest.Eventually(t, 20*time.Second, "every wave delivered", caughtUp)
-	if health().FailedAttempts == failed {
+	e.AppendWave("d", 40)
+	e.WaitDelivered(20*time.Second, "every wave delivered")
+	if e.Health().FailedAttempts == failed {
 		t.Fatal("no attempt failed while answers were lost")
 	}
 
 	var got []string
-	for _, e := range readArchive(t, f)["P1"] {
-		got = append(got, e.ID)
+	for _, ev := range readArchive(t, f)["P1"] {
+		got = append(got, ev.ID)
 	}
-	if !slices.Equal(got, want) {
+	if want := e.Want(); !slices.Equal(got, want) {
 		t.Fatalf("archive holds %d events, want %d exactly once in order;\n got %v\nwant %v", len(got), len(want), got, want)
 	}
 }

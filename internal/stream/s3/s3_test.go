@@ -27,6 +27,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 func TestParseConfigNamesTheBadField(t *testing.T) {
@@ -233,28 +234,6 @@ func (f *fakeS3) sink(t *testing.T) *Sink {
 	return s
 }
 
-// deliver retries a batch as the delivery engine does.
-func deliver(t *testing.T, s stream.Sink, b stream.Batch, deadline time.Duration) (attempts int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	backoff := 20 * time.Millisecond
-	for {
-		attempts++
-		err := s.Write(ctx, b)
-		if err == nil {
-			return attempts
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("batch starting %s not delivered after %d attempts: %v", b.Events[0].ID, attempts, err)
-		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 400*time.Millisecond)
-		if err := s.Connect(ctx); err != nil {
-			t.Logf("reconnect: %v", err)
-		}
-	}
-}
 
 var keyPattern = regexp.MustCompile(`^trail/(P1|P2|company)/(\d{4})/(\d{2})/(\d{2})/(\d{20})-(\d{20})\.ndjson\.gz$`)
 
@@ -363,7 +342,7 @@ func TestArchivesEveryEventOnceThroughOutages(t *testing.T) {
 			// The service refuses for a while.
 			outage(func() { f.refuse.Store(true) }, func() { f.refuse.Store(false) })
 		}
-		n := deliver(t, s, batch, 60*time.Second)
+		n := streamtest.Deliver(t, s, batch, 60*time.Second)
 		if n > 1 || b == 3 || b == 11 {
 			retried++
 			t.Logf("batch %d: %d attempts", b, n)

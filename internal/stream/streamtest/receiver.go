@@ -1,7 +1,6 @@
 package streamtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -178,57 +177,25 @@ func FastOptions(st store.Store, dests map[string]stream.Destination) stream.Opt
 // checks. It returns the events appended.
 func Exercise(t *testing.T, typ string, dest stream.Destination, config json.RawMessage, rv *Receiver) []string {
 	t.Helper()
-	ctx := context.Background()
-	st := OpenStore(t)
-	// Events from before the connector existed must not be delivered.
-	if err := st.Append(ctx, Events("C1", "P1", "old", 5)); err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.New(FastOptions(st, map[string]stream.Destination{typ: dest}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
-	v, err := m.Create(ctx, stream.Spec{CompanyID: "C1", ProjectID: "P1", Name: "e2e", Type: typ, Config: config})
-	if err != nil {
-		t.Fatalf("create connector: %v", err)
-	}
-	var want []string
-	appendWave := func(prefix string, n int) {
-		t.Helper()
-		evs := Events("C1", "P1", prefix, n)
-		// Small appends, as ingest does them, with a notify after each.
-		for i := 0; i < n; i += 7 {
-			chunk := evs[i:min(i+7, n)]
-			if err := st.Append(ctx, chunk); err != nil {
-				t.Fatal(err)
-			}
-			m.Notify()
-		}
-		want = append(want, IDs(evs)...)
-	}
+	e := StartEngine(t, typ, dest, config)
 	waitAll := func() {
 		t.Helper()
-		Eventually(t, 10*time.Second, fmt.Sprintf("%d events at the receiver", len(want)), func() bool {
-			return len(rv.IDs()) >= len(want)
+		Eventually(t, 10*time.Second, fmt.Sprintf("%d events at the receiver", len(e.Want())), func() bool {
+			return len(rv.IDs()) >= len(e.Want())
 		})
 	}
-
-	appendWave("a", 60)
+	e.AppendWave("a", 60)
 	waitAll()
 
 	rv.SetOutage(Status500)
-	appendWave("b", 45)
+	e.AppendWave("b", 45)
 	Eventually(t, 5*time.Second, "failed attempts during the 500 outage", func() bool { return rv.Failed() >= 3 })
 	rv.SetOutage(CloseConn)
 	failed := rv.Failed()
-	appendWave("c", 45)
+	e.AppendWave("c", 45)
 	Eventually(t, 5*time.Second, "failed attempts while connections drop", func() bool { return rv.Failed() >= failed+3 })
 	rv.SetOutage(Up)
-	appendWave("d", 50)
+	e.AppendWave("d", 50)
 	waitAll()
 	// Let any stray duplicate arrive before comparing.
 	time.Sleep(50 * time.Millisecond)
@@ -236,15 +203,12 @@ func Exercise(t *testing.T, typ string, dest stream.Destination, config json.Raw
 	if errs := rv.Errors(); len(errs) > 0 {
 		t.Fatalf("receiver refused the wire format: %v", errs[0])
 	}
+	want := e.Want()
 	got := rv.IDs()
 	if !slices.Equal(got, want) {
 		t.Fatalf("receiver got %d ids, want %d exactly once in order;\n got %v\nwant %v", len(got), len(want), got, want)
 	}
-	h, err := m.Health(ctx, "C1", v.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Delivered != uint64(len(want)) || h.FailedAttempts < 6 || h.State != stream.StateActive || h.LastError == "" {
+	if h := e.Health(); h.Delivered != uint64(len(want)) || h.FailedAttempts < 6 || h.State != stream.StateActive || h.LastError == "" {
 		t.Fatalf("health after the outages: %+v", h)
 	}
 	return want

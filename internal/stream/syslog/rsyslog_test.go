@@ -27,6 +27,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 func integration(t testing.TB) {
@@ -83,11 +84,11 @@ func startRsyslog(t testing.TB) *rsyslogd {
 	// A port picked free can be taken by someone else's connection before
 	// rsyslogd binds it: then try again with other ports.
 	for attempt := 1; ; attempt++ {
-		r.tcpPort, r.tlsPort = freeTCPPort(t), freeTCPPort(t)
-		r.udpPort = freeUDPPort(t)
+		r.tcpPort, r.tlsPort = streamtest.FreePort(t, "tcp"), streamtest.FreePort(t, "tcp")
+		r.udpPort = streamtest.FreePort(t, "udp")
 		for _, dir := range []string{"/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/rsyslog"} {
 			if _, err := os.Stat(filepath.Join(dir, "imrelp.so")); err == nil {
-				r.relpPort = freeTCPPort(t)
+				r.relpPort = streamtest.FreePort(t, "tcp")
 			}
 		}
 		var conf bytes.Buffer
@@ -184,24 +185,6 @@ func (r *rsyslogd) kill() {
 		<-r.exited
 		r.cmd = nil
 	}
-}
-
-func freeTCPPort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func freeUDPPort(t testing.TB) int {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 func writeSelfSignedCert(t testing.TB, certFile, keyFile string) {
@@ -336,28 +319,6 @@ func checkLines(t *testing.T, s *Sink, sent []event.Event, lines []parsedLine) (
 	return duplicates
 }
 
-// deliver retries a batch as the delivery engine does.
-func deliver(t *testing.T, s stream.Sink, b stream.Batch, deadline time.Duration) (attempts int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	backoff := 20 * time.Millisecond
-	for {
-		attempts++
-		err := s.Write(ctx, b)
-		if err == nil {
-			return attempts
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("batch starting %s not delivered after %d attempts: %v", b.Events[0].ID, attempts, err)
-		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 400*time.Millisecond)
-		if err := s.Connect(ctx); err != nil {
-			t.Logf("reconnect: %v", err)
-		}
-	}
-}
 
 func TestRsyslogReceivesEveryEventThroughOutages(t *testing.T) {
 	integration(t)
@@ -399,7 +360,7 @@ func TestRsyslogReceivesEveryEventThroughOutages(t *testing.T) {
 					// Killed while the batch is on the wire.
 					go func() { time.Sleep(2 * time.Millisecond); r.kill(); time.Sleep(300 * time.Millisecond); r.start() }()
 				}
-				if n := deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 60*time.Second); n > 1 {
+				if n := streamtest.Deliver(t, s, stream.Batch{ConnectorID: "c1", Events: evs}, 60*time.Second); n > 1 {
 					retried++
 				}
 				sent = append(sent, evs...)
