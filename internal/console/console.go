@@ -57,10 +57,11 @@ const (
 type Options struct {
 	Store     store.Store
 	Directory tenancy.Directory
-	// Limiter and SearchRateLimit are the API's: a tail or a histogram takes
-	// one token of the same per-project search budget. nil Limiter or a
-	// limit of 0 means no limit.
-	Limiter         ratelimit.Limiter
+	// Deprecated: ignored. A tail or a histogram takes one token of the
+	// API's own per-project search budget (httpapi.API.TakeSearchToken),
+	// with the limiter and limit the API was built with.
+	Limiter ratelimit.Limiter
+	// Deprecated: ignored, as Limiter.
 	SearchRateLimit int
 	Logger          *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -74,6 +75,7 @@ type Options struct {
 // would otherwise hold the HTTP server's graceful shutdown until its
 // deadline.
 type Console struct {
+	api    *httpapi.API
 	opts   Options
 	log    *slog.Logger
 	assets map[string]asset
@@ -114,7 +116,7 @@ func Register(api *httpapi.API, opts Options) (*Console, error) {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = defaultHeartbeat
 	}
-	c := &Console{opts: opts, log: opts.Logger.With("component", "console")}
+	c := &Console{api: api, opts: opts, log: opts.Logger.With("component", "console")}
 	c.tailsCtx, c.cancelTails = context.WithCancel(context.Background())
 	if err := c.loadAssets(); err != nil {
 		return nil, err

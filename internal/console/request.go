@@ -4,15 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/query"
-	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
 // readSearch reads a search request body (the same one /search takes),
@@ -49,34 +46,10 @@ func (c *Console) readSearch(w http.ResponseWriter, r *http.Request) (query.Quer
 	if err != nil {
 		return query.Query{}, nil, err
 	}
-	if err := c.takeSearchToken(r, p, company.Settings); err != nil {
+	// One token of the budget /search uses, so the console cannot search
+	// more often than the API allows.
+	if err := c.api.TakeSearchToken(r, p, company.Settings); err != nil {
 		return query.Query{}, nil, err
 	}
 	return q, body, nil
-}
-
-// takeSearchToken spends one token of the budget /search uses (same
-// limiter key and limit), so the console cannot be used to search more
-// often than the API allows.
-func (c *Console) takeSearchToken(r *http.Request, p httpapi.Principal, s tenancy.Settings) error {
-	if c.opts.Limiter == nil {
-		return nil
-	}
-	limit := c.opts.SearchRateLimit
-	if s.SearchRateLimit != nil {
-		limit = *s.SearchRateLimit
-	}
-	if limit <= 0 {
-		return nil
-	}
-	d, err := c.opts.Limiter.Allow(r.Context(), "search:"+p.CompanyID+":"+p.ProjectID, limit, time.Minute)
-	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
-	}
-	if d.Allowed {
-		return nil
-	}
-	secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
-	return &httpapi.Error{Code: httpapi.CodeRateLimited, RetryAfter: d.RetryAfter,
-		Message: fmt.Sprintf("search is limited to %d requests a minute per project; retry in %d s", limit, secs)}
 }

@@ -1,6 +1,6 @@
 // The Audit page: filter bar, histogram, results with paging, event
 // detail, live tail and export. The URL holds the search.
-import { h, clear, timeEl, fmtNumber, announce } from './dom.js';
+import { h, clear, timeEl, fmtNumber, announce, toLocalInput, fromLocalInput } from './dom.js';
 import { call, describeError, ApiError } from './api.js';
 import { ChipInput } from './chips.js';
 import { Histogram } from './histogram.js';
@@ -593,16 +593,3 @@ function parseSSE(block) {
   return msg;
 }
 
-function pad(n, w = 2) { return String(n).padStart(w, '0'); }
-
-function toLocalInput(ms) {
-  if (!ms) return '';
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-function fromLocalInput(v) {
-  if (!v) return 0;
-  const t = new Date(v).getTime();
-  return Number.isFinite(t) ? t : 0;
-}

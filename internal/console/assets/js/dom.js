@@ -80,6 +80,22 @@ export function timeEl(ms, { dateOnly = false } = {}) {
   return h('time', { datetime: new Date(ms).toISOString(), title: fmtUTC(ms) }, dateOnly ? fmtDate(ms) : fmtLocal(ms));
 }
 
+const pad = (n) => String(n).padStart(2, '0');
+
+/** The value of a datetime-local input (local time, whole seconds) for ms. */
+export function toLocalInput(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Epoch ms of a datetime-local input's value; 0 when empty or invalid. */
+export function fromLocalInput(v) {
+  if (!v) return 0;
+  const t = new Date(v).getTime();
+  return Number.isFinite(t) ? t : 0;
+}
+
 /** Announces a message to screen readers through the live region. */
 export function announce(text) {
   const live = document.getElementById('announcer');
