@@ -16,5 +16,8 @@ func main() {
 	if len(args) > 0 && args[0] == "serve" {
 		os.Exit(server.Main(ctx, args[1:], os.Stdout, os.Stderr))
 	}
+	if len(args) > 0 && args[0] == "check" {
+		os.Exit(server.CheckMain(ctx, args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(cli.Main(ctx, args, os.Stdout, os.Stderr))
 }
