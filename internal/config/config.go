@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -89,6 +90,16 @@ type Config struct {
 	// ledger.key in DataDir, created on the first start. Instances sharing
 	// one PostgreSQL database must be given the same key.
 	LedgerKeyFile string
+	// CORSOrigins are the browser origins allowed to call the API from
+	// another site; empty (the default) sends no CORS headers, so browsers
+	// keep other sites' pages from reading API responses.
+	CORSOrigins []string
+	// Connection limits: a client that trickles its header or body, or
+	// holds an idle connection, is cut off after these.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Defaults are chosen so that `audittrail serve` on a fresh clone works
@@ -105,6 +116,13 @@ func Defaults() Config {
 		ShutdownTimeout:    30 * time.Second,
 		Ledger:             true,
 		CheckpointInterval: time.Second,
+		// Generous for a 10 MiB batch over a slow link and a long export,
+		// short enough that trickling or idle clients cannot hold
+		// connections forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
 	}
 }
 
@@ -129,6 +147,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("ledger", c.Ledger),
 		slog.Duration("checkpoint_interval", c.CheckpointInterval),
 		slog.String("ledger_key_file", c.LedgerKeyFile),
+		slog.Any("cors_origins", c.CORSOrigins),
+		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
+		slog.Duration("read_timeout", c.ReadTimeout),
+		slog.Duration("write_timeout", c.WriteTimeout),
+		slog.Duration("idle_timeout", c.IdleTimeout),
 	)
 }
 
@@ -210,6 +233,21 @@ func options() []option {
 		boolean("ledger", "keep tamper-evident Merkle trees and signed checkpoints of every trail", func(c *Config) *bool { return &c.Ledger }),
 		duration("checkpoint-interval", "how often a signed checkpoint of every grown tree is made", func(c *Config) *time.Duration { return &c.CheckpointInterval }),
 		str("ledger-key-file", "Ed25519 checkpoint signing key (default ledger.key in --data-dir, created on first start)", func(c *Config) *string { return &c.LedgerKeyFile }),
+		{name: "cors-origins", usage: "comma-separated origins (https://app.example.com) allowed to call the API from a browser; empty = no CORS",
+			set: func(c *Config, v string) error {
+				c.CORSOrigins = nil
+				for _, o := range strings.Split(v, ",") {
+					if o = strings.TrimSpace(o); o != "" {
+						c.CORSOrigins = append(c.CORSOrigins, o)
+					}
+				}
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.CORSOrigins, ",") }},
+		duration("read-header-timeout", "time a client has to send its request headers", func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }),
+		duration("read-timeout", "time a client has to send a whole request, body included", func(c *Config) *time.Duration { return &c.ReadTimeout }),
+		duration("write-timeout", "time a response may take, exports included", func(c *Config) *time.Duration { return &c.WriteTimeout }),
+		duration("idle-timeout", "how long an idle keep-alive connection stays open", func(c *Config) *time.Duration { return &c.IdleTimeout }),
 	}
 }
 
@@ -432,6 +470,21 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout must be positive")
+	}
+	for _, o := range c.CORSOrigins {
+		// No "*": every origin allowed would let any site's scripts use a key
+		// they get hold of; origins are listed one by one.
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			bad("cors-origins: %q is not an origin such as https://app.example.com", o)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"read-header-timeout", c.ReadHeaderTimeout}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"idle-timeout", c.IdleTimeout}} {
+		if t.d <= 0 {
+			bad("%s must be positive (without it any client can hold a connection open forever)", t.name)
+		}
 	}
 	if c.Ledger && c.CheckpointInterval < 10*time.Millisecond {
 		bad("checkpoint-interval must be at least 10ms, not %s", c.CheckpointInterval)

@@ -37,15 +37,9 @@ import (
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
-// HTTP server limits: generous for a 10 MiB batch over a slow link, short
-// enough that idle or trickling clients cannot hold connections forever.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	writeTimeout      = 5 * time.Minute // exports stream for a while
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-)
+// maxHeaderBytes bounds a request's headers; the connection timeouts are
+// settings (config.Defaults).
+const maxHeaderBytes = 64 << 10
 
 // On-disk names inside --data-dir.
 const (
@@ -235,11 +229,11 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		}
 	}
 	srv := &http.Server{
-		Handler:           s.api,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		Handler:           httpapi.CORS(cfg.CORSOrigins, s.api),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
