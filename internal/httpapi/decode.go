@@ -39,6 +39,18 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
+// DecodeJSON reads a JSON request body of at most limit bytes into v with
+// the checks of the built-in routes (content type, size, UTF-8, no
+// trailing data), for handlers mounted by other packages. Unknown keys are
+// refused unless allowUnknown.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, allowUnknown bool) error {
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v, allowUnknown)
+}
+
 // decodeStrict parses one JSON value into v. It refuses what encoding/json
 // lets through silently: invalid UTF-8 (which it would replace), NUL
 // characters, and anything after the value. Unknown keys are ignored only

@@ -33,6 +33,7 @@ const (
 	CodeRateLimited     = "E130429"
 	CodeInternal        = "E010500"
 	CodeUnavailable     = "E013503"
+	CodeBadGateway      = "E013502" // a stream destination refused or failed
 )
 
 var descriptions = map[string]string{
@@ -49,6 +50,7 @@ var descriptions = map[string]string{
 	CodeRateLimited:     "Rate limit exceeded",
 	CodeInternal:        "Internal error",
 	CodeUnavailable:     "Service unavailable",
+	CodeBadGateway:      "The destination failed or refused the delivery",
 }
 
 var codeStatus = map[string]int{
@@ -65,6 +67,7 @@ var codeStatus = map[string]int{
 	CodeRateLimited:     http.StatusTooManyRequests,
 	CodeInternal:        http.StatusInternalServerError,
 	CodeUnavailable:     http.StatusServiceUnavailable,
+	CodeBadGateway:      http.StatusBadGateway,
 }
 
 // Sentinel errors that handlers (ours and those mounted by other packages)
