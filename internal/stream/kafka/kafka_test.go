@@ -133,7 +133,6 @@ func (f *fakeKafka) stop() {
 
 func (f *fakeKafka) addr() string { return "127.0.0.1:" + strconv.Itoa(f.port) }
 
-
 type consumed struct {
 	partition int32
 	offset    int64

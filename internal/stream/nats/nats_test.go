@@ -196,7 +196,6 @@ func checkReceived(t *testing.T, prefix string, sent []event.Event, got []receiv
 	}
 }
 
-
 func newSink(t *testing.T, url, prefix, streamName string) *Sink {
 	t.Helper()
 	s, err := New(Config{URL: url, SubjectPrefix: prefix, Stream: streamName, Timeout: Duration(2 * time.Second)})

@@ -290,35 +290,40 @@ func checkLines(t *testing.T, s *Sink, sent []event.Event, lines []parsedLine) (
 		t.Fatalf("rsyslog wrote %d distinct events (%d lines), sent %d", len(kept), len(lines), len(sent))
 	}
 	for i, l := range kept {
-		e := sent[i]
-		var got event.Event
-		if err := json.Unmarshal([]byte(l.Msg), &got); err != nil {
-			t.Fatalf("line %d: MSG %q is not the event JSON: %v", i, l.Msg, err)
-		}
-		if got.ID != e.ID {
-			t.Fatalf("line %d holds event %s, want %s (order broken)", i, got.ID, e.ID)
-		}
-		wantBody, _ := json.Marshal(e)
-		gotBody, _ := json.Marshal(got)
-		wantTime := time.UnixMilli(e.Occurred).UTC().Format("2006-01-02T15:04:05.000Z07:00")
-		if l.Version != "1" || l.Facility != strconv.Itoa(s.facility) || l.Severity != strconv.Itoa(Severity(e.Type)) ||
-			l.Pri != strconv.Itoa(s.facility*8+Severity(e.Type)) || l.Timestamp != wantTime ||
-			l.Hostname != s.cfg.Hostname || l.Appname != "audittrail" || l.Procid != "-" || l.Msgid != e.Action ||
-			!bytes.Equal(gotBody, wantBody) {
-			t.Fatalf("event %s parsed by rsyslog as %+v (body %s)", e.ID, l, gotBody)
-		}
-		wantSD := `[audittrail@32473 id="` + e.ID + `"`
-		if e.ProjectID != "" {
-			wantSD += ` project="` + e.ProjectID + `"`
-		}
-		wantSD += ` user="` + e.UserID + `" level="` + string(e.Level) + `" type="` + e.Type + `"]`
-		if l.SD != wantSD {
-			t.Fatalf("event %s structured data %s, want %s", e.ID, l.SD, wantSD)
-		}
+		checkLine(t, s, &sent[i], l)
 	}
 	return duplicates
 }
 
+// checkLine asserts that rsyslog parsed line l as the RFC 5424 message s
+// formats for e: header fields, structured data and the event JSON as MSG.
+func checkLine(t *testing.T, s *Sink, e *event.Event, l parsedLine) {
+	t.Helper()
+	var got event.Event
+	if err := json.Unmarshal([]byte(l.Msg), &got); err != nil {
+		t.Fatalf("event %s: MSG %q is not the event JSON: %v", e.ID, l.Msg, err)
+	}
+	if got.ID != e.ID {
+		t.Fatalf("line holds event %s, want %s (order broken)", got.ID, e.ID)
+	}
+	wantBody, _ := json.Marshal(e)
+	gotBody, _ := json.Marshal(got)
+	wantTime := time.UnixMilli(e.Occurred).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	if l.Version != "1" || l.Facility != strconv.Itoa(s.facility) || l.Severity != strconv.Itoa(Severity(e.Type)) ||
+		l.Pri != strconv.Itoa(s.facility*8+Severity(e.Type)) || l.Timestamp != wantTime ||
+		l.Hostname != s.cfg.Hostname || l.Appname != "audittrail" || l.Procid != "-" || l.Msgid != e.Action ||
+		!bytes.Equal(gotBody, wantBody) {
+		t.Fatalf("event %s parsed by rsyslog as %+v (body %s)", e.ID, l, gotBody)
+	}
+	wantSD := `[audittrail@32473 id="` + e.ID + `"`
+	if e.ProjectID != "" {
+		wantSD += ` project="` + e.ProjectID + `"`
+	}
+	wantSD += ` user="` + e.UserID + `" level="` + string(e.Level) + `" type="` + e.Type + `"]`
+	if l.SD != wantSD {
+		t.Fatalf("event %s structured data %s, want %s", e.ID, l.SD, wantSD)
+	}
+}
 
 func TestRsyslogReceivesEveryEventThroughOutages(t *testing.T) {
 	integration(t)

@@ -1,0 +1,29 @@
+package kafka
+
+import "testing"
+
+// What the end-to-end test (package kafka_test) reuses of this package's
+// fake cluster and checks.
+
+type FakeKafka = fakeKafka
+
+const TestTopic = testTopic
+
+var (
+	StartKafka    = startKafka
+	CheckConsumed = checkConsumed
+)
+
+func (f *fakeKafka) Stop()        { f.stop() }
+func (f *fakeKafka) Start()       { f.start() }
+func (f *fakeKafka) Addr() string { return f.addr() }
+
+// Consumed is one record of the topic as ConsumeAll returns it.
+type Consumed = consumed
+
+// ConsumeAll reads the topic from its start: at least atLeast records,
+// then until it has been quiet for a moment.
+func ConsumeAll(t *testing.T, addr string, atLeast int) []Consumed { return consumeAll(t, addr, atLeast) }
+
+func (c consumed) EventID() string { return c.event.ID }
+func (c consumed) Key() string     { return c.key }
