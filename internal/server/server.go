@@ -34,6 +34,7 @@ import (
 	"github.com/audittrail/audittrail/internal/store/postgres"
 	"github.com/audittrail/audittrail/internal/stream"
 	"github.com/audittrail/audittrail/internal/stream/registry"
+	"github.com/audittrail/audittrail/internal/stream/streamhttp"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -215,6 +216,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	// The built-in subsystems mount their routes before the first request.
 	catalog.Register(s.api)
 	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.streams.Notify, Logger: log.With("component", "scim")})
+	streamhttp.Register(s.api, s.streams, streamhttp.Options{Directory: s.dir, Logger: log.With("component", "streamhttp")})
 	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir, Limiter: s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit, Logger: log.With("component", "console")})
 	if err != nil {
