@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -59,6 +60,11 @@ type connector struct {
 	// open breaker lets the next probe through.
 	failures     int
 	breakerUntil time.Time
+	// heldEpoch is the Epoch this instance claimed when it took over
+	// delivery, 0 while it does not deliver; endDelivery ends that
+	// delivery (a save found the epoch superseded or the record gone).
+	heldEpoch   uint64
+	endDelivery context.CancelFunc
 
 	wake chan struct{}
 
@@ -130,16 +136,109 @@ func (c *connector) run(ctx context.Context) {
 			case <-lctx.Done():
 			}
 		}()
-		c.deliverLoop(lctx, log)
+		gone, runnable := c.claim(lctx, cancel, log)
+		if runnable {
+			c.deliverLoop(lctx, log)
+		}
 		cancel()
-		held.Release()
 		c.mu.Lock()
+		c.heldEpoch, c.endDelivery = 0, nil
 		paused := c.rec.AutoPaused || c.rec.Paused
 		c.mu.Unlock()
-		if paused {
+		held.Release()
+		if paused || gone {
 			return
 		}
+		if !runnable {
+			sleep(ctx, c.m.opts.RetryMin)
+		}
 	}
+}
+
+// claim takes over delivery under a held lease: it bumps the record's
+// Epoch (fencing off whoever delivered before) and reloads the record, so
+// delivery resumes from the durable cursor whichever instance saved it.
+// gone reports a record deleted elsewhere; runnable that delivery may
+// start (claimed, not paused).
+func (c *connector) claim(ctx context.Context, end context.CancelFunc, log *slog.Logger) (gone, runnable bool) {
+	r, err := c.m.opts.State.Update(ctx, c.id, func(r *Record) error {
+		r.Epoch++
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		log.Info("connector deleted elsewhere; delivery stops")
+		return true, false
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("claim delivery", "err", err)
+		}
+		return false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rec = r
+	c.heldEpoch, c.endDelivery = r.Epoch, end
+	return false, !r.Paused && !r.AutoPaused
+}
+
+// apply brings a record reloaded from a shared State into this connector.
+// While this instance delivers, its cursor and counters are newer than the
+// stored ones, so only a newer control change (Revision) or a takeover by
+// another instance (Epoch) restarts it; otherwise the record replaces the
+// local copy and delivery starts or stops with its pause flags.
+func (c *connector) apply(r Record) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	delivering := c.heldEpoch != 0
+	restart := delivering && (r.Revision > c.rec.Revision || r.Epoch > c.heldEpoch)
+	if !delivering && (r.Revision > c.rec.Revision || (r.Revision == c.rec.Revision && r.Epoch >= c.rec.Epoch)) {
+		c.rec = r
+	}
+	want := !r.Paused && !r.AutoPaused
+	c.mu.Unlock()
+	running := c.cancel != nil
+	switch {
+	case restart:
+		c.stop()
+		c.mu.Lock()
+		c.rec = r
+		c.mu.Unlock()
+		c.start()
+	case running && !want && !delivering:
+		c.stop()
+	case !running && want:
+		c.start()
+	}
+}
+
+// change applies a control change (spec, pause, replay) through the
+// State: delivery here stops (saving its cursor), the record is updated
+// with a new Revision so that the instance delivering it elsewhere
+// restarts, and delivery starts again here if it should. The caller holds
+// opMu.
+func (c *connector) change(ctx context.Context, fn func(*Record) error) error {
+	c.stop()
+	r, err := c.m.opts.State.Update(ctx, c.id, func(r *Record) error {
+		if err := fn(r); err != nil {
+			return err
+		}
+		r.Revision++
+		return nil
+	})
+	if err != nil {
+		c.start()
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("save connector: %w", err)
+	}
+	c.mu.Lock()
+	c.rec = r
+	c.mu.Unlock()
+	c.start()
+	return nil
 }
 
 // deliverLoop reads, filters, batches and delivers until ctx ends or the
@@ -427,22 +526,27 @@ func (c *connector) recordFailure(err error, events int) (int, time.Duration) {
 		c.breakerUntil = now.Add(o.BreakerCooldown)
 	}
 	failures, since := c.failures, cn.FailingSince
-	rec := c.rec
 	c.mu.Unlock()
-	if perr := o.State.Put(context.Background(), rec); perr != nil {
-		c.m.log.Warn("save connector counters", "connector", rec.Spec.ID, "err", perr)
-	}
+	c.saveProgress(context.Background())
 	return failures, now.Sub(since)
 }
 
 func (c *connector) autoPause(ctx context.Context) {
 	c.mu.Lock()
 	c.rec.AutoPaused = true
-	rec := c.rec
 	c.mu.Unlock()
-	if err := c.m.opts.State.Put(context.WithoutCancel(ctx), rec); err != nil {
-		c.m.log.Warn("save auto-pause", "connector", rec.Spec.ID, "err", err)
+	r, err := c.m.opts.State.Update(context.WithoutCancel(ctx), c.id, func(r *Record) error {
+		r.AutoPaused = true
+		r.Revision++
+		return nil
+	})
+	if err != nil {
+		c.m.log.Warn("save auto-pause", "connector", c.id, "err", err)
+		return
 	}
+	c.mu.Lock()
+	c.rec.Revision, c.rec.AutoPaused = r.Revision, r.AutoPaused
+	c.mu.Unlock()
 }
 
 // advance moves the durable cursor after an acknowledgement (or past
@@ -456,11 +560,33 @@ func (c *connector) advance(ctx context.Context, cursor, delivered, batches uint
 		c.rec.Counters.Batches += batches
 		c.rec.Counters.LastSuccess = now
 	}
-	rec := c.rec
 	c.mu.Unlock()
 	// Saved even when ctx was just cancelled: the destination has the events.
-	if err := c.m.opts.State.Put(context.WithoutCancel(ctx), rec); err != nil {
-		c.m.log.Warn("save cursor", "connector", rec.Spec.ID, "err", err)
+	c.saveProgress(context.WithoutCancel(ctx))
+}
+
+// saveProgress stores the cursor and counters under the epoch this
+// instance claimed. If another instance took over (or the cursor was
+// rewound, or the connector deleted) delivery here ends; the run loop then
+// claims again from the durable record, or stops.
+func (c *connector) saveProgress(ctx context.Context) {
+	c.mu.Lock()
+	p := Progress{Epoch: c.heldEpoch, Cursor: c.rec.Cursor, Counters: c.rec.Counters}
+	end := c.endDelivery
+	c.mu.Unlock()
+	if p.Epoch == 0 {
+		return // not delivering: nothing of ours to save
+	}
+	err := c.m.opts.State.SaveProgress(ctx, c.id, p)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrStale), errors.Is(err, ErrNotFound):
+		c.m.log.Info("delivery superseded; reloading the connector", "connector", c.id, "reason", err)
+		if end != nil {
+			end()
+		}
+	default:
+		c.m.log.Warn("save cursor", "connector", c.id, "err", err)
 	}
 }
 
@@ -482,7 +608,8 @@ func (c *connector) health(ctx context.Context) Health {
 		h.State = StateAutoPaused
 	case c.rec.Paused:
 		h.State = StatePaused
-	case c.failures > 0:
+	case c.failures > 0 || !c.rec.Counters.FailingSince.IsZero():
+		// FailingSince also tells an instance that does not deliver.
 		h.State = StateFailing
 	default:
 		h.State = StateActive

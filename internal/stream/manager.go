@@ -59,6 +59,12 @@ type Options struct {
 	// ProgressInterval is how often a cursor moved only past events the
 	// connector filters out is saved.
 	ProgressInterval time.Duration
+	// ReloadInterval, when positive, says State is shared by a fleet: every
+	// instance reloads all records that often, so that a connector created,
+	// changed, paused or deleted through another instance takes effect here
+	// (and on the one delivering it); lookups of an id not known here ask
+	// State first. 0 means this instance alone writes State.
+	ReloadInterval time.Duration
 	// Evidence, when set, is called once per batch before it is written and
 	// its answer becomes Batch.Evidence (tamper evidence). It may wait for
 	// the ledger to cover the events; nil means the batch goes without.
@@ -153,6 +159,11 @@ type Manager struct {
 	head   uint64
 
 	setMu sync.Mutex
+	// ctlMu lets API operations run together (RLock) but not while a reload
+	// applies records (Lock), so a reload never undoes a change it did not
+	// load.
+	ctlMu      sync.RWMutex
+	reloadDone chan struct{}
 }
 
 // New builds a manager; Start loads the persisted connectors and begins
@@ -173,7 +184,8 @@ func New(opts Options) (*Manager, error) {
 }
 
 // Start loads every persisted connector and starts those not paused,
-// each from its durable cursor.
+// each from its durable cursor; with Options.ReloadInterval it then keeps
+// reloading them.
 func (m *Manager) Start(ctx context.Context) error {
 	recs, err := m.opts.State.Load(ctx)
 	if err != nil {
@@ -192,9 +204,84 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.conns[r.Spec.ID] = c
 		c.start()
 	}
+	if m.opts.ReloadInterval > 0 && m.reloadDone == nil {
+		m.reloadDone = make(chan struct{})
+		go m.reloadLoop()
+	}
 	return nil
 }
 
+// reloadLoop applies the shared State every ReloadInterval until Close.
+func (m *Manager) reloadLoop() {
+	defer close(m.reloadDone)
+	t := time.NewTicker(m.opts.ReloadInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := m.Reload(m.ctx)
+		switch {
+		case err != nil && !failing && m.ctx.Err() == nil:
+			m.log.Warn("reload connectors", "err", err)
+			failing = true
+		case err == nil && failing:
+			m.log.Info("connectors reloaded again")
+			failing = false
+		}
+	}
+}
+
+// Reload applies every record of State to this instance: connectors
+// created elsewhere start, deleted ones stop, and a change of spec, pause or
+// cursor made elsewhere restarts delivery here if this instance delivers.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.ctlMu.Lock()
+	defer m.ctlMu.Unlock()
+	recs, err := m.opts.State.Load(ctx)
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		seen[r.Spec.ID] = true
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return ErrClosed
+		}
+		c, ok := m.conns[r.Spec.ID]
+		if !ok {
+			c = m.newConnector(r)
+			m.conns[r.Spec.ID] = c
+			c.start()
+			m.log.Info("connector loaded", "connector", r.Spec.ID)
+		}
+		m.mu.Unlock()
+		if ok {
+			c.apply(r)
+		}
+	}
+	m.mu.Lock()
+	var gone []*connector
+	for id, c := range m.conns {
+		if !seen[id] {
+			gone = append(gone, c)
+			delete(m.conns, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, c := range gone {
+		c.opMu.Lock()
+		c.stop()
+		c.opMu.Unlock()
+		m.log.Info("connector deleted elsewhere", "connector", c.id)
+	}
+	return nil
+}
 // Close stops every delivery loop (an in-flight write is cancelled and will
 // be redelivered after a restart) and saves each cursor.
 func (m *Manager) Close(ctx context.Context) error {
@@ -208,8 +295,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, c := range m.conns {
 		conns = append(conns, c)
 	}
+	reloadDone := m.reloadDone
 	m.mu.Unlock()
 	m.cancel()
+	if reloadDone != nil {
+		<-reloadDone
+	}
 	for _, c := range conns {
 		c.opMu.Lock()
 		c.stop()
@@ -237,14 +328,37 @@ type View struct {
 	Health Health `json:"health"`
 }
 
-func (m *Manager) lookup(companyID, id string) (*connector, error) {
+// lookup finds a connector of the company. With a shared State, an id not
+// known here may have been created through another instance a moment ago:
+// State is asked, and the connector adopted.
+func (m *Manager) lookup(ctx context.Context, companyID, id string) (*connector, error) {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
+	c, ok := m.conns[id]
+	closed := m.closed
+	m.mu.RUnlock()
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case ok && c.companyID == companyID:
+		return c, nil
+	case ok || m.opts.ReloadInterval <= 0:
+		return nil, ErrNotFound
+	}
+	r, err := m.opts.State.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	c, ok := m.conns[id]
-	if !ok || c.companyID != companyID {
+	if c, ok = m.conns[id]; !ok {
+		c = m.newConnector(r)
+		m.conns[id] = c
+		c.start()
+	}
+	if c.companyID != companyID {
 		return nil, ErrNotFound
 	}
 	return c, nil
@@ -298,6 +412,12 @@ func (m *Manager) check(ctx context.Context, s *Spec) error {
 // of the log: it delivers every event acknowledged after Create returned
 // (and possibly a few acknowledged just before).
 func (m *Manager) Create(ctx context.Context, s Spec) (View, error) {
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	return m.create(ctx, s)
+}
+
+func (m *Manager) create(ctx context.Context, s Spec) (View, error) {
 	s.ID = m.opts.NewID()
 	now := m.opts.Now().UTC()
 	s.Created, s.Updated = now, now
@@ -308,10 +428,10 @@ func (m *Manager) Create(ctx context.Context, s Spec) (View, error) {
 	if err != nil {
 		return View{}, fmt.Errorf("find end of log: %w", err)
 	}
-	rec := Record{Spec: s, Cursor: head}
+	rec := Record{Spec: s, Cursor: head, Revision: 1}
 	// Saved before taking m.mu: Notify, on the ingest path, takes it too
 	// and must not wait for an fsync.
-	if err := m.opts.State.Put(ctx, rec); err != nil {
+	if err := m.opts.State.Create(ctx, rec); err != nil {
 		return View{}, fmt.Errorf("save connector: %w", err)
 	}
 	c := m.newConnector(rec)
@@ -329,32 +449,44 @@ func (m *Manager) Create(ctx context.Context, s Spec) (View, error) {
 
 // Set creates or updates the connector of the same company, project, type
 // and name: the semantics of Descope's /connector/audit/web/set. created
-// tells which happened.
+// tells which happened. The name is looked up in State, so that in a fleet
+// a connector set through another instance is found; two instances setting
+// a new name at the same moment may still both create it.
 func (m *Manager) Set(ctx context.Context, s Spec) (v View, created bool, err error) {
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
 	// Two concurrent Sets of the same name must not both create.
 	m.setMu.Lock()
 	defer m.setMu.Unlock()
-	m.mu.RLock()
+	recs, err := m.opts.State.Load(ctx)
+	if err != nil {
+		return View{}, false, fmt.Errorf("load connectors: %w", err)
+	}
 	var existing string
-	for id, c := range m.conns {
-		sp := c.spec()
+	for _, r := range recs {
+		sp := r.Spec
 		if sp.CompanyID == s.CompanyID && sp.ProjectID == s.ProjectID && sp.Type == s.Type && sp.Name == s.Name {
-			existing = id
+			existing = sp.ID
 			break
 		}
 	}
-	m.mu.RUnlock()
 	if existing == "" {
-		v, err = m.Create(ctx, s)
+		v, err = m.create(ctx, s)
 		return v, true, err
 	}
-	v, err = m.Update(ctx, s.CompanyID, existing, s)
+	v, err = m.update(ctx, s.CompanyID, existing, s)
 	return v, false, err
 }
 
 // List returns the company's connectors (only the project's when projectID
 // is set), oldest first.
 func (m *Manager) List(ctx context.Context, companyID, projectID string) ([]View, error) {
+	if m.opts.ReloadInterval > 0 {
+		// In a fleet, show what any instance created or deleted until now.
+		if err := m.Reload(ctx); err != nil {
+			return nil, fmt.Errorf("load connectors: %w", err)
+		}
+	}
 	m.mu.RLock()
 	if m.closed {
 		m.mu.RUnlock()
@@ -383,7 +515,9 @@ func (m *Manager) List(ctx context.Context, companyID, projectID string) ([]View
 
 // Get returns one connector, secrets redacted.
 func (m *Manager) Get(ctx context.Context, companyID, id string) (View, error) {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return View{}, err
 	}
@@ -394,7 +528,13 @@ func (m *Manager) Get(ctx context.Context, companyID, id string) (View, error) {
 // time and cursor. A nil Config keeps the current one; a Config in which a
 // value equals what Get showed redacted keeps that secret.
 func (m *Manager) Update(ctx context.Context, companyID, id string, s Spec) (View, error) {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	return m.update(ctx, companyID, id, s)
+}
+
+func (m *Manager) update(ctx context.Context, companyID, id string, s Spec) (View, error) {
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return View{}, err
 	}
@@ -423,25 +563,21 @@ func (m *Manager) Update(ctx context.Context, companyID, id string, s Spec) (Vie
 	if err := m.check(ctx, &s); err != nil {
 		return View{}, err
 	}
-	c.stop()
-	c.mu.Lock()
-	c.rec.Spec = s
-	rec := c.rec
-	c.mu.Unlock()
-	if err := m.opts.State.Put(ctx, rec); err != nil {
-		c.mu.Lock()
-		c.rec.Spec = prev
-		c.mu.Unlock()
-		c.start()
-		return View{}, fmt.Errorf("save connector: %w", err)
+	err = c.change(ctx, func(r *Record) error {
+		r.Spec = s
+		return nil
+	})
+	if err != nil {
+		return View{}, err
 	}
-	c.start()
 	return c.view(ctx), nil
 }
 
 // Delete stops and forgets a connector.
 func (m *Manager) Delete(ctx context.Context, companyID, id string) error {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return err
 	}
@@ -470,32 +606,31 @@ func (m *Manager) Resume(ctx context.Context, companyID, id string) (View, error
 }
 
 func (m *Manager) setPaused(ctx context.Context, companyID, id string, paused bool) (View, error) {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return View{}, err
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
-	c.stop()
-	c.mu.Lock()
-	prev := c.rec
-	c.rec.Paused = paused
+	err = c.change(ctx, func(r *Record) error {
+		r.Paused = paused
+		if !paused {
+			r.AutoPaused = false
+			r.Counters.FailingSince = time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		return View{}, err
+	}
 	if !paused {
-		c.rec.AutoPaused = false
-		c.rec.Counters.FailingSince = time.Time{}
+		c.mu.Lock()
 		c.failures = 0
 		c.breakerUntil = time.Time{}
-	}
-	rec := c.rec
-	c.mu.Unlock()
-	if err := m.opts.State.Put(ctx, rec); err != nil {
-		c.mu.Lock()
-		c.rec = prev
 		c.mu.Unlock()
-		c.start()
-		return View{}, fmt.Errorf("save connector: %w", err)
 	}
-	c.start()
 	return c.view(ctx), nil
 }
 
@@ -505,7 +640,9 @@ func (m *Manager) setPaused(ctx context.Context, companyID, id string, paused bo
 // after that point that occurred earlier than from are delivered too: the
 // log is in ingest order. It returns the new cursor.
 func (m *Manager) Replay(ctx context.Context, companyID, id string, from time.Time) (uint64, error) {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return 0, err
 	}
@@ -520,20 +657,18 @@ func (m *Manager) Replay(ctx context.Context, companyID, id string, from time.Ti
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
-	c.stop()
-	c.mu.Lock()
-	prev := c.rec.Cursor
-	c.rec.Cursor = cursor
-	rec := c.rec
-	c.mu.Unlock()
-	if err := m.opts.State.Put(ctx, rec); err != nil {
-		c.mu.Lock()
-		c.rec.Cursor = prev
-		c.mu.Unlock()
-		c.start()
-		return 0, fmt.Errorf("save connector: %w", err)
+	var prev uint64
+	err = c.change(ctx, func(r *Record) error {
+		prev = r.Cursor
+		r.Cursor = cursor
+		// A new epoch: whichever instance delivers now must not save a
+		// cursor past the rewind.
+		r.Epoch++
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	c.start()
 	m.log.Info("connector replay", "connector", id, "from", from, "cursor", cursor, "previous", prev)
 	return cursor, nil
 }
@@ -564,7 +699,9 @@ func (m *Manager) seqAt(ctx context.Context, companyID string, ms int64) (uint64
 // a fresh sink built from the connector's config, outside the cursor, and
 // reports whether the destination acknowledged it.
 func (m *Manager) SendTest(ctx context.Context, companyID, id string) error {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return err
 	}
@@ -605,7 +742,9 @@ func (m *Manager) SendTest(ctx context.Context, companyID, id string) error {
 
 // Health returns a connector's health.
 func (m *Manager) Health(ctx context.Context, companyID, id string) (Health, error) {
-	c, err := m.lookup(companyID, id)
+	m.ctlMu.RLock()
+	defer m.ctlMu.RUnlock()
+	c, err := m.lookup(ctx, companyID, id)
 	if err != nil {
 		return Health{}, err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/audittrail/audittrail/internal/stream"
-	"github.com/audittrail/audittrail/internal/stream/streamtest"
+	"github.com/audittrail/audittrail/internal/stream/statetest"
 )
 
 func TestFileStatePersists(t *testing.T) {
@@ -23,11 +23,11 @@ func TestFileStatePersists(t *testing.T) {
 	}
 	for _, id := range []string{"a", "b", "c"} {
 		r := stream.Record{Spec: stream.Spec{ID: id, CompanyID: "C1", Config: json.RawMessage(`{"token":"t-` + id + `"}`)}, Cursor: 7}
-		if err := fs.Put(ctx, r); err != nil {
+		if err := fs.Create(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := fs.Put(ctx, stream.Record{Spec: stream.Spec{ID: "b", CompanyID: "C1"}, Cursor: 42, Paused: true}); err != nil {
+	if _, err := fs.Update(ctx, "b", func(r *stream.Record) error { r.Cursor, r.Paused = 42, true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.Delete(ctx, "c"); err != nil {
@@ -81,12 +81,20 @@ func FuzzFromDescopeWebhook(f *testing.F) {
 }
 
 func TestStateStoreConformance(t *testing.T) {
-	t.Run("file", func(t *testing.T) {
-		fs, err := stream.OpenFileState(filepath.Join(t.TempDir(), "streams.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		streamtest.StateStoreSuite(t, fs)
+	statetest.Run(t, statetest.Harness{
+		New: func(t *testing.T) stream.StateStore {
+			fs, err := stream.OpenFileState(filepath.Join(t.TempDir(), "streams.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fs
+		},
+		Reopen: func(t *testing.T, s stream.StateStore) stream.StateStore {
+			fs, err := stream.OpenFileState(s.(*stream.FileState).Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fs
+		},
 	})
-	t.Run("mem", func(t *testing.T) { streamtest.StateStoreSuite(t, stream.NewMemState()) })
 }
