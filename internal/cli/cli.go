@@ -96,6 +96,7 @@ func init() {
 		{"projects", "list, create or delete projects (admin key)", runProjects},
 		{"keys", "list, create, revoke or rotate management keys (admin key)", runKeys},
 		{"settings", "get or set company settings (admin key)", runSettings},
+		{"connectors", "list, create, pause, resume, test, replay or delete stream connectors", runConnectors},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command", runHelp},
 	}
