@@ -1,6 +1,12 @@
 package kafka
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // What the end-to-end test (package kafka_test) reuses of this package's
 // fake cluster and checks.
@@ -27,3 +33,11 @@ func ConsumeAll(t *testing.T, addr string, atLeast int) []Consumed { return cons
 
 func (c consumed) EventID() string { return c.event.ID }
 func (c consumed) Key() string     { return c.key }
+
+// FailProduces makes the broker store every produce but answer it with an
+// error, until heal is called: the producer cannot know the records are
+// stored, so the batch in flight is sent again.
+func (f *fakeKafka) FailProduces() (heal func()) {
+	h := f.c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicasAfterAppend, Count: -1})
+	return h.Remove
+}
