@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/audittrail/audittrail/internal/store"
@@ -32,7 +33,18 @@ func (s *EventStore) Check(ctx context.Context) (CheckReport, error) {
 	if err := s.check(ctx); err != nil {
 		return rep, err
 	}
-	pool := s.db.pool
+	// One snapshot for every query, so that a check of a database in use
+	// compares rows of one moment. The checks join whole tables: hash or
+	// merge joins, never a nested loop picked on stale statistics.
+	tx, err := s.db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return rep, fmt.Errorf("check: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_nestloop = off"); err != nil {
+		return rep, fmt.Errorf("check: %w", err)
+	}
+	pool := tx
 	problem := func(format string, args ...any) {
 		if len(rep.Problems) < maxCheckProblems {
 			rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...))
