@@ -42,6 +42,10 @@ import (
 // settings (config.Defaults).
 const maxHeaderBytes = 64 << 10
 
+// streamReloadInterval bounds how late a connector change made through
+// another instance of a fleet takes effect on this one.
+const streamReloadInterval = time.Second
+
 // On-disk names inside --data-dir.
 const (
 	BootstrapFile = "bootstrap.json"
@@ -144,6 +148,11 @@ type Server struct {
 	streams  *stream.Manager
 	// closeDB releases what store, dir and limiter share (a pool).
 	closeDB func() error
+	// Stream connector state and delivery lease: a file and LocalLease
+	// alone, the database's in a fleet.
+	streamState  stream.StateStore
+	streamLease  stream.Lease
+	streamReload time.Duration
 	// bootstrapLock, when set, serialises bootstrap across the instances
 	// sharing one directory.
 	bootstrapLock func(ctx context.Context) (unlock func(), err error)
@@ -358,7 +367,11 @@ func (s *Server) open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open postgres: %w", err)
 		}
-		s.closeDB = func() error { db.Close(); return nil }
+		// Connectors live in the database and each is delivered by the one
+		// instance holding its advisory lock; the others reload the records.
+		lease := db.StreamLease(postgres.LeaseOptions{Logger: s.log.With("component", "stream-lease")})
+		s.streamState, s.streamLease, s.streamReload = db.StreamState(), lease, streamReloadInterval
+		s.closeDB = func() error { lease.Close(); db.Close(); return nil }
 		s.bootstrapLock = func(ctx context.Context) (func(), error) {
 			// Instances starting together on an empty database would each
 			// create a company; a session advisory lock lets one bootstrap
@@ -392,11 +405,15 @@ func (s *Server) open(ctx context.Context) error {
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory()
 	}
-	state, err := stream.OpenFileState(filepath.Join(s.cfg.DataDir, streamsFile))
-	if err != nil {
-		return fmt.Errorf("open stream state: %w", err)
+	if s.streamState == nil {
+		state, err := stream.OpenFileState(filepath.Join(s.cfg.DataDir, streamsFile))
+		if err != nil {
+			return fmt.Errorf("open stream state: %w", err)
+		}
+		s.streamState = state
 	}
-	s.streams, err = stream.New(stream.Options{Store: s.store, State: state, Destinations: registry.Destinations(), Logger: s.log})
+	var err error
+	s.streams, err = stream.New(stream.Options{Store: s.store, State: s.streamState, Lease: s.streamLease, ReloadInterval: s.streamReload, Destinations: registry.Destinations(), Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("stream delivery: %w", err)
 	}
