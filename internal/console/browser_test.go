@@ -9,21 +9,25 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/page"
+	cdppage "github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/audittrail/audittrail/client"
 )
@@ -32,16 +36,30 @@ import (
 // a real server (embedded store) filled with events, and compare what the
 // page shows with what the API answers.
 
-type browserEnv struct {
-	*env
+// browser is one headless Chromium driving the console at base.
+type browser struct {
 	t        *testing.T
 	ctx      context.Context
+	base     string // the server's root URL
 	download string
 	shots    string
 	mu       sync.Mutex
 	problems []string  // uncaught exceptions and CSP violations in the page
 	renders  []float64 // API answer → results painted, per search
 	doms     []float64 // API answer → DOM updated, per search
+}
+
+// page is what eval and waitFor drive: a *browser or a value embedding one.
+type page interface{ br() *browser }
+
+func (b *browser) br() *browser { return b }
+
+// browserEnv is a browser on the console test server (env), filled with
+// events by the test.
+type browserEnv struct {
+	*browser
+	*env
+	t *testing.T
 }
 
 func chromiumPath(t *testing.T) string {
@@ -57,10 +75,27 @@ func chromiumPath(t *testing.T) string {
 
 func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
+	skipUnlessIntegration(t)
+	e := newEnv(t, envConfig{tailPoll: 100 * time.Millisecond, heartbeat: 2 * time.Second})
+	b := &browserEnv{browser: startBrowser(t, e.srv.URL), env: e, t: t}
+	// A tail's connection the test leaves open must not outlive it.
+	t.Cleanup(func() { e.con.Close() })
+	return b
+}
+
+func skipUnlessIntegration(t *testing.T) {
+	t.Helper()
 	if os.Getenv("AUDITTRAIL_INTEGRATION") != "1" {
 		t.Skip("browser test: set AUDITTRAIL_INTEGRATION=1 to run it in headless Chromium")
 	}
-	b := &browserEnv{env: newEnv(t, envConfig{tailPoll: 100 * time.Millisecond, heartbeat: 2 * time.Second}), t: t}
+}
+
+// startBrowser starts a headless Chromium for the console at base; it
+// records the page's exceptions and errors, accepts its confirm() dialogs
+// and saves downloads to a temporary directory.
+func startBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	b := &browser{t: t, base: base}
 	b.download = t.TempDir()
 	_, file, _, _ := runtime.Caller(0)
 	b.shots = filepath.Join(filepath.Dir(file), "..", "..", "artifacts", "console")
@@ -84,15 +119,15 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	b.ctx = ctx
-	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: b.download,
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: b.download,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	exceptions := chromedp.Events(ctx, cdpruntime.ExceptionThrown)
 	// Log entries carry console.error calls and CSP violations.
 	logEntries := chromedp.Events(ctx, cdplog.EntryAdded)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	dialogs := chromedp.Events(ctx, cdppage.JavascriptDialogOpening)
 	go func() {
 		for ev, err := range exceptions {
 			if err != nil {
@@ -111,17 +146,16 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 			}
 		}
 	}()
-	// The settings page confirms before a rotation: accept it.
+	// The settings and connectors pages confirm before a rotation or a
+	// deletion: accept it.
 	go func() {
 		for _, err := range dialogs {
 			if err != nil {
 				return
 			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			_, _ = chromedp.Call(ctx, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
-	// A tail's connection the test leaves open must not outlive it.
-	t.Cleanup(func() { e := b.env; e.con.Close() })
 	return b
 }
 
@@ -132,13 +166,13 @@ func exceptionDescription(d *cdpruntime.ExceptionDetails) string {
 	return ""
 }
 
-func (b *browserEnv) problem(s string) {
+func (b *browser) problem(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.problems = append(b.problems, s)
 }
 
-func (b *browserEnv) checkNoProblems() {
+func (b *browser) checkNoProblems() {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -153,7 +187,7 @@ func (b *browserEnv) checkNoProblems() {
 	b.problems = nil
 }
 
-func (b *browserEnv) do(actions ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -162,7 +196,8 @@ func (b *browserEnv) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-func eval[T any](b *browserEnv, js string) T {
+func eval[T any](p page, js string) T {
+	b := p.br()
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -174,7 +209,8 @@ func eval[T any](b *browserEnv, js string) T {
 }
 
 // waitFor polls a JavaScript expression until it is truthy and returns it.
-func waitFor[T any](b *browserEnv, js string) T {
+func waitFor[T any](p page, js string) T {
+	b := p.br()
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 25*time.Second)
 	defer cancel()
@@ -185,13 +221,13 @@ func waitFor[T any](b *browserEnv, js string) T {
 	return v
 }
 
-func (b *browserEnv) shot(name string) { b.capture(name, chromedp.FullScreenshot(100)) }
+func (b *browser) shot(name string) { b.capture(name, chromedp.FullScreenshot(100)) }
 
 // shotViewport shows what the user sees, for fixed panels a full-page
 // capture would cut.
-func (b *browserEnv) shotViewport(name string) { b.capture(name, chromedp.CaptureScreenshot()) }
+func (b *browser) shotViewport(name string) { b.capture(name, chromedp.CaptureScreenshot()) }
 
-func (b *browserEnv) capture(name string, action chromedp.Action[[]byte]) {
+func (b *browser) capture(name string, action chromedp.Action[[]byte]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -204,9 +240,9 @@ func (b *browserEnv) capture(name string, action chromedp.Action[[]byte]) {
 	}
 }
 
-func (b *browserEnv) signIn(projectID, key string) {
+func (b *browser) signIn(projectID, key string) {
 	b.t.Helper()
-	b.do(chromedp.Navigate(b.srv.URL+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
+	b.do(chromedp.Navigate(b.base+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
 	b.do(chromedp.WaitVisible(chromedp.ID("signin-project")),
 		chromedp.SendKeys(chromedp.ID("signin-project"), projectID),
 		chromedp.SendKeys(chromedp.ID("signin-key"), key),
@@ -215,7 +251,7 @@ func (b *browserEnv) signIn(projectID, key string) {
 
 // results waits for the search to finish and returns the total the page
 // shows and the ids of its rows, in order.
-func (b *browserEnv) results() (int, []string) {
+func (b *browser) results() (int, []string) {
 	b.t.Helper()
 	raw := waitFor[string](b, `(() => {
 		const t = document.querySelector('#total-count');
@@ -238,9 +274,9 @@ func (b *browserEnv) results() (int, []string) {
 }
 
 // open loads a console URL (a bookmark) and returns its results.
-func (b *browserEnv) open(pathAndQuery string) (int, []string) {
+func (b *browser) open(pathAndQuery string) (int, []string) {
 	b.t.Helper()
-	b.do(chromedp.Navigate(b.srv.URL + pathAndQuery))
+	b.do(chromedp.Navigate(b.base + pathAndQuery))
 	return b.results()
 }
 
@@ -345,8 +381,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
-	t.Run("sign in and read the total", func(t *testing.T) {
-		b.signIn(b.creds.ProjectID, b.creds.ManagementKey)
+	t.Run("sign in by keyboard alone and read the total", func(t *testing.T) {
+		b.do(chromedp.Navigate(b.base+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
+		waitFor[bool](b, `document.activeElement && document.activeElement.id === 'signin-project'`)
+		checkAccessible(t, b, "sign-in")
+		// The project field has the focus: type, Tab, type, Enter.
+		b.do(chromedp.KeyEvent(b.creds.ProjectID), chromedp.KeyEvent("\t"), chromedp.KeyEvent(b.creds.ManagementKey), chromedp.KeyEvent("\r"))
 		total, ids := b.results()
 		wantTotal, wantIDs := b.apiSearch(day(client.SearchOptions{}))
 		if total != wantTotal || !slices.Equal(ids, wantIDs) {
@@ -360,17 +400,54 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		waitFor[bool](b, `!!document.querySelector('.hist-svg')`)
 		b.shot("audit")
-		// Every control has a name a screen reader can say.
-		unnamed := eval[[]string](b, `[...document.querySelectorAll('input, select, button, textarea')].filter(el =>
-			!(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim() && el.type !== 'hidden'
-		).map(el => el.outerHTML.slice(0, 80))`)
-		if len(unnamed) > 0 {
-			t.Errorf("controls without a label: %v", unnamed)
+		checkAccessible(t, b, "audit")
+		// Times show in local time, with UTC on hover.
+		utc := eval[string](b, `document.querySelector('table.results tbody tr time').title`)
+		wantUTC := time.UnixMilli(eval[int64](b, `Date.parse(document.querySelector('table.results tbody tr time').dateTime)`)).UTC().Format("2006-01-02 15:04:05.000") + " UTC"
+		if utc != wantUTC {
+			t.Errorf("time title %q, want %q", utc, wantUTC)
+		}
+		// Actions are suggested from the known ones.
+		suggested := eval[[]string](b, `[...document.querySelectorAll('[data-filter="action"] datalist option')].map((o) => o.value)`)
+		for _, want := range []string{"LoginFailed", "LoginSucceed", "UserModified", "SCIMEvent"} {
+			if !slices.Contains(suggested, want) {
+				t.Errorf("action suggestions %v lack %s", suggested, want)
+			}
+		}
+		b.do(chromedp.Click(chromedp.CSS(".more-filters summary")))
+		checkAccessible(t, b, "audit, every filter shown")
+	})
+
+	t.Run("keyboard: / jumps to the search, Enter runs it", func(t *testing.T) {
+		b.open("/audit")
+		b.do(chromedp.Focus(chromedp.CSS(`div.table-wrap`)))
+		// One real key press: chromedp.KeyEvent would send the character as
+		// an event of its own, which a prevented keydown does not cancel.
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			if _, err := chromedp.Call(b.ctx, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+				Type: typ, Key: "/", Code: "Slash", Text: "/", WindowsVirtualKeyCode: 191, NativeVirtualKeyCode: 191,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if f := eval[string](b, `document.activeElement.id`); f != "f-text" {
+			t.Fatalf("/ moved the focus to %q", f)
+		}
+		b.do(chromedp.KeyEvent("wrong"))
+		if v := eval[string](b, `document.activeElement.value`); v != "wrong" {
+			t.Fatalf("typed into the search field: %q", v)
+		}
+		b.do(chromedp.KeyEvent("\r"))
+		waitFor[bool](b, `location.search.includes('q=wrong')`)
+		total, ids := b.results()
+		wantTotal, wantIDs := b.apiSearch(day(client.SearchOptions{Text: "wrong"}))
+		if total != wantTotal || !slices.Equal(ids, wantIDs) || total == 0 {
+			t.Errorf("page %d %v\napi %d %v", total, ids, wantTotal, wantIDs)
 		}
 	})
 
 	t.Run("time to interactive", func(t *testing.T) {
-		b.do(chromedp.Navigate(b.srv.URL + "/audit"))
+		b.do(chromedp.Navigate(b.base + "/audit"))
 		b.results()
 		m := eval[map[string]float64](b, `(() => {
 			const nav = performance.getEntriesByType('navigation')[0];
@@ -380,9 +457,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		})()`)
 		t.Logf("page load: DOM interactive %.0f ms, DOMContentLoaded %.0f ms, console interactive %.0f ms, first results painted %.0f ms",
 			m["domInteractive"], m["domContentLoaded"], m["consoleInteractive"], m["firstResults"])
-		// The goal is 1 s; the bound leaves room for a CI host busy with
-		// other test packages, and still catches a page gone slow.
-		if m["consoleInteractive"] > 2000 {
+		// The goal of the issue: interactive within a second.
+		if m["consoleInteractive"] > 1000 {
 			t.Errorf("the console became interactive after %.0f ms (goal: 1 s)", m["consoleInteractive"])
 		}
 		writeMetric(t, b.shots, "load", m)
@@ -521,16 +597,41 @@ func TestConsoleInBrowser(t *testing.T) {
 		if sum != total && typesHonoured(t, b.env) {
 			t.Errorf("legend counts add to %d, total %d", sum, total)
 		}
-		// Click the fullest bar.
-		b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		// The fullest bar, and how many events its title says it holds.
+		fullest := `(() => {
 			const bars = [...document.querySelectorAll('.hist-svg .bar')];
-			const best = bars.reduce((a, g) => g.querySelectorAll('.seg').length > a.querySelectorAll('.seg').length ? g : a);
-			best.querySelector('.hit').dispatchEvent(new MouseEvent('click', {bubbles: true}));
-		})()`))
+			const count = (g) => Number(g.querySelector('title').textContent.match(/: ([0-9,]+) \(/)[1].replaceAll(',', ''));
+			const best = bars.reduce((a, g) => count(g) > count(a) ? g : a);
+			return [Number(best.dataset.index), count(best)];
+		})()`
+		best := eval[[]int](b, fullest)
+		// A click on it narrows the range to that bar: exactly its events.
+		b.do(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('.hist-svg .bar[data-index="%d"] .hit').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, best[0])))
 		loc := waitFor[string](b, `location.search.includes('range=custom') && location.search`)
 		narrowed, _ := b.results()
-		if narrowed == 0 || narrowed >= total {
-			t.Errorf("narrowed to %s: %d events of %d", loc, narrowed, total)
+		if narrowed != best[1] || narrowed == 0 || narrowed >= total {
+			t.Errorf("narrowed to %s: %d events of %d; the bar held %d", loc, narrowed, total, best[1])
+		}
+
+		// By keyboard: Tab reaches the chart, arrows pick a bar, Enter narrows.
+		b.open("/audit?range=24h")
+		waitFor[int](b, `document.querySelectorAll('.hist-svg .bar').length`)
+		best = eval[[]int](b, fullest)
+		if tabbable := eval[int](b, `document.querySelector('.hist-chart').tabIndex`); tabbable != 0 {
+			t.Errorf("the chart's tabIndex is %d: the keyboard cannot reach it", tabbable)
+		}
+		b.do(chromedp.Focus(chromedp.CSS(`.hist-chart`)), chromedp.KeyEvent(kb.Home))
+		for range best[0] {
+			b.do(chromedp.KeyEvent(kb.ArrowRight))
+		}
+		readout := eval[string](b, `document.querySelector('.hist-readout').textContent`)
+		if !strings.Contains(readout, fmt.Sprintf(": %d events", best[1])) {
+			t.Errorf("readout %q for a bar of %d events", readout, best[1])
+		}
+		b.do(chromedp.KeyEvent(kb.Enter))
+		waitFor[bool](b, `location.search.includes('range=custom')`)
+		if byKey, _ := b.results(); byKey != best[1] {
+			t.Errorf("Enter on the bar narrowed to %d events, want %d", byKey, best[1])
 		}
 	})
 
@@ -553,6 +654,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("focus on %q after opening, want the panel's title", focused)
 		}
 		b.shotViewport("detail")
+		checkAccessible(t, b, "event detail")
 		b.do(chromedp.KeyEvent("\x1b")) // Escape closes and gives focus back
 		waitFor[bool](b, `document.querySelector('#detail').hidden`)
 		if cls := eval[string](b, `document.activeElement.className`); cls != "linklike" {
@@ -582,6 +684,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		if total != wantTotal || total == 0 {
 			t.Errorf("after filtering by country %v: %d, want %d", q["country"], total, wantTotal)
 		}
+	})
+
+	t.Run("SCIM change as before and after", func(t *testing.T) {
+		_, ids := b.open("/audit?action=SCIMEvent")
+		if len(ids) == 0 {
+			t.Fatal("no SCIMEvent in the seed")
+		}
+		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		rows := eval[[][]string](b, `[...document.querySelectorAll('#detail table.change tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent.trim()))`)
+		if len(rows) != 1 || rows[0][0] != "roles" || rows[0][1] != "− viewer" || rows[0][2] != "—" {
+			t.Errorf("SCIM change rows %q, want roles | − viewer | —", rows)
+		}
+		if !strings.Contains(eval[string](b, `document.querySelector('#detail').textContent`), "SCIM action: UserPatched") {
+			t.Error("the detail does not name the SCIM action")
+		}
+		// The user change lists every field: added roles, a name's old and
+		// new value, a custom attribute.
+		b.do(chromedp.KeyEvent("\x1b"))
+		b.open("/audit?action=UserModified")
+		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
+		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
+		rows = eval[[][]string](b, `[...document.querySelectorAll('#detail table.change tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent.trim()))`)
+		want := map[string][2]string{"roles": {"—", "+ admin"}, "display name": {"Ada", "Ada L."}, "custom attribute: plan": {"—", "pro"}}
+		for _, r := range rows {
+			if w, ok := want[r[0]]; !ok || r[1] != w[0] || r[2] != w[1] {
+				t.Errorf("change row %q, want %v", r, w)
+			}
+		}
+		if len(rows) != len(want) {
+			t.Errorf("%d change rows, want %d", len(rows), len(want))
+		}
+		b.do(chromedp.KeyEvent("\x1b"))
 	})
 
 	t.Run("live tail", func(t *testing.T) {
@@ -636,7 +771,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("settings", func(t *testing.T) {
-		b.do(chromedp.Navigate(b.srv.URL + "/settings"))
+		b.do(chromedp.Navigate(b.base + "/settings"))
 		waitFor[bool](b, `!!document.querySelector('#keys-title') && document.querySelectorAll('.settings tbody tr').length > 1`)
 		b.do(chromedp.SendKeys(chromedp.ID("k-name"), "console reader"),
 			chromedp.SetValue(chromedp.ID("k-role"), "reader"),
@@ -656,7 +791,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("created key %+v, secret shown %q", created, secret)
 		}
 		// The shown secret works.
-		rc, err := client.New(client.Config{BaseURL: b.srv.URL, ProjectID: b.creds.ProjectID, ManagementKey: secret})
+		rc, err := client.New(client.Config{BaseURL: b.base, ProjectID: b.creds.ProjectID, ManagementKey: secret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -673,9 +808,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		if _, err := rc.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err == nil {
 			t.Error("the old secret still works after the rotation")
 		}
-		b.do(chromedp.Navigate(b.srv.URL + "/connectors"))
-		waitFor[bool](b, `!!document.querySelector('#connectors-title')`)
-		b.shot("connectors")
+		checkAccessible(t, b, "settings")
+		// Revoke it: refused at once, shown as revoked.
+		b.do(chromedp.Click(chromedp.CSS(`button[aria-label="Revoke key console reader"]`)))
+		waitFor[bool](b, `[...document.querySelectorAll('.settings tbody tr')].some((tr) => tr.textContent.includes('console reader') && tr.textContent.includes('revoked'))`)
+		rc2, err := client.New(client.Config{BaseURL: b.base, ProjectID: b.creds.ProjectID, ManagementKey: rotated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc2.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err == nil {
+			t.Error("a revoked key still searches")
+		}
+		// Company settings: the search window.
+		b.do(chromedp.SetValue(chromedp.ID("s-window"), "31"), chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)))
+		waitFor[bool](b, `document.querySelector('#announcer').textContent === 'Settings saved'`)
+		settings, err := b.client().Settings().Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if settings.SearchWindowDays != 31 {
+			t.Errorf("search window %d after saving 31", settings.SearchWindowDays)
+		}
 	})
 
 	t.Run("phone width", func(t *testing.T) {
@@ -686,6 +839,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Error("the page scrolls sideways at 390 px (only the table may)")
 		}
 		b.shot("phone-audit")
+		checkAccessible(t, b, "audit at phone width")
 		b.do(chromedp.Click(chromedp.CSS(`table.results tbody tr:first-child button.linklike`)))
 		waitFor[bool](b, `!document.querySelector('#detail').hidden`)
 		b.shotViewport("phone-detail")
@@ -721,10 +875,14 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		b.do(chromedp.Navigate(b.srv.URL + "/audit?action=LoginFailed"))
+		b.do(chromedp.Navigate(b.base + "/audit?action=LoginFailed"))
 		msg := waitFor[string](b, `document.querySelector('#error-message')?.textContent`)
-		if !strings.Contains(msg, "Too many searches") || !strings.Contains(msg, "seconds") {
-			t.Errorf("rate-limit message %q", msg)
+		m := regexp.MustCompile(`Too many searches.* Try again in (\d+) seconds`).FindStringSubmatch(msg)
+		if m == nil {
+			t.Fatalf("rate-limit message %q does not give the seconds to wait", msg)
+		}
+		if secs, _ := strconv.Atoi(m[1]); secs < 1 || secs > 60 {
+			t.Errorf("wait of %d s for a limit per minute", secs)
 		}
 		retry := eval[string](b, `document.querySelector('.status button').textContent`)
 		if !strings.HasPrefix(retry, "Retry in ") {
@@ -741,7 +899,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.signIn(b.creds.ProjectID, secret)
 		b.results()
 		time.Sleep(4 * time.Second)
-		b.do(chromedp.Navigate(b.srv.URL + "/audit?action=LoginSucceed"))
+		b.do(chromedp.Navigate(b.base + "/audit?action=LoginSucceed"))
 		msg := waitFor[string](b, `document.querySelector('#signin-error')?.textContent`)
 		if !strings.Contains(msg, "expired") {
 			t.Errorf("expired key: %q", msg)
@@ -771,10 +929,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Logf("API answer → results painted, over %d searches: median %.1f ms, max %.1f ms (DOM updated: median %.1f ms, max %.1f ms)",
 			len(sorted), med, worst, doms[len(doms)/2], doms[len(doms)-1])
 		writeMetric(t, b.shots, "render", map[string]float64{"searches": float64(len(sorted)), "medianMs": med, "maxMs": worst})
-		// The goal is 200 ms; the bound leaves room for a machine shared
-		// with other builds (a busy CI host) while still catching a page
-		// that renders slowly.
-		if med > 500 {
+		// The goal of the issue: a search renders within 200 ms of the API's
+		// answer (the median, so one search delayed by a garbage collection
+		// or a busy host does not decide it; the maximum is printed).
+		if med > 200 {
 			t.Errorf("median time from the API's answer to painted results is %.0f ms (goal: 200 ms)", med)
 		}
 	}
@@ -838,4 +996,44 @@ func exportedIDs(t *testing.T, file, format string) []string {
 		ids = append(ids, r.ID)
 	}
 	return ids
+}
+
+// checkAccessible fails the test for markup a screen reader cannot use on
+// the page as it is: a control without a name, an id used twice, an ARIA
+// reference or label to a missing id, a table without header cells, an
+// image without alt text, a link without text, not exactly one h1.
+func checkAccessible(t *testing.T, p page, where string) {
+	t.Helper()
+	problems := eval[[]string](p, `(() => {
+		const out = [];
+		const text = (id) => (document.getElementById(id)?.textContent || '').trim();
+		const named = (el) => (el.labels && [...el.labels].some((l) => l.textContent.trim()))
+			|| (el.getAttribute('aria-label') || '').trim()
+			|| (el.getAttribute('aria-labelledby') || '').split(/\s+/).some((id) => id && text(id))
+			|| (el.tagName === 'BUTTON' && el.textContent.trim())
+			|| (el.title || '').trim();
+		for (const el of document.querySelectorAll('input, select, button, textarea')) {
+			if (el.type !== 'hidden' && !named(el)) out.push('control without a name: ' + el.outerHTML.slice(0, 100));
+		}
+		const seen = new Map();
+		for (const el of document.querySelectorAll('[id]')) seen.set(el.id, (seen.get(el.id) || 0) + 1);
+		for (const [id, n] of seen) if (n > 1) out.push('id used ' + n + ' times: ' + id);
+		for (const attr of ['aria-labelledby', 'aria-describedby', 'aria-controls']) {
+			for (const el of document.querySelectorAll('[' + attr + ']')) {
+				for (const id of el.getAttribute(attr).split(/\s+/)) if (id && !document.getElementById(id)) out.push(attr + ' names a missing #' + id);
+			}
+		}
+		for (const l of document.querySelectorAll('label[for]')) if (!document.getElementById(l.htmlFor)) out.push('label for a missing #' + l.htmlFor);
+		for (const tb of document.querySelectorAll('table')) if (!tb.querySelector('th')) out.push('table without header cells');
+		for (const img of document.querySelectorAll('img:not([alt])')) out.push('image without alt: ' + img.src);
+		for (const a of document.querySelectorAll('a[href]')) if (!a.textContent.trim() && !a.getAttribute('aria-label')) out.push('link without text: ' + a.href);
+		for (const s of document.querySelectorAll('svg:not([aria-hidden="true"])')) if (!s.getAttribute('aria-label') && !s.querySelector(':scope > title')) out.push('svg without a name');
+		const h1 = document.querySelectorAll('h1').length;
+		if (h1 !== 1) out.push(h1 + ' h1 headings');
+		if (!document.documentElement.lang) out.push('no lang on <html>');
+		return out;
+	})()`)
+	for _, p := range problems {
+		t.Errorf("%s: %s", where, p)
+	}
 }
