@@ -69,8 +69,12 @@ func ParseSigningKey(skey string) (note.Signer, string, error) {
 		return nil, "", errors.New("ledger key: not a signed-note signer key (PRIVATE+KEY+name+hash+base64)")
 	}
 	// PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>
-	parts := strings.Split(skey, "+")
-	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	// (base64 may itself hold '+', so cut the four fields off the front).
+	rest := skey
+	for range 4 {
+		_, rest, _ = strings.Cut(rest, "+")
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest)
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return nil, "", errors.New("ledger key: only Ed25519 signer keys are supported")
 	}

@@ -90,10 +90,10 @@ func ParseOrigin(origin string) (prefix string, t TreeID, err error) {
 	parts := strings.Split(origin, "/")
 	n := len(parts)
 	switch {
-	case n >= 3 && parts[n-1] == "company" && parts[n-2] != "":
-		prefix, t = strings.Join(parts[:n-2], "/"), TreeID{CompanyID: parts[n-2]}
 	case n >= 4 && parts[n-2] == "project" && parts[n-1] != "" && parts[n-3] != "":
 		prefix, t = strings.Join(parts[:n-3], "/"), TreeID{CompanyID: parts[n-3], ProjectID: parts[n-1]}
+	case n >= 3 && parts[n-1] == "company" && parts[n-2] != "":
+		prefix, t = strings.Join(parts[:n-2], "/"), TreeID{CompanyID: parts[n-2]}
 	}
 	if prefix == "" {
 		return "", TreeID{}, fmt.Errorf("%w: origin %q is not <prefix>/<company>/company or <prefix>/<company>/project/<project>", ErrBadTree, origin)

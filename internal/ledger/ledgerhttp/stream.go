@@ -61,7 +61,7 @@ func buildEvidence(ctx context.Context, l Ledger, spec stream.Spec, events []eve
 	top := map[ledger.TreeID]uint64{} // per tree, the highest leaf index + 1
 	var order []ledger.TreeID
 	for i := range events {
-		leaf, err := l.LocateEvent(ctx, &events[i])
+		leaf, err := storedLeaf(l.LocateEvent(ctx, &events[i]))
 		if err != nil {
 			return StreamEvidenceJSON{}, fmt.Errorf("locate event %s: %w", events[i].ID, err)
 		}
