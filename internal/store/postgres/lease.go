@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -13,10 +14,10 @@ import (
 	"github.com/audittrail/audittrail/internal/stream"
 )
 
-// streamLockClass is the first key of the two-key advisory locks that back
+// StreamLockClass is the first key of the two-key advisory locks that back
 // stream leases ("aust"). Two-key locks (objsubid 2 in pg_locks) never
 // collide with the one-key locks of migrations and the read horizon.
-const streamLockClass int32 = 0x61757374
+const StreamLockClass int32 = 0x61757374
 
 // LeaseOptions configure a StreamLease; zero values take the defaults.
 type LeaseOptions struct {
@@ -109,11 +110,16 @@ func (h *streamHeld) Release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Heartbeat*5)
 	defer cancel()
-	if _, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", streamLockClass, lockKey(h.id)); err != nil {
+	if _, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", StreamLockClass, lockKey(h.id)); err != nil {
 		l.log.Warn("stream lease: unlock failed; dropping the lock connection", "connector", h.id, "err", err)
 		l.breakLocked()
 	}
 }
+
+// LeaseApplicationName is the application_name of a process's lock
+// session; pg_locks joined with pg_stat_activity on pid shows the two-key
+// advisory locks (classid StreamLockClass) each instance holds.
+func LeaseApplicationName(pid int) string { return fmt.Sprintf("audittrail stream lease pid=%d", pid) }
 
 // lockKey maps a connector id to the second key of its lock. Two ids that
 // share a key share a lock: the one instance holding it delivers both.
@@ -155,7 +161,7 @@ func (l *StreamLease) try(ctx context.Context, id string) *streamHeld {
 	qctx, cancel := context.WithTimeout(ctx, l.opts.Heartbeat*5)
 	defer cancel()
 	var got bool
-	if err := l.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", streamLockClass, lockKey(id)).Scan(&got); err != nil {
+	if err := l.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", StreamLockClass, lockKey(id)).Scan(&got); err != nil {
 		if ctx.Err() == nil {
 			l.log.Warn("stream lease: lock query failed; reconnecting", "connector", id, "err", err)
 			l.breakLocked()
@@ -174,7 +180,9 @@ func (l *StreamLease) try(ctx context.Context, id string) *streamHeld {
 // server end it (releasing its locks) if this process stops heartbeating.
 func (l *StreamLease) connectLocked(ctx context.Context) bool {
 	cfg := l.db.pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "audittrail stream lease"
+	// Names the process, so that an operator (or a test) can tell from
+	// pg_stat_activity which instance holds which connector.
+	cfg.RuntimeParams["application_name"] = LeaseApplicationName(os.Getpid())
 	cfg.RuntimeParams["idle_session_timeout"] = fmt.Sprint(l.opts.SessionTimeout.Milliseconds())
 	cctx, cancel := context.WithTimeout(ctx, l.db.opts.ConnectTimeout)
 	defer cancel()
