@@ -107,6 +107,13 @@ func cmpStr(a, b string) string {
 	return b
 }
 
+// Count is how many ids were accepted so far.
+func (rv *Receiver) Count() int {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return len(rv.ids)
+}
+
 // IDs returns the ids accepted so far, in arrival order.
 func (rv *Receiver) IDs() []string {
 	rv.mu.Lock()

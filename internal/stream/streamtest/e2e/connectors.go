@@ -31,3 +31,27 @@ func (r *Run) Health(id string) stream.Health {
 	}
 	return h
 }
+
+// Pause stops the connector's delivery; its cursor stays.
+func (r *Run) Pause(id string) {
+	r.t.Helper()
+	if _, err := r.Inst.Components.Streams.Pause(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
+		r.t.Fatalf("pause %s: %v", id, err)
+	}
+}
+
+// Resume restarts a paused connector from its cursor.
+func (r *Run) Resume(id string) {
+	r.t.Helper()
+	if _, err := r.Inst.Components.Streams.Resume(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
+		r.t.Fatalf("resume %s: %v", id, err)
+	}
+}
+
+// Delete removes the connector.
+func (r *Run) Delete(id string) {
+	r.t.Helper()
+	if err := r.Inst.Components.Streams.Delete(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
+		r.t.Fatalf("delete %s: %v", id, err)
+	}
+}

@@ -82,17 +82,24 @@ func (r *Run) record(prefix string, i int) client.Record {
 	return rec
 }
 
-// send ingests the next n events in one request (a batch, or Descope's
-// createEvent for a lone event of the bootstrap project) and records their
-// ids once the server acknowledged them.
-func (r *Run) send(ctx context.Context, prefix string, n int) error {
+// Records makes n more events as the run makes them, without sending
+// them, for tests that ingest on their own (measurements).
+func (r *Run) Records(prefix string, n int) []client.Record {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	recs := make([]client.Record, n)
 	for j := range recs {
 		recs[j] = r.record(prefix, r.n)
 		r.n++
 	}
-	r.mu.Unlock()
+	return recs
+}
+
+// send ingests the next n events in one request (a batch, or Descope's
+// createEvent for a lone event of the bootstrap project) and records their
+// ids once the server acknowledged them.
+func (r *Run) send(ctx context.Context, prefix string, n int) error {
+	recs := r.Records(prefix, n)
 	var ids []string
 	if n == 1 && recs[0].ProjectID == r.Projects[0] {
 		rec := recs[0]

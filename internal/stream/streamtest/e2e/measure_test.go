@@ -1,0 +1,328 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/audittrail/audittrail/internal/server/servertest"
+	"github.com/audittrail/audittrail/internal/stream/kafka"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
+	"github.com/audittrail/audittrail/internal/stream/streamtest/e2e"
+)
+
+// TestMeasureDelivery prints stream delivery figures through the real
+// server (in-process, embedded store, fsync on every commit), ingesting
+// over HTTP with the SDK; the receivers run in the same process and share
+// the CPUs:
+//
+//   - throughput: a webhook and a Kafka connector (kfake), each paused while
+//     a backlog is ingested, then resumed: events/s until the receiver has
+//     the whole backlog;
+//
+//   - end-to-end latency at a steady 1,000 events/s (10 per request), from
+//     the ingest acknowledgement to the receiver, with both connectors up;
+//
+//   - ingest latency (per request of 10 events) with no connector, with
+//     both destinations up, and with both down (refusing connections).
+//
+//     AUDITTRAIL_MEASURE=1 go test ./internal/stream/streamtest/e2e -run MeasureDelivery -v -timeout 30m
+//
+// AUDITTRAIL_MEASURE_EVENTS sets the backlog (default 100000),
+// AUDITTRAIL_MEASURE_SECONDS each steady phase (default 10),
+// AUDITTRAIL_MEASURE_SETTLE_SECONDS the pause after the backlogs (default 5).
+func TestMeasureDelivery(t *testing.T) {
+	if os.Getenv("AUDITTRAIL_MEASURE") != "1" {
+		t.Skip("measurement: set AUDITTRAIL_MEASURE=1")
+	}
+	backlog := envInt("AUDITTRAIL_MEASURE_EVENTS", 100_000)
+	phase := time.Duration(envInt("AUDITTRAIL_MEASURE_SECONDS", 10)) * time.Second
+	settle := time.Duration(envInt("AUDITTRAIL_MEASURE_SETTLE_SECONDS", 5)) * time.Second
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at start: %s", strings.TrimSpace(string(load)))
+	}
+	r := e2e.Start(t, servertest.Options{})
+	hook := startWebhookReceiver(t)
+	kaf := startKafkaReceiver(t)
+	dests := []struct {
+		name, typ string
+		config    any
+		received  func() int
+	}{
+		{"webhook", "webhook", map[string]any{"url": hook.srv.URL, "hmacSecret": "measure"}, hook.rv.Count},
+		{"kafka", "kafka", map[string]any{"brokers": []string{kaf.addr}, "topic": measureTopic, "timeout": "10s"}, kaf.count},
+	}
+
+	// 1. Draining a backlog.
+	for _, d := range dests {
+		id := r.Connector(d.typ, d.name+"-backlog", d.config)
+		r.Pause(id)
+		before := d.received()
+		start := time.Now()
+		ingestBacklog(t, r, backlog)
+		ingested := time.Since(start)
+		start = time.Now()
+		r.Resume(id)
+		streamtest.Eventually(t, 15*time.Minute, d.name+" to drain the backlog", func() bool { return d.received() >= before+backlog })
+		drained := time.Since(start)
+		t.Logf("%-8s drains a backlog of %d events in %5.1f s: %7.0f events/s   (backlog ingested over HTTP at %.0f events/s)",
+			d.name, backlog, drained.Seconds(), float64(backlog)/drained.Seconds(), float64(backlog)/ingested.Seconds())
+		r.Delete(id)
+	}
+
+	// The backlogs leave the store flushing and merging for a while; let
+	// it settle so that the phases below compare like with like.
+	time.Sleep(settle)
+
+	// 2. Ingest latency with no connector, as the baseline.
+	_, idle := steady(t, r, "idle", phase)
+	t.Logf("ingest, no connector:           p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(idle, 0.50), ms(idle, 0.99))
+
+	// 3. A steady 1,000 events/s with both destinations up.
+	for _, d := range dests {
+		r.Connector(d.typ, d.name+"-live", d.config)
+	}
+	acks, up := steady(t, r, "live", phase)
+	for _, d := range []struct {
+		name    string
+		arrived func(id string) (time.Time, bool)
+	}{{"webhook", hook.arrival}, {"kafka", kaf.arrival}} {
+		var lat []time.Duration
+		streamtest.Eventually(t, time.Minute, d.name+" to receive the steady phase", func() bool {
+			lat = lat[:0]
+			for id, ack := range acks {
+				at, ok := d.arrived(id)
+				if !ok {
+					return false
+				}
+				lat = append(lat, at.Sub(ack))
+			}
+			return true
+		})
+		t.Logf("%-8s end to end at 1,000 events/s: p50 %6.2f ms   p99 %6.2f ms   (ingest acknowledged → receiver, %d events)",
+			d.name, ms(lat, 0.50), ms(lat, 0.99), len(lat))
+	}
+	t.Logf("ingest, both destinations up:   p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(up, 0.50), ms(up, 0.99))
+
+	// 4. The same load with both destinations down.
+	hook.srv.Close()
+	kaf.cluster.Close()
+	_, down := steady(t, r, "down", phase)
+	t.Logf("ingest, both destinations down: p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(down, 0.50), ms(down, 0.99))
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at the end: %s", strings.TrimSpace(string(load)))
+	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// ms is the q-quantile of d in milliseconds.
+func ms(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds()) / 1000
+}
+
+// ingestBacklog sends n events in batches of 1,000 from 4 senders.
+func ingestBacklog(t *testing.T, r *e2e.Run, n int) {
+	t.Helper()
+	const batch, senders = 1000, 4
+	batches := make(chan int)
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for size := range batches {
+				if _, err := r.Client.Audit().Ingest(context.Background(), r.Records("backlog", size)); err != nil {
+					errs <- err
+					for range batches {
+					}
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i += batch {
+		batches <- min(batch, n-i)
+	}
+	close(batches)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("ingest the backlog: %v", err)
+	default:
+	}
+}
+
+// steady ingests 1,000 events/s for d, 10 events per request, 100
+// requests a second whatever the latency of earlier ones. It returns when
+// each event was acknowledged, and each request's latency.
+func steady(t *testing.T, r *e2e.Run, prefix string, d time.Duration) (acks map[string]time.Time, lat []time.Duration) {
+	t.Helper()
+	acks = map[string]time.Time{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := 0
+	start := time.Now()
+	for i := 0; ; i++ {
+		// Request i leaves at start+10ms·i, or at once when the sender is
+		// late: the rate holds on average whatever the scheduler does.
+		due := start.Add(time.Duration(i) * 10 * time.Millisecond)
+		if due.Sub(start) >= d {
+			break
+		}
+		time.Sleep(time.Until(due))
+		recs := r.Records(prefix, 10)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			begin := time.Now()
+			ids, err := r.Client.Audit().Ingest(context.Background(), recs)
+			end := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
+			}
+			lat = append(lat, end.Sub(begin))
+			for _, id := range ids {
+				acks[id] = end
+			}
+		}()
+	}
+	wg.Wait()
+	if failed > 0 {
+		t.Fatalf("%d ingest requests failed in the steady phase", failed)
+	}
+	return acks, lat
+}
+
+// webhookReceiver is streamtest's HTTP receiver noting when each event
+// arrived.
+type webhookReceiver struct {
+	srv *httptest.Server
+	rv  *streamtest.Receiver
+
+	mu      sync.Mutex
+	arrived map[string]time.Time
+}
+
+func startWebhookReceiver(t *testing.T) *webhookReceiver {
+	w := &webhookReceiver{arrived: map[string]time.Time{}}
+	w.rv = &streamtest.Receiver{Decode: func(_ *http.Request, body []byte) ([]string, error) {
+		now := time.Now()
+		var in struct {
+			Audits []struct {
+				ID string `json:"id"`
+			} `json:"audits"`
+		}
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(in.Audits))
+		w.mu.Lock()
+		for i, a := range in.Audits {
+			ids[i] = a.ID
+			if _, seen := w.arrived[a.ID]; !seen {
+				w.arrived[a.ID] = now
+			}
+		}
+		w.mu.Unlock()
+		return ids, nil
+	}}
+	w.srv = httptest.NewServer(w.rv)
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func (w *webhookReceiver) arrival(id string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.arrived[id]
+	return at, ok
+}
+
+const measureTopic = "audit-measure"
+
+// kafkaReceiver is a kfake cluster and a consumer noting when each event
+// arrived.
+type kafkaReceiver struct {
+	cluster *kfake.Cluster
+	addr    string
+
+	mu      sync.Mutex
+	n       int
+	arrived map[string]time.Time
+}
+
+func startKafkaReceiver(t *testing.T) *kafkaReceiver {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, measureTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &kafkaReceiver{cluster: c, addr: c.ListenAddrs()[0], arrived: map[string]time.Time{}}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addr), kgo.ConsumeTopics(measureTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			now := time.Now()
+			k.mu.Lock()
+			fs.EachRecord(func(rec *kgo.Record) {
+				k.n++
+				for _, h := range rec.Headers {
+					if h.Key == kafka.HeaderID {
+						if _, seen := k.arrived[string(h.Value)]; !seen {
+							k.arrived[string(h.Value)] = now
+						}
+					}
+				}
+			})
+			k.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	return k
+}
+
+func (k *kafkaReceiver) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.n
+}
+
+func (k *kafkaReceiver) arrival(id string) (time.Time, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	at, ok := k.arrived[id]
+	return at, ok
+}
