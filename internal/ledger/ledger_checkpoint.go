@@ -91,10 +91,12 @@ func (l *Ledger) CheckpointNow(ctx context.Context, t TreeID) (Checkpoint, error
 	if ts.Size == 0 {
 		return Checkpoint{}, fmt.Errorf("%w: tree %s has no event", ErrNotFound, t)
 	}
-	latest, err := l.LatestCheckpoint(ctx, t)
+	// Compare stored sizes, not parsed checkpoints: one this key cannot
+	// verify (signed before a key change) must not stop new signing.
+	latest, err := l.opts.Trees.LatestCheckpoint(ctx, t)
 	switch {
 	case err == nil && latest.Size >= ts.Size:
-		return latest, nil
+		return l.parseStored(t, latest)
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return Checkpoint{}, err
 	}
