@@ -2,30 +2,33 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 
-	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/client"
 )
 
-// TEMPORARY until client.Connectors() lands: the same calls on the
-// server's manager.
+// The connector calls the tests make, through the SDK and the HTTP API,
+// failing the test on error.
 
 // Connector creates a company-wide connector (every project and the
-// company level) through the API and returns its id.
+// company level) and returns its id.
 func (r *Run) Connector(typ, name string, config any) string {
 	r.t.Helper()
-	raw, _ := json.Marshal(config)
-	v, err := r.Inst.Components.Streams.Create(context.Background(), stream.Spec{CompanyID: r.Inst.Creds.CompanyID, Name: name, Type: typ, Level: stream.LevelBoth, Config: raw})
+	c, err := r.Client.Connectors().Create(context.Background(), client.ConnectorOptions{
+		Name: name, Type: typ, Level: client.ConnectorLevelBoth, Config: config,
+	})
 	if err != nil {
 		r.t.Fatalf("create %s connector %s: %v", typ, name, err)
 	}
-	return v.ID
+	if c.ID == "" || c.Type != typ || c.Level != client.ConnectorLevelBoth || c.ProjectID != "" {
+		r.t.Fatalf("created connector %+v, want a company-wide %s connector", c, typ)
+	}
+	return c.ID
 }
 
 // Health is the connector's health as the API reports it.
-func (r *Run) Health(id string) stream.Health {
+func (r *Run) Health(id string) client.ConnectorHealth {
 	r.t.Helper()
-	h, err := r.Inst.Components.Streams.Health(context.Background(), r.Inst.Creds.CompanyID, id)
+	h, err := r.Client.Connectors().Health(context.Background(), id)
 	if err != nil {
 		r.t.Fatalf("health of %s: %v", id, err)
 	}
@@ -35,15 +38,15 @@ func (r *Run) Health(id string) stream.Health {
 // Pause stops the connector's delivery; its cursor stays.
 func (r *Run) Pause(id string) {
 	r.t.Helper()
-	if _, err := r.Inst.Components.Streams.Pause(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
-		r.t.Fatalf("pause %s: %v", id, err)
+	if c, err := r.Client.Connectors().Pause(context.Background(), id); err != nil || c.Health.State != client.ConnectorPaused {
+		r.t.Fatalf("pause %s: %v (state %q)", id, err, c.Health.State)
 	}
 }
 
 // Resume restarts a paused connector from its cursor.
 func (r *Run) Resume(id string) {
 	r.t.Helper()
-	if _, err := r.Inst.Components.Streams.Resume(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
+	if _, err := r.Client.Connectors().Resume(context.Background(), id); err != nil {
 		r.t.Fatalf("resume %s: %v", id, err)
 	}
 }
@@ -51,7 +54,7 @@ func (r *Run) Resume(id string) {
 // Delete removes the connector.
 func (r *Run) Delete(id string) {
 	r.t.Helper()
-	if err := r.Inst.Components.Streams.Delete(context.Background(), r.Inst.Creds.CompanyID, id); err != nil {
+	if err := r.Client.Connectors().Delete(context.Background(), id); err != nil {
 		r.t.Fatalf("delete %s: %v", id, err)
 	}
 }
