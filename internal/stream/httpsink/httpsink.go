@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,11 +109,78 @@ func Post(ctx context.Context, c *http.Client, u string, header http.Header, bod
 		return nil, scrub(err, req.URL.Host)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Some services echo the request back in their error, headers and
+		// URL included: the excerpt goes to logs and health, so every
+		// credential sent is cut out of it first.
+		reply = redactEcho(reply, sentSecrets(req))
 		return nil, &StatusError{Code: resp.StatusCode, Body: excerpt(reply), Wait: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	// Drain what is left so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReply))
 	return reply, nil
+}
+
+// plainHeaders carry nothing secret; their values (application/json…)
+// are left alone in an echoed reply.
+var plainHeaders = map[string]bool{"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
+	"User-Agent": true, "Accept": true, "Accept-Encoding": true}
+
+// sentSecrets lists what req carried that may be a credential: every
+// header value but the plain ones, and each word of it (the token of
+// "Bearer <token>"), the user and password of basic auth, and the URL's
+// user info, path segments and query values (a Sumo Logic URL is itself a
+// secret).
+func sentSecrets(req *http.Request) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 6 {
+			out = append(out, v)
+		}
+	}
+	for k, vs := range req.Header {
+		if plainHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			add(v)
+			for _, w := range strings.Fields(v) {
+				add(w)
+			}
+		}
+	}
+	if user, pass, ok := req.BasicAuth(); ok {
+		add(user + ":" + pass)
+		add(pass)
+	}
+	u := req.URL
+	if u.User != nil {
+		add(u.User.String())
+		if p, ok := u.User.Password(); ok {
+			add(p)
+		}
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if len(seg) >= 16 {
+			add(seg)
+		}
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			add(v)
+		}
+	}
+	add(u.RawQuery)
+	return out
+}
+
+// redactEcho replaces every secret found in reply, longest first so that
+// a value containing another is cut out whole.
+func redactEcho(reply []byte, secrets []string) []byte {
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range secrets {
+		reply = bytes.ReplaceAll(reply, []byte(s), []byte("[REDACTED]"))
+	}
+	return reply
 }
 
 // retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
