@@ -25,6 +25,7 @@ import (
 	"github.com/audittrail/audittrail/internal/console"
 	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/httpapi"
+	"github.com/audittrail/audittrail/internal/ledger"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/ratelimit/redislimit"
@@ -146,6 +147,10 @@ type Server struct {
 	// enricher fills device, geo and request details at ingest.
 	enricher *enrich.Enricher
 	streams  *stream.Manager
+	// ledger keeps the tamper-evident trees (nil with --ledger=false);
+	// ledgerTrees is where it keeps them (see ledger.go).
+	ledger      *ledger.Ledger
+	ledgerTrees ledger.TreeStore
 	// closeDB releases what store, dir and limiter share (a pool).
 	closeDB func() error
 	// Stream connector state and delivery lease: a file and LocalLease
@@ -213,7 +218,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		Enricher:        s.enricher,
 		Limiter:         s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit,
-		AfterAppend:     s.streams.Notify,
+		AfterAppend:     s.afterAppend,
 		Logger:          log,
 		Metrics:         s.metrics,
 		Ready:           s.ready.Load,
@@ -224,8 +229,9 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	s.metrics.NewCollector("streams", func(w io.Writer) error { return s.streams.WritePrometheus(context.Background(), w) })
 	// The built-in subsystems mount their routes before the first request.
 	catalog.Register(s.api)
-	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.streams.Notify, Logger: log.With("component", "scim")})
+	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.afterAppend, Logger: log.With("component", "scim")})
 	streamhttp.Register(s.api, s.streams, streamhttp.Options{Directory: s.dir, Logger: log.With("component", "streamhttp")})
+	s.registerLedger()
 	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir, Limiter: s.limiter,
 		SearchRateLimit: cfg.SearchRateLimit, Logger: log.With("component", "console")})
 	if err != nil {
@@ -361,6 +367,9 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("open tenancy directory: %w", err)
 		}
 		s.dir = dir
+		if err := s.openLedger(s.fileLedgerTrees); err != nil {
+			return err
+		}
 	case config.StorePostgres:
 		start := time.Now()
 		db, err := postgres.Open(ctx, postgres.Options{URL: s.cfg.PostgresURL.Reveal(), Logger: s.log.With("component", "postgres")})
@@ -413,7 +422,8 @@ func (s *Server) open(ctx context.Context) error {
 		s.streamState = state
 	}
 	var err error
-	s.streams, err = stream.New(stream.Options{Store: s.store, State: s.streamState, Lease: s.streamLease, ReloadInterval: s.streamReload, Destinations: registry.Destinations(), Logger: s.log})
+	s.streams, err = stream.New(stream.Options{Store: s.store, State: s.streamState, Lease: s.streamLease, ReloadInterval: s.streamReload, Destinations: registry.Destinations(), Logger: s.log,
+		Evidence: s.streamEvidence()})
 	if err != nil {
 		return fmt.Errorf("stream delivery: %w", err)
 	}
@@ -435,6 +445,10 @@ func (s *Server) close() error {
 			errs = append(errs, fmt.Errorf("close stream delivery: %w", err))
 		}
 		cancel()
+	}
+	// The ledger reads the store: stop it before the store closes.
+	if err := s.closeLedger(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.store != nil {
 		start := time.Now()

@@ -220,7 +220,7 @@ func (h *handlers) inclusion(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	leaf, err := storedLeaf(h.l.Locate(r.Context(), p.CompanyID, id))
+	leaf, err := h.locate(r.Context(), p.CompanyID, id)
 	if err == nil && !mayRead(p, leaf.Tree) {
 		// Another project's event answers like an unknown one.
 		err = ledger.ErrNotFound
@@ -291,7 +291,7 @@ func (h *handlers) proofs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]ProofJSON, len(req.IDs))
 	for i, id := range req.IDs {
-		leaf, err := storedLeaf(h.l.Locate(r.Context(), p.CompanyID, id))
+		leaf, err := h.locate(r.Context(), p.CompanyID, id)
 		switch {
 		case errors.Is(err, ledger.ErrNotFound) || (err == nil && leaf.Tree != t):
 			out[i] = ProofJSON{ID: id, Error: "not in this tree"}
@@ -375,6 +375,21 @@ func (h *handlers) leafIndexes(ctx context.Context, _ httpapi.Principal, evs []e
 		}
 	}
 	return out, nil
+}
+
+// locate finds an event's leaf, waiting a moment for the appender when the
+// event was stored just before the call.
+func (h *handlers) locate(ctx context.Context, companyID, id string) (ledger.Leaf, error) {
+	leaf, err := storedLeaf(h.l.Locate(ctx, companyID, id))
+	if !errors.Is(err, ledger.ErrNotYetAppended) {
+		return leaf, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	if serr := h.l.Sync(sctx); serr != nil {
+		return leaf, err
+	}
+	return storedLeaf(h.l.Locate(ctx, companyID, id))
 }
 
 // storedLeaf keeps the leaf of an event the store altered after it was
