@@ -12,8 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,43 +82,49 @@ func FuzzWALReplay(f *testing.F) {
 	f.Add(two[:len(two)-5], true) // torn tail
 	f.Add([]byte{1, 0, 0, 0}, true)
 	dir := f.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f.Fuzz(func(t *testing.T, file []byte, truncate bool) {
+	f.Fuzz(func(t *testing.T, file []byte, last bool) {
 		path := filepath.Join(dir, "fuzz.wal")
 		if err := os.WriteFile(path, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		e := &Engine{}
-		var pending []event.Event
-		var encs [][]byte
-		var intact int64 // bytes of records that replayed
-		err := replayWAL(path, truncate, log, func(p []byte) error {
-			if err := e.replayRecord(p, &pending, &encs); err != nil {
-				return err
+		replay := func() ([]event.Event, []Damage, error) {
+			e := &Engine{}
+			var pending []event.Event
+			var encs [][]byte
+			damage, err := replayWAL(path, last, func(p []byte) error {
+				return e.replayRecord(p, &pending, &encs)
+			})
+			for i := range pending {
+				if i > 0 && pending[i].Seq <= pending[i-1].Seq {
+					t.Fatalf("replay accepted Seq %d after %d", pending[i].Seq, pending[i-1].Seq)
+				}
+				got, derr := decodeEvent(encs[i])
+				if derr != nil || got.ID != pending[i].ID {
+					t.Fatalf("kept encoding %d does not decode to its event: %v", i, derr)
+				}
 			}
-			intact += walHeaderSize + int64(len(p))
-			return nil
-		})
-		if err != nil && !errors.Is(err, errTornTail) && !errors.Is(err, store.ErrCorrupt) {
-			t.Fatalf("replay error %v is neither a torn tail nor corruption", err)
+			return pending, damage, err
 		}
-		for i := range pending {
-			if i > 0 && pending[i].Seq <= pending[i-1].Seq {
-				t.Fatalf("replay accepted Seq %d after %d", pending[i].Seq, pending[i-1].Seq)
-			}
-			got, derr := decodeEvent(encs[i])
-			if derr != nil || got.ID != pending[i].ID {
-				t.Fatalf("kept encoding %d does not decode to its event: %v", i, derr)
+		pending, damage, err := replay()
+		if err != nil && !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("replay error %v is not corruption", err)
+		}
+		for _, d := range damage {
+			if d.Kind == "log-tail" && !last {
+				t.Fatalf("an older log was cut: %+v", d)
 			}
 		}
-		if truncate && err == nil {
-			// A truncated file holds exactly the records that replayed.
-			st, serr := os.Stat(path)
-			if serr != nil {
-				t.Fatal(serr)
+		if last && err == nil {
+			// The torn tail is gone: a second replay finds the same events
+			// and nothing more to cut.
+			again, damage2, err := replay()
+			if err != nil || len(again) != len(pending) {
+				t.Fatalf("second replay: %d events (%v), first %d", len(again), err, len(pending))
 			}
-			if st.Size() != intact {
-				t.Fatalf("after truncation the log has %d bytes, %d replayed", st.Size(), intact)
+			for _, d := range damage2 {
+				if d.Kind == "log-tail" {
+					t.Fatalf("second replay cut the log again: %+v", d)
+				}
 			}
 		}
 	})

@@ -81,6 +81,11 @@ type Engine struct {
 	// syncs counts log fsyncs, so tests can see group commit at work.
 	syncs atomic.Int64
 
+	// damage lists what Open repaired or set aside and what reads found
+	// damaged since (see Damage).
+	damageMu sync.Mutex
+	damage   []Damage
+
 	mu sync.RWMutex // guards everything below
 	ix index
 }
@@ -327,7 +332,25 @@ func (e *Engine) loadSegments() (uint64, error) {
 		if !ok {
 			continue
 		}
-		s, err := openSegment(filepath.Join(e.segDir, name))
+		path := filepath.Join(e.segDir, name)
+		s, err := openSegment(path)
+		if err == nil {
+			// Blocks and postings are otherwise checked only when read:
+			// checked here, damage is repaired before anything is served.
+			if err = s.verifyLazy(); err != nil {
+				s.close()
+			}
+		}
+		if errors.Is(err, store.ErrCorrupt) {
+			covered = max(covered, gen) // its logs are gone whatever is left of it
+			e.log.Error("embedded: segment damaged; keeping its intact rows", "file", path, "err", err)
+			if s, err = e.repairSegment(path, gen); err != nil {
+				return 0, fmt.Errorf("embedded: repair %s: %w", name, err)
+			}
+			if s == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return 0, fmt.Errorf("embedded: %w", err)
 		}
@@ -400,13 +423,13 @@ func (e *Engine) replay(covered uint64) error {
 			continue
 		}
 		last := i == len(gens)-1
-		err := replayWAL(path, last, e.log, func(p []byte) error {
+		damage, err := replayWAL(path, last, func(p []byte) error {
 			return e.replayRecord(p, &pending, &encs)
 		})
+		for _, d := range damage {
+			e.reportDamage(d)
+		}
 		if err != nil {
-			if errors.Is(err, errTornTail) {
-				err = fmt.Errorf("%w: %w", store.ErrCorrupt, err)
-			}
 			return fmt.Errorf("embedded: replay: %w", err)
 		}
 		e.w.walGen = gen

@@ -12,7 +12,8 @@ import (
 // Search implements store.Store: per source a bitmap of matching rows (its
 // cardinality adds to the exact total), then a k-way merge of the sources'
 // ordered rows to the requested page, and only the page's events decoded.
-func (e *Engine) Search(ctx context.Context, q query.Query) (store.Result, error) {
+func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err error) {
+	defer func() { e.noteReadDamage(err) }()
 	if err := e.checkOpen(); err != nil {
 		return store.Result{}, err
 	}
@@ -96,7 +97,8 @@ func (e *Engine) load(src rowSource, row uint32, bc *blockCache) (event.Event, e
 }
 
 // Get implements store.Store.
-func (e *Engine) Get(ctx context.Context, companyID, id string) (event.Event, error) {
+func (e *Engine) Get(ctx context.Context, companyID, id string) (_ event.Event, err error) {
+	defer func() { e.noteReadDamage(err) }()
 	if err := e.checkOpen(); err != nil {
 		return event.Event{}, err
 	}
@@ -122,7 +124,8 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (event.Event, er
 // ReadFrom implements store.Store. Events become visible only after their
 // whole group is fsynced and in Seq order, so no smaller Seq can appear
 // later. Segments hold disjoint, increasing Seq ranges, oldest first.
-func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) ([]event.Event, error) {
+func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []event.Event, err error) {
+	defer func() { e.noteReadDamage(err) }()
 	if err := e.checkOpen(); err != nil {
 		return nil, err
 	}

@@ -3,11 +3,9 @@ package embedded
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,69 +63,138 @@ func finishRecord(b []byte, start int) {
 	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, castagnoli))
 }
 
-// errTornTail marks the end of the valid records of a log file.
-var errTornTail = errors.New("torn or corrupt record")
-
 // replayWAL calls fn with the payload of every intact record of the file,
-// in order. The first record that is short or fails its checksum ends the
-// replay: when truncate is set the file is cut there (a crash mid-write
-// leaves exactly such a tail, and its batch was never acknowledged),
-// otherwise the damage is reported as corruption.
-func replayWAL(path string, truncate bool, log *slog.Logger, fn func(payload []byte) error) error {
+// in order, and returns what it found damaged.
+//
+// A record that fails its checksum while a valid record follows it was
+// written, fsynced and acknowledged before those: it is damage, skipped
+// and reported with whatever ids its bytes still show. Anything else that
+// ends the readable records (a short header or payload, a length beyond
+// the end, a bad last record) is, in the last file, the torn tail of a
+// write a crash interrupted, never acknowledged: the file is cut there. In
+// an older file, which was complete when the next one started, it is
+// damage: the rest of the file is reported lost.
+func replayWAL(path string, last bool, fn func(payload []byte) error) ([]Damage, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	size := st.Size()
+	name := filepath.Join(walDirName, filepath.Base(path))
 	r := bufio.NewReaderSize(f, 1<<20)
 	var (
 		off     int64
 		hdr     [walHeaderSize]byte
 		payload []byte
 		records int
+		damage  []Damage
 	)
 	for {
 		_, err := io.ReadFull(r, hdr[:])
 		if err == io.EOF {
-			return nil
+			return damage, nil
 		}
-		bad := ""
+		bad, whole := "", false
+		n := int64(binary.LittleEndian.Uint32(hdr[:]))
 		if err != nil {
 			bad = "short header"
+		} else if n > size-off-walHeaderSize || n > maxRecordSize {
+			bad = fmt.Sprintf("length %d beyond end of file", n)
 		} else {
-			n := binary.LittleEndian.Uint32(hdr[:])
-			if int64(n) > st.Size()-off-walHeaderSize || n > maxRecordSize {
-				bad = fmt.Sprintf("length %d beyond end of file", n)
-			} else {
-				payload = slices.Grow(payload[:0], int(n))[:n]
-				if _, err := io.ReadFull(r, payload); err != nil {
-					bad = "short payload"
-				} else if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-					bad = "checksum mismatch"
-				}
+			payload = slices.Grow(payload[:0], int(n))[:n]
+			if _, err := io.ReadFull(r, payload); err != nil {
+				bad = "short payload"
+			} else if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
+				bad, whole = "checksum mismatch", true
 			}
 		}
 		if bad != "" {
-			if !truncate {
-				return fmt.Errorf("%w: log %s at offset %d: %s", errTornTail, filepath.Base(path), off, bad)
+			next := off + walHeaderSize + n
+			if whole && validRecordAt(f, next, size) {
+				d := lostRecord(payload)
+				d.File, d.Kind = name, "log-record"
+				d.Reason = fmt.Sprintf("record at offset %d (%d bytes): %s; later records are intact and kept", off, n+walHeaderSize, bad)
+				d.LostRows = []string{fmt.Sprintf("bytes %d-%d", off, next-1)}
+				damage = append(damage, d)
+				off = next
+				records++
+				continue
 			}
-			log.Warn("embedded: dropping torn tail of write-ahead log",
-				"file", path, "offset", off, "droppedBytes", st.Size()-off, "reason", bad, "intactRecords", records)
+			if !last {
+				damage = append(damage, Damage{File: name, Kind: "log-record", RowsLost: -1,
+					Reason:   fmt.Sprintf("offset %d: %s; the %d bytes from there to the end of this older log cannot be read", off, bad, size-off),
+					LostRows: []string{fmt.Sprintf("bytes %d-%d", off, size-1)}, RowsKept: records})
+				return damage, nil
+			}
 			if err := f.Truncate(off); err != nil {
-				return fmt.Errorf("truncate torn log tail: %w", err)
+				return damage, fmt.Errorf("truncate torn log tail: %w", err)
 			}
-			return f.Sync()
+			if err := f.Sync(); err != nil {
+				return damage, err
+			}
+			damage = append(damage, Damage{File: name, Kind: "log-tail", Repaired: true, RowsKept: records,
+				Reason: fmt.Sprintf("torn tail at offset %d (%s): %d bytes of a write a crash interrupted, never acknowledged, cut off", off, bad, size-off)})
+			return damage, nil
 		}
 		if err := fn(payload); err != nil {
-			return fmt.Errorf("log %s at offset %d: %w", filepath.Base(path), off, err)
+			return damage, fmt.Errorf("log %s at offset %d: %w", filepath.Base(path), off, err)
 		}
-		off += walHeaderSize + int64(len(payload))
+		off += walHeaderSize + n
 		records++
 	}
+}
+
+// validRecordAt reports whether an intact record starts at off.
+func validRecordAt(f *os.File, off, size int64) bool {
+	var hdr [walHeaderSize]byte
+	if off+walHeaderSize > size {
+		return false
+	}
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return false
+	}
+	n := int64(binary.LittleEndian.Uint32(hdr[:]))
+	if n == 0 || n > size-off-walHeaderSize || n > maxRecordSize {
+		return false
+	}
+	p := make([]byte, n)
+	if _, err := f.ReadAt(p, off+walHeaderSize); err != nil {
+		return false
+	}
+	return p[0] == recordBatch && crc32.Checksum(p, castagnoli) == binary.LittleEndian.Uint32(hdr[4:])
+}
+
+// lostRecord describes the events of a damaged batch record as far as its
+// bytes still tell: their count and ids, unverified since the record
+// failed its checksum. None of them is served.
+func lostRecord(p []byte) Damage {
+	d := Damage{RowsLost: -1}
+	if len(p) == 0 || p[0] != recordBatch {
+		return d
+	}
+	dec := decoder{b: p[1:]}
+	n := dec.uvarint()
+	if dec.err != nil || n > uint64(len(p)) {
+		return d
+	}
+	var ids []string
+	for range n {
+		b := dec.bytes(dec.uvarint())
+		if dec.err != nil {
+			return d
+		}
+		if len(ids) < maxLostIDs {
+			id, company := encodedKey(b)
+			ids = append(ids, company+"/"+id+" (unverified)")
+		}
+	}
+	d.RowsLost, d.LostIDs = int(n), ids
+	return d
 }
 
 // syncDir makes a rename or file creation in dir durable.
