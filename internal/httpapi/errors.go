@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -133,6 +134,10 @@ func classify(err error) *Error {
 		return &Error{Code: CodeInvalidArgument, Message: strings.TrimPrefix(err.Error(), "tenancy: "), Err: err}
 	case errors.Is(err, tenancy.ErrExists):
 		return &Error{Code: CodeInvalidArgument, Message: "already exists", Err: err}
+	case errors.Is(err, syscall.ENOSPC):
+		return &Error{Code: CodeUnavailable, Message: "storage is full: nothing was stored; retry once the server has disk space again", Err: err}
+	case errors.Is(err, store.ErrCorrupt):
+		return &Error{Code: CodeInternal, Message: "stored data needed by this request is damaged; the server's log and /metrics name it", Err: err}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed), errors.Is(err, tenancy.ErrClosed):
 		return &Error{Code: CodeUnavailable, Message: "storage is unavailable, retry later", Err: err}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
