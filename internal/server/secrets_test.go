@@ -195,11 +195,11 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	for _, op := range []client.SCIMOperation{
 		{Method: "POST", Path: "/scim/v2/Users", TenantID: "t", ActorID: "okta",
-			Request: map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ann@example.com", "password": secrets["scim password"]},
-			Result:  map[string]any{"id": "u1", "userName": "ann@example.com"},
+			Request:        map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ann@example.com", "password": secrets["scim password"]},
+			Result:         map[string]any{"id": "u1", "userName": "ann@example.com"},
 			RequestContext: &client.RequestContext{IP: "10.9.9.9", Headers: map[string]string{"Authorization": "Basic " + basic}}},
 		{Method: "PATCH", Path: "/scim/v2/Users/u1", TenantID: "t", ActorID: "okta",
-			Request: map[string]any{"Operations": []any{map[string]any{"op": "replace", "path": "password", "value": secrets["scim password"]}}},
+			Request:        map[string]any{"Operations": []any{map[string]any{"op": "replace", "path": "password", "value": secrets["scim password"]}}},
 			RequestContext: &client.RequestContext{Headers: map[string]string{"Authorization": "Basic " + basic}}},
 	} {
 		if _, err := writer.Audit().RecordSCIM(ctx, op); err != nil {
