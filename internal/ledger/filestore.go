@@ -345,7 +345,7 @@ func (s *FileStore) Commit(_ context.Context, c Commit) error {
 	rec := manifestRecord{Gen: s.gen + 1, Position: c.Position}
 	for i := range c.Trees {
 		ta := &c.Trees[i]
-		if err := checkAppend(ta); err != nil {
+		if err := ta.Validate(); err != nil {
 			return err
 		}
 		s.mu.Lock()
@@ -391,9 +391,9 @@ func (s *FileStore) Commit(_ context.Context, c Commit) error {
 	return nil
 }
 
-// checkAppend refuses a TreeAppend whose parts do not agree, so no store
-// can be made to persist a malformed tree.
-func checkAppend(ta *TreeAppend) error {
+// Validate refuses a TreeAppend whose parts do not agree (sizes, node
+// count and order, seqs, root), so no TreeStore persists a malformed tree.
+func (ta *TreeAppend) Validate() error {
 	if ta.NewSize != ta.OldSize+uint64(len(ta.Seqs)) || ta.NewSize <= ta.OldSize {
 		return fmt.Errorf("%w: %s: sizes %d→%d with %d leaves", ErrBadSize, ta.Tree, ta.OldSize, ta.NewSize, len(ta.Seqs))
 	}
