@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -240,6 +240,26 @@ func (b *browser) capture(name string, action chromedp.Action[[]byte]) {
 	}
 }
 
+// press sends one real key press to the focused element: keydown with its
+// text, then keyup. (chromedp.KeyEvent sends the character as an event of
+// its own, which a page's preventDefault on keydown cannot cancel, unlike
+// a real keyboard's.)
+func (b *browser) press(key, code, text string, virtualKeyCode int64) {
+	b.t.Helper()
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		p := input.DispatchKeyEventParams{Type: typ, Key: key, Code: code, WindowsVirtualKeyCode: virtualKeyCode, NativeVirtualKeyCode: virtualKeyCode}
+		if typ == input.DispatchKeyEventTypeKeyDown {
+			p.Text = text
+		}
+		if _, err := chromedp.Call(b.ctx, input.DispatchKeyEvent, p); err != nil {
+			b.t.Fatalf("press %s: %v", key, err)
+		}
+	}
+}
+
+// pressEnter is press for Enter.
+func (b *browser) pressEnter() { b.press("Enter", "Enter", "\r", 13) }
+
 func (b *browser) signIn(projectID, key string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.base+"/"), chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
@@ -421,15 +441,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("keyboard: / jumps to the search, Enter runs it", func(t *testing.T) {
 		b.open("/audit")
 		b.do(chromedp.Focus(chromedp.CSS(`div.table-wrap`)))
-		// One real key press: chromedp.KeyEvent would send the character as
-		// an event of its own, which a prevented keydown does not cancel.
-		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
-			if _, err := chromedp.Call(b.ctx, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-				Type: typ, Key: "/", Code: "Slash", Text: "/", WindowsVirtualKeyCode: 191, NativeVirtualKeyCode: 191,
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		b.press("/", "Slash", "/", 191)
 		if f := eval[string](b, `document.activeElement.id`); f != "f-text" {
 			t.Fatalf("/ moved the focus to %q", f)
 		}

@@ -5,7 +5,7 @@
 // replays from a time, or deletes.
 //
 // Routes: /v1/mgmt/connectors[/{id}[/pause|resume|test|replay]].
-import { h, clear, timeEl, fmtNumber, fmtUTC, announce, toLocalInput, fromLocalInput } from './dom.js';
+import { h, clear, append, timeEl, fmtNumber, fmtUTC, announce, toLocalInput, fromLocalInput } from './dom.js';
 import { call, describeError, ApiError } from './api.js';
 import { ChipInput } from './chips.js';
 
@@ -208,25 +208,25 @@ class ConnectorRow {
     this.view = v;
     const hl = v.health || {};
     const state = hl.state || (v.paused ? 'paused' : 'active');
-    clear(this.name).append(h('strong', v.name), h('br'),
+    append(clear(this.name), [h('strong', v.name), h('br'),
       h('span.muted.small-text', `${v.type}${v.level ? ` · ${v.level}` : ''}${v.maskPII ? ' · PII masked' : ''}`),
-      v.description ? h('span.sr-only', `, ${v.description}`) : null);
+      v.description ? h('span.sr-only', `, ${v.description}`) : null]);
     const url = v.config && typeof v.config.url === 'string' ? v.config.url : '';
     if (url) this.name.append(h('br'), h('span.mono.muted.small-text.break', url));
-    clear(this.state).append(h('span', { class: `badge c-${state}` }, STATE_TEXT[state] || state),
-      hl.breakerOpen ? h('span.muted.small-text', ' retrying later') : null);
+    append(clear(this.state), [h('span', { class: `badge c-${state}` }, STATE_TEXT[state] || state),
+      hl.breakerOpen ? h('span.muted.small-text', ' retrying later') : null]);
     this.tr.dataset.state = state;
     const lagEvents = Number(hl.lagEvents || 0);
     const lagSeconds = Number(hl.lagSeconds || 0);
-    clear(this.lag).append(lagEvents === 0
+    append(clear(this.lag), [lagEvents === 0
       ? h('span', { dataset: { lagEvents: '0', lagSeconds: '0' } }, 'caught up')
       : h('span', { dataset: { lagEvents: String(lagEvents), lagSeconds: String(lagSeconds) } },
-        `${fmtNumber(lagEvents)} event${lagEvents === 1 ? '' : 's'}`, h('br'), h('span.muted', `${fmtDuration(lagSeconds)} behind`)));
-    clear(this.delivered).append(`${fmtNumber(hl.delivered || 0)}`,
-      hl.lastSuccess ? [h('br'), h('span.muted.small-text', 'last ', timeEl(Date.parse(hl.lastSuccess)))] : null);
-    clear(this.error).append(hl.lastError
+        `${fmtNumber(lagEvents)} event${lagEvents === 1 ? '' : 's'}`, h('br'), h('span.muted', `${fmtDuration(lagSeconds)} behind`))]);
+    append(clear(this.delivered), [`${fmtNumber(hl.delivered || 0)}`,
+      hl.lastSuccess ? [h('br'), h('span.muted.small-text', 'last ', timeEl(Date.parse(hl.lastSuccess)))] : null]);
+    append(clear(this.error), [hl.lastError
       ? [h('span.error-text', hl.lastError), hl.lastErrorAt ? [h('br'), h('span.muted.small-text', timeEl(Date.parse(hl.lastErrorAt)))] : null]
-      : h('span.muted', '—'));
+      : h('span.muted', '—')]);
     const paused = state === 'paused' || state === 'auto-paused' || v.paused;
     this.paused = paused;
     this.pauseBtn.textContent = paused ? 'Resume' : 'Pause';
@@ -334,7 +334,7 @@ class WebhookForm {
           h('div.field', h('label', { for: 'w-actions-op' }, 'Action filter'), this.actionsOp), this.actions.el,
           h('div.field', h('label', { for: 'w-tenants-op' }, 'Tenant filter'), this.tenantsOp), this.tenants.el,
           field('w-level', 'Level', this.level),
-          h('div.field.check-field', h('label.check', { for: 'w-mask' }, this.mask, 'Mask personal data (login IDs, IP addresses, names)')))),
+          h('div.field.check-field', h('label.check', { for: 'w-mask' }, this.mask, 'Mask personal data (login IDs, and names, emails and phones in data)')))),
       this.formError,
       h('div', this.submitBtn));
     this.form.addEventListener('submit', (ev) => { ev.preventDefault(); this.submit(); });
