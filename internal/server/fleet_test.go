@@ -354,3 +354,147 @@ func TestFleetRedisRateLimit(t *testing.T) {
 	f := startFleet(t, pgURL, 2, "--search-rate-limit", "10", "--redis-url", redisURL)
 	sharedRateLimit(t, f.client(f.nodes[0]), f.client(f.nodes[1]))
 }
+
+// TestFleetPostgresRestart stops the database (a private PostgreSQL
+// server) under two running instances that ingest and stream: while it is
+// down every request fails with 503 and a clear error; once it is back
+// both instances serve again by themselves, every acknowledged event is
+// stored and delivered, and the connector's delivery resumed.
+func TestFleetPostgresRestart(t *testing.T) {
+	srv := pgtest.StartPrivateServer(t) // skips unless AUDITTRAIL_INTEGRATION=1
+	f := startFleet(t, srv.URL(), 2)
+	ctx := context.Background()
+	ca := f.client(f.nodes[0])
+	recv := newWebhookReceiver(t)
+	if _, err := ca.Connectors().Create(ctx, client.ConnectorOptions{Name: "restart-siem", Type: "webhook",
+		Config: map[string]any{"url": recv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		// unavailable collects the refusals seen while the database is down.
+		unavailable = map[string]int{}
+		other       []error
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range f.nodes {
+		wg.Go(func() {
+			c := f.client(n)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(40 * time.Millisecond):
+				}
+				recs := make([]client.Record, 10)
+				for j := range recs {
+					recs[j] = client.Record{ID: fmt.Sprintf("%s-%d-%d", n.name, i, j), Action: "RestartIngest", ActorID: "x"}
+				}
+				ids, err := c.Audit().Ingest(ctx, recs)
+				mu.Lock()
+				var apiErr *client.Error
+				switch {
+				case err == nil:
+					for _, id := range ids {
+						acked[id] = true
+					}
+				case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusServiceUnavailable:
+					unavailable[apiErr.Message]++
+				default:
+					other = append(other, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	// Every kind of request is refused with 503 meanwhile, on both.
+	for _, n := range f.nodes {
+		c := f.client(n)
+		_, _, err := c.Audit().SearchAll(ctx, client.SearchOptions{Size: 1})
+		if !errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("search on %s while the database is down: %v, want 503", n.name, err)
+		}
+		if _, err := c.Connectors().List(ctx); !errors.Is(err, client.ErrUnavailable) {
+			t.Errorf("connector list on %s while the database is down: %v, want 503", n.name, err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("database down for %v", time.Since(down).Round(time.Millisecond))
+
+	// Both recover by themselves: acknowledged ingests resume on each.
+	recovered := time.Now()
+	for _, n := range f.nodes {
+		c := f.client(n)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, err := c.Audit().Ingest(ctx, []client.Record{{ID: "probe-" + n.name, Action: "RestartProbe", ActorID: "x"}})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not serving 30s after the database came back: %v", n.name, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Logf("both instances ingesting again %v after the restart", time.Since(recovered).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(other) > 0 {
+		t.Errorf("%d refusals other than 503, e.g. %v", len(other), other[0])
+	}
+	if len(unavailable) == 0 {
+		t.Error("no ingest was refused with 503 while the database was down")
+	}
+	for msg := range unavailable {
+		if !strings.Contains(msg, "unavailable") {
+			t.Errorf("503 without a clear error: %q", msg)
+		}
+	}
+	t.Logf("%d events acknowledged; refusals while down: %v", len(acked), unavailable)
+
+	// Nothing acknowledged is lost: each is stored...
+	ids := make(chan string)
+	var missing []string
+	var mmu sync.Mutex
+	var gets sync.WaitGroup
+	for range 4 {
+		gets.Go(func() {
+			for id := range ids {
+				if _, err := ca.Audit().Get(ctx, id); err != nil {
+					mmu.Lock()
+					missing = append(missing, id+": "+err.Error())
+					mmu.Unlock()
+				}
+			}
+		})
+	}
+	for id := range acked {
+		ids <- id
+	}
+	close(ids)
+	gets.Wait()
+	if len(missing) > 0 {
+		t.Fatalf("%d acknowledged events not stored after the restart, e.g. %v", len(missing), missing[0])
+	}
+	// ...and delivered: the connector resumed by itself.
+	var dummy sync.Mutex
+	waitDelivered(t, recv, acked, &dummy, 60*time.Second)
+	_, dups := recv.check(acked)
+	t.Logf("all %d delivered to the webhook (%d duplicates)", len(acked), dups)
+}
