@@ -97,6 +97,8 @@ func init() {
 		{"keys", "list, create, revoke or rotate management keys (admin key)", runKeys},
 		{"settings", "get or set company settings (admin key)", runSettings},
 		{"connectors", "list, create, pause, resume, test, replay or delete stream connectors", runConnectors},
+		{"evidence", "tamper evidence: the checkpoint key, signed checkpoints, an export with proofs", runEvidence},
+		{"verify", "check an export's proofs offline, or the server against saved checkpoints", runVerify},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command", runHelp},
 	}
