@@ -20,6 +20,8 @@ export function mount(main) {
   return () => page.stop();
 }
 
+const COLUMNS = ['Name', 'State', 'Lag', 'Delivered', 'Last error', 'Actions'];
+
 const STATE_TEXT = {
   active: 'Active', paused: 'Paused', failing: 'Failing', 'auto-paused': 'Auto-paused',
 };
@@ -43,9 +45,8 @@ class ConnectorsPage {
     this.note = h('p.muted.conn-note', { 'aria-live': 'polite' });
     this.tbody = h('tbody');
     this.empty = h('tr.empty', h('td', { colspan: '6' }, 'No connectors yet. Create a webhook below to stream every audit event as it is stored.'));
-    const columns = ['Name', 'State', 'Lag', 'Delivered', 'Last error', 'Actions'];
     this.table = h('table.plain.connectors-table', { 'aria-labelledby': 'list-title', 'aria-busy': 'true' },
-      h('thead', h('tr', columns.map((c) => h('th', { scope: 'col' }, c)))), this.tbody);
+      h('thead', h('tr', COLUMNS.map((c) => h('th', { scope: 'col' }, c)))), this.tbody);
     this.refreshBtn = h('button.btn.subtle.small', { type: 'button', onclick: () => this.load(true) }, 'Refresh');
     this.form = new WebhookForm({ onCreated: (v) => this.created(v), onError: (err) => this.fail(describeError(err)) });
     clear(main).append(h('section.page.connectors', { 'aria-labelledby': 'connectors-title' },
@@ -186,8 +187,10 @@ class ConnectorRow {
     this.testBtn = h('button.btn.subtle.small', { type: 'button', onclick: () => this.test() }, 'Send test');
     this.replayBtn = h('button.btn.subtle.small', { type: 'button', 'aria-expanded': 'false', onclick: () => this.toggleReplay() }, 'Replay…');
     this.deleteBtn = h('button.btn.danger.small', { type: 'button', onclick: () => this.remove() }, 'Delete');
-    this.tr = h('tr', { dataset: { id: v.id } }, this.name, this.state, this.lag, this.delivered, this.error,
-      h('td', h('div.row-actions', this.pauseBtn, this.testBtn, this.replayBtn, this.deleteBtn)));
+    // data-label names each cell where a phone shows the rows as cards.
+    const actions = h('td', h('div.row-actions', this.pauseBtn, this.testBtn, this.replayBtn, this.deleteBtn));
+    COLUMNS.forEach((label, i) => [this.name, this.state, this.lag, this.delivered, this.error, actions][i].setAttribute('data-label', label));
+    this.tr = h('tr', { dataset: { id: v.id } }, this.name, this.state, this.lag, this.delivered, this.error, actions);
 
     // The replay form sits in a row of its own under the connector.
     const fieldId = `replay-from-${v.id}`;
@@ -316,7 +319,7 @@ class WebhookForm {
     this.actions = new ChipInput({ label: 'Actions', name: 'w-actions', placeholder: 'e.g. LoginFailed', hint: 'Empty: every action. Type an action and press Enter or comma.' });
     this.tenantsOp = h('select#w-tenants-op', h('option', { value: 'includes' }, 'Only these tenants'), h('option', { value: 'excludes' }, 'All but these tenants'));
     this.tenants = new ChipInput({ label: 'Tenants', name: 'w-tenants', placeholder: 'tenant ID', hint: 'Empty: every tenant. Type a tenant ID and press Enter or comma.' });
-    this.level = h('select#w-level', h('option', { value: '' }, 'Default (this project\u2019s events)'),
+    this.level = h('select#w-level', h('option', { value: '' }, 'Default'),
       h('option', { value: 'project' }, 'Project events'), h('option', { value: 'company' }, 'Company events'), h('option', { value: 'both' }, 'Both'));
     this.mask = h('input#w-mask', { type: 'checkbox' });
     this.submitBtn = h('button.btn.primary', { type: 'submit' }, 'Create webhook');
