@@ -168,7 +168,11 @@ func (v *StreamVerifier) VerifyBatch(audits []json.RawMessage, ev *StreamEvidenc
 			base, started = prev, true
 		}
 		if started && !ev.Filtered && p.Index > base+1 {
-			add(head.ID, p.Tree, idx, "leaves %d to %d were never delivered: missing events", base+1, p.Index-1)
+			if p.Index == base+2 {
+				add(head.ID, p.Tree, idx, "leaf %d before it was never delivered: missing event", base+1)
+			} else {
+				add(head.ID, p.Tree, idx, "leaves %d to %d before it were never delivered: missing events", base+1, p.Index-1)
+			}
 		}
 		ok = append(ok, accepted{p.Tree, p.Index, string(p.LeafHash)})
 	}
