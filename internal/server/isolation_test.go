@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,6 +359,9 @@ func TestIsolation(t *testing.T) {
 	t.Run("tail", func(t *testing.T) {
 		checkTail(t, w)
 	})
+	t.Run("streams", func(t *testing.T) {
+		checkStreams(t, w)
+	})
 	t.Run("reader cannot write or administer", func(t *testing.T) {
 		before := countAll(t, w)
 		writes := []struct{ method, path, body string }{
@@ -374,6 +380,11 @@ func TestIsolation(t *testing.T) {
 			{"GET", "/v1/mgmt/company/settings", ""},
 			{"PATCH", "/v1/mgmt/company/settings", `{"retentionDays":1}`},
 		}
+		writes = append(writes, []struct{ method, path, body string }{
+			{"POST", "/v1/mgmt/connectors", `{"name":"x","type":"webhook","config":{"url":"http://127.0.0.1:9/"}}`},
+			{"POST", "/v2/mgmt/connector/audit/web/set", `{"name":"x","url":"http://127.0.0.1:9/"}`},
+			{"GET", "/v1/mgmt/connectors", ""},
+		}...)
 		for _, c := range append(slices.Clone(writes), admin...) {
 			if st, body := rawCall(t, c.method, url+c.path, bearer(w.p1, w.p1Reader), c.body); st != http.StatusForbidden {
 				t.Fatalf("reader %s %s: %d %s, want 403", c.method, c.path, st, body)
@@ -417,6 +428,143 @@ func everything(t *testing.T, url, key string, projects ...string) map[string]bo
 		}
 	}
 	return out
+}
+
+// receiver is a webhook destination that remembers the ids it was sent.
+type receiver struct {
+	mu  sync.Mutex
+	ids map[string]bool
+	srv *httptest.Server
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{ids: map[string]bool{}}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Audits []struct {
+				ID string `json:"id"`
+			} `json:"audits"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		for _, a := range body.Audits {
+			rc.ids[a.ID] = true
+		}
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) seen() map[string]bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return maps.Clone(rc.ids)
+}
+
+// checkStreams: a connector made with P1's writer key delivers P1's events
+// only; another company's connector never gets company 1's; neither can
+// be read or changed with the other's keys.
+func checkStreams(t *testing.T, w *world) {
+	ctx := context.Background()
+	url := w.inst.URL
+	mk := func(auth, name, level, target string) string {
+		st, body := rawCall(t, "POST", url+"/v1/mgmt/connectors", auth,
+			fmt.Sprintf(`{"name":%q,"type":"webhook","level":%q,"config":{"url":%q}}`, name, level, target))
+		var v struct {
+			ID        string `json:"id"`
+			ProjectID string `json:"projectId"`
+		}
+		if st != http.StatusCreated || json.Unmarshal(body, &v) != nil || v.ID == "" {
+			t.Fatalf("create connector %s: %d %s", name, st, body)
+		}
+		return v.ID
+	}
+	p1Recv, c2Recv := newReceiver(t), newReceiver(t)
+	// A project key may not stream company-level events.
+	if st, body := rawCall(t, "POST", url+"/v1/mgmt/connectors", bearer(w.p1, w.p1Writer),
+		fmt.Sprintf(`{"name":"p1 both","type":"webhook","level":"both","config":{"url":%q}}`, p1Recv.srv.URL)); st != http.StatusForbidden {
+		t.Fatalf("project key streaming company-level events: %d %s", st, body)
+	}
+	p1Conn := mk(bearer(w.p1, w.p1Writer), "p1 stream", "project", p1Recv.srv.URL)
+	c2Conn := mk(bearer("", w.c2Admin), "c2 stream", "both", c2Recv.srv.URL)
+
+	written := map[string]string{} // id → scope
+	write := func(project, key, scopeName string, level client.Level) string {
+		id, err := w.inst.ClientFor(t, project, key).Audit().CreateEvent(ctx, client.CreateEventOptions{Action: "Streamed", ActorID: "a", TenantID: "t1", Type: "info", UserID: "u1", Level: level})
+		if err != nil {
+			t.Fatal(err)
+		}
+		written[id] = scopeName
+		return id
+	}
+	for range 3 {
+		write(w.p2, w.c1Admin, "p2", client.LevelProject)
+		write(w.p1, w.c1Admin, "c1", client.LevelCompany)
+		write(w.p3, w.c2Admin, "p3", client.LevelProject)
+		write(w.p4, w.c2Admin, "p4", client.LevelProject)
+		write(w.p3, w.c2Admin, "c2", client.LevelCompany)
+		write(w.p1, w.p1Writer, "p1", client.LevelProject)
+	}
+	lastP1 := write(w.p1, w.p1Writer, "p1", client.LevelProject)
+	lastC2 := write(w.p4, w.c2Admin, "p4", client.LevelProject)
+	deadline := time.Now().Add(30 * time.Second)
+	for !p1Recv.seen()[lastP1] || !c2Recv.seen()[lastC2] {
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries did not arrive: P1 got %d, C2 got %d", len(p1Recv.seen()), len(c2Recv.seen()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := p1Recv.seen()
+	for id := range got {
+		if sc, ok := written[id]; !ok || sc != "p1" {
+			t.Fatalf("P1's connector delivered event %s of scope %q", id, sc)
+		}
+	}
+	for id, sc := range written {
+		if sc == "p1" && !got[id] {
+			t.Fatalf("P1's connector missed its event %s", id)
+		}
+	}
+	for id := range c2Recv.seen() {
+		if sc := written[id]; sc != "p3" && sc != "p4" && sc != "c2" {
+			t.Fatalf("company 2's connector delivered event %s of scope %q", id, sc)
+		}
+	}
+	// Connectors are invisible across projects and companies.
+	for _, c := range []struct {
+		auth, id string
+	}{
+		{bearer(w.p1, w.p1Writer), c2Conn},
+		{bearer("", w.c1Admin), c2Conn},
+		{bearer("", w.c2Admin), p1Conn},
+	} {
+		for _, path := range []string{"", "/health"} {
+			if st, body := rawCall(t, "GET", url+"/v1/mgmt/connectors/"+c.id+path, c.auth, ""); st != http.StatusNotFound {
+				t.Fatalf("GET another scope's connector%s: %d %s", path, st, body)
+			}
+		}
+		for _, op := range []string{"/pause", "/test", "/replay"} {
+			if st, body := rawCall(t, "POST", url+"/v1/mgmt/connectors/"+c.id+op, c.auth, `{"from":0}`); st != http.StatusNotFound {
+				t.Fatalf("POST %s on another scope's connector: %d %s", op, st, body)
+			}
+		}
+		if st, body := rawCall(t, "DELETE", url+"/v1/mgmt/connectors/"+c.id, c.auth, ""); st != http.StatusNotFound {
+			t.Fatalf("DELETE another scope's connector: %d %s", st, body)
+		}
+	}
+	st, body := rawCall(t, "GET", url+"/v1/mgmt/connectors", bearer(w.p1, w.p1Writer), "")
+	if st != http.StatusOK || !strings.Contains(string(body), p1Conn) || strings.Contains(string(body), c2Conn) {
+		t.Fatalf("P1 writer's connector list: %d %s", st, body)
+	}
+	for id, sc := range written {
+		if sc == "p1" {
+			w.sp1.ids[id] = true
+		}
+	}
 }
 
 // countAll is the number of events company 1's admin sees in P1 plus P2.
