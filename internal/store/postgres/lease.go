@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/audittrail/audittrail/internal/stream"
 )
@@ -65,6 +67,8 @@ type StreamLease struct {
 	conn *pgx.Conn
 	held map[string]*streamHeld
 	down bool // the last connection attempt failed (logged once)
+	// noSessionTimeout: the server refused idle_session_timeout.
+	noSessionTimeout bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -183,10 +187,20 @@ func (l *StreamLease) connectLocked(ctx context.Context) bool {
 	// Names the process, so that an operator (or a test) can tell from
 	// pg_stat_activity which instance holds which connector.
 	cfg.RuntimeParams["application_name"] = LeaseApplicationName(os.Getpid())
-	cfg.RuntimeParams["idle_session_timeout"] = fmt.Sprint(l.opts.SessionTimeout.Milliseconds())
+	if !l.noSessionTimeout {
+		cfg.RuntimeParams["idle_session_timeout"] = fmt.Sprint(l.opts.SessionTimeout.Milliseconds())
+	}
 	cctx, cancel := context.WithTimeout(ctx, l.db.opts.ConnectTimeout)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42704" && !l.noSessionTimeout {
+		// PostgreSQL before 14 has no idle_session_timeout: a hung holder's
+		// locks then last until TCP gives up on its connection.
+		l.log.Warn("stream lease: the server has no idle_session_timeout (PostgreSQL < 14); a hung instance keeps its leases until its connection times out")
+		l.noSessionTimeout = true
+		delete(cfg.RuntimeParams, "idle_session_timeout")
+		conn, err = pgx.ConnectConfig(cctx, cfg)
+	}
 	if err != nil {
 		if !l.down && ctx.Err() == nil {
 			l.log.Warn("stream lease: cannot connect; retrying", "err", classify(cctx, "connect", err))
