@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/ledger"
 	"github.com/audittrail/audittrail/internal/ledger/ledgerhttp"
@@ -23,13 +24,19 @@ const (
 // openLedger starts the tamper-evident ledger over the open store (when
 // --ledger): its trees live beside the events (a directory of the data dir,
 // or the PostgreSQL database), its key in --ledger-key-file.
-func (s *Server) openLedger(trees func() (ledger.TreeStore, error)) error {
+// lease, when not nil, lets one instance of a fleet append and sign the
+// periodic checkpoints.
+func (s *Server) openLedger(trees func() (ledger.TreeStore, error), lease ledger.Lease) error {
 	if !s.cfg.Ledger {
 		return nil
 	}
 	keyPath := s.cfg.LedgerKeyFile
 	if keyPath == "" {
 		keyPath = filepath.Join(s.cfg.DataDir, ledgerKeyFile)
+		if s.cfg.Store == config.StorePostgres {
+			s.log.Warn("instances sharing this database must sign with one key: give them all the same --ledger-key-file",
+				"ledger_key_file", keyPath)
+		}
 	}
 	signer, vkey, err := ledger.LoadOrCreateKey(keyPath, ledger.DefaultKeyName)
 	if err != nil {
@@ -46,6 +53,7 @@ func (s *Server) openLedger(trees func() (ledger.TreeStore, error)) error {
 		Signer:             signer,
 		VerifierKey:        vkey,
 		CheckpointInterval: s.cfg.CheckpointInterval,
+		Lease:              lease,
 		Logger:             s.log.With("component", "ledger"),
 	})
 	if err != nil {
@@ -56,6 +64,18 @@ func (s *Server) openLedger(trees func() (ledger.TreeStore, error)) error {
 	s.ledger, s.ledgerTrees = l, ts
 	s.log.Info("ledger started", "verifier_key", vkey, "duration", time.Since(start))
 	return nil
+}
+
+// streamLedgerLease adapts the fleet's stream lease (PostgreSQL advisory
+// locks) so that one instance appends to the ledger.
+func streamLedgerLease(sl stream.Lease) ledger.Lease {
+	return ledger.LeaseFunc(func(ctx context.Context, name string) (ledger.Held, error) {
+		h, err := sl.Acquire(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
+	})
 }
 
 // fileLedgerTrees keeps the trees of the embedded deployment in the data dir.
