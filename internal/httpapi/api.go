@@ -85,6 +85,11 @@ type Options struct {
 	// Ready reports whether start-up (recovery, bootstrap) is complete;
 	// /healthz answers 503 until it does. nil means always ready.
 	Ready func() bool
+	// Health, when set, adds detail to a ready /healthz: a status other
+	// than "ok" (e.g. "degraded": serving, but stored data was found
+	// damaged) and what the operator should know. The answer stays 200:
+	// the server serves. It must name no tenant's data (/healthz is public).
+	Health func() (status string, detail any)
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 }

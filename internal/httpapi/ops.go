@@ -15,5 +15,11 @@ func (a *API) handleHealth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}
+	if a.opts.Health != nil {
+		if status, detail := a.opts.Health(); status != "" && status != "ok" {
+			writeJSON(w, http.StatusOK, map[string]any{"status": status, "detail": detail})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

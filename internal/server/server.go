@@ -26,7 +26,6 @@ import (
 	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/ledger"
-	"github.com/audittrail/audittrail/internal/ledger/ledgerpg"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/ratelimit/redislimit"
@@ -209,6 +208,10 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		}
 	}()
 
+	var health func() (string, any)
+	if d, ok := s.store.(damageReporter); ok {
+		health = func() (string, any) { return storeHealth(d) }
+	}
 	s.api, err = httpapi.New(httpapi.Options{
 		Store:     s.store,
 		Directory: s.dir,
@@ -223,11 +226,15 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 		Logger:          log,
 		Metrics:         s.metrics,
 		Ready:           s.ready.Load,
+		Health:          health,
 	})
 	if err != nil {
 		return err
 	}
 	s.metrics.NewCollector("streams", func(w io.Writer) error { return s.streams.WritePrometheus(context.Background(), w) })
+	if d, ok := s.store.(damageReporter); ok {
+		s.metrics.NewCollector("store_damage", func(w io.Writer) error { return writeDamageMetrics(w, d.Damage()) })
+	}
 	// The built-in subsystems mount their routes before the first request.
 	catalog.Register(s.api)
 	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.afterAppend, Logger: log.With("component", "scim")})
@@ -368,7 +375,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("open tenancy directory: %w", err)
 		}
 		s.dir = dir
-		if err := s.openLedger(s.fileLedgerTrees, nil); err != nil {
+		if err := s.openLedger(s.fileLedgerTrees); err != nil {
 			return err
 		}
 	case config.StorePostgres:
@@ -382,9 +389,6 @@ func (s *Server) open(ctx context.Context) error {
 		lease := db.StreamLease(postgres.LeaseOptions{Logger: s.log.With("component", "stream-lease")})
 		s.streamState, s.streamLease, s.streamReload = db.StreamState(), lease, streamReloadInterval
 		s.closeDB = func() error { lease.Close(); db.Close(); return nil }
-		if err := s.openLedger(func() (ledger.TreeStore, error) { return ledgerpg.New(db.Pool()), nil }, streamLedgerLease(lease)); err != nil {
-			return err
-		}
 		s.bootstrapLock = func(ctx context.Context) (func(), error) {
 			// Instances starting together on an empty database would each
 			// create a company; a session advisory lock lets one bootstrap
