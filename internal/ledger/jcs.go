@@ -6,8 +6,10 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxCanonicalDepth bounds nesting so that hostile input to the offline
@@ -35,7 +37,12 @@ func Canonicalize(src []byte) ([]byte, error) {
 
 // AppendCanonical appends the canonical form of src to dst.
 func AppendCanonical(dst, src []byte) ([]byte, error) {
-	p := canonParser{src: src}
+	p := parserPool.Get().(*canonParser)
+	defer func() {
+		p.src, p.members = nil, p.members[:0]
+		parserPool.Put(p)
+	}()
+	p.src, p.pos = src, 0
 	p.skipSpace()
 	out, err := p.value(dst, 0)
 	if err != nil {
@@ -48,17 +55,26 @@ func AppendCanonical(dst, src []byte) ([]byte, error) {
 	return out, nil
 }
 
+// parserPool keeps parsers with their grown buffers: the appender
+// canonicalises every event's data.
+var parserPool = sync.Pool{New: func() any { return new(canonParser) }}
+
 type canonParser struct {
 	src []byte
 	pos int
-	// scratch holds object members while they are sorted; reused across
-	// objects of one call to save allocations.
+	// An object at depth d canonicalises its members' values into
+	// vals[d], then writes them out in sorted order; members (a stack
+	// shared by nested objects) says where each value lies. A nested
+	// value only ever writes into deeper buffers, so none aliases the
+	// buffer its caller writes into. Reused across the objects of one
+	// call, so most objects allocate nothing.
 	members []member
+	vals    [][]byte
 }
 
 type member struct {
-	name  string
-	value []byte
+	name       string
+	start, end int // the value is vals[depth][start:end]
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -114,11 +130,12 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 		p.pos++
 		return append(dst, '{', '}'), nil
 	}
-	// Members are canonicalised into their own buffers, then sorted; the
-	// scratch slice is shared with nested objects, so this object's members
-	// live at members[base:].
 	base := len(p.members)
 	defer func() { p.members = p.members[:base] }()
+	for len(p.vals) <= depth {
+		p.vals = append(p.vals, nil)
+	}
+	vals := p.vals[depth][:0]
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
@@ -134,11 +151,11 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 		}
 		p.pos++
 		p.skipSpace()
-		v, err := p.value(nil, depth+1)
-		if err != nil {
+		start := len(vals)
+		if vals, err = p.value(vals, depth+1); err != nil {
 			return dst, err
 		}
-		p.members = append(p.members, member{name: name, value: v})
+		p.members = append(p.members, member{name: name, start: start, end: len(vals)})
 		p.skipSpace()
 		if p.pos >= len(p.src) {
 			return dst, p.errorf("unexpected end of object")
@@ -156,6 +173,7 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 	ms := p.members[base:]
 	// Stable, so that among repeated names the last one stays last.
 	slices.SortStableFunc(ms, func(a, b member) int { return compareUTF16(a.name, b.name) })
+	p.vals[depth] = vals // keep the grown buffer for the next object
 	dst = append(dst, '{')
 	first := true
 	for i := range ms {
@@ -168,7 +186,7 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 		first = false
 		dst = appendCanonicalString(dst, ms[i].name)
 		dst = append(dst, ':')
-		dst = append(dst, ms[i].value...)
+		dst = append(dst, vals[ms[i].start:ms[i].end]...)
 	}
 	return append(dst, '}'), nil
 }
@@ -330,7 +348,12 @@ func (p *canonParser) str() (string, error) {
 		if c == '"' {
 			if utf8.Valid(s[start:i]) {
 				p.pos = i + 1
-				return string(s[start:i]), nil
+				if i == start {
+					return "", nil
+				}
+				// No copy: the string is used only while src is being
+				// canonicalised, and src is not written meanwhile.
+				return unsafe.String(&s[start], i-start), nil
 			}
 			break
 		}

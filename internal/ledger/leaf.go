@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -114,12 +115,16 @@ func LeafHashFromJSON(wire []byte) ([]byte, error) {
 	return LeafHash(c), nil
 }
 
+var leafBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // EventLeafHash is LeafHashFromJSON(json.Marshal(e)) computed without the
 // round trip through encoding/json (a test holds the two equal).
 func EventLeafHash(e *event.Event) ([]byte, error) {
-	buf := make([]byte, 0, 512+len(e.Data))
-	buf = append(buf, 0) // RFC 6962 leaf prefix
+	bp := leafBufPool.Get().(*[]byte)
+	defer leafBufPool.Put(bp)
+	buf := append((*bp)[:0], 0) // RFC 6962 leaf prefix
 	buf, err := AppendEventCanonical(buf, e)
+	*bp = buf
 	if err != nil {
 		return nil, err
 	}

@@ -239,7 +239,6 @@ func (l *Ledger) buildCommit(ctx context.Context, trees map[TreeID]*memTree, aft
 	c := Commit{After: after, Position: evs[len(evs)-1].Seq}
 	appends := map[TreeID]*TreeAppend{}
 	var order []TreeID
-	buf := make([]byte, 0, 2048)
 	for i := range evs {
 		e := &evs[i]
 		t := TreeOf(e)
@@ -257,14 +256,12 @@ func (l *Ledger) buildCommit(ctx context.Context, trees map[TreeID]*memTree, aft
 			appends[t] = ta
 			order = append(order, t)
 		}
-		buf = append(buf[:0], 0) // RFC 6962 leaf prefix
-		var err error
-		if buf, err = AppendEventCanonical(buf, e); err != nil {
+		leaf, err := EventLeafHash(e)
+		if err != nil {
 			// Stored events passed validation, so this is damage: stop here
 			// rather than leave a hole in the tree.
 			return Commit{}, fmt.Errorf("%w: event %s (seq %d): %v", ErrCorrupt, e.ID, e.Seq, err)
 		}
-		leaf := sha256Sum(buf)
 		if err := mt.rng.Append(leaf, func(id compact.NodeID, h []byte) {
 			ta.Nodes = append(ta.Nodes, Node{ID: id, Hash: h})
 		}); err != nil {

@@ -2,17 +2,11 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 )
-
-func sha256Sum(b []byte) []byte {
-	s := sha256.Sum256(b)
-	return s[:]
-}
 
 // grownTrees collects the trees that grew since the last periodic
 // checkpoint, so a tick signs only those.
