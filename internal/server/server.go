@@ -26,6 +26,7 @@ import (
 	"github.com/audittrail/audittrail/internal/enrich"
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/ledger"
+	"github.com/audittrail/audittrail/internal/ledger/ledgerpg"
 	"github.com/audittrail/audittrail/internal/metrics"
 	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/ratelimit/redislimit"
@@ -375,7 +376,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("open tenancy directory: %w", err)
 		}
 		s.dir = dir
-		if err := s.openLedger(s.fileLedgerTrees); err != nil {
+		if err := s.openLedger(s.fileLedgerTrees, nil); err != nil {
 			return err
 		}
 	case config.StorePostgres:
@@ -389,6 +390,9 @@ func (s *Server) open(ctx context.Context) error {
 		lease := db.StreamLease(postgres.LeaseOptions{Logger: s.log.With("component", "stream-lease")})
 		s.streamState, s.streamLease, s.streamReload = db.StreamState(), lease, streamReloadInterval
 		s.closeDB = func() error { lease.Close(); db.Close(); return nil }
+		if err := s.openLedger(func() (ledger.TreeStore, error) { return ledgerpg.New(db.Pool()), nil }, streamLedgerLease(lease)); err != nil {
+			return err
+		}
 		s.bootstrapLock = func(ctx context.Context) (func(), error) {
 			// Instances starting together on an empty database would each
 			// create a company; a session advisory lock lets one bootstrap
