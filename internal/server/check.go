@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/store/embedded"
@@ -22,6 +23,9 @@ type CheckResult struct {
 	// Embedded: the engine's own report, and what Open had to repair or
 	// set aside (torn log tail, damaged segments).
 	Embedded *embedded.Report `json:"embedded,omitempty"`
+	// Damage is what opening the embedded store repaired or set aside,
+	// with the ids of the events lost.
+	Damage []embedded.Damage `json:"damage,omitempty"`
 	// Postgres: the database's report.
 	Postgres *postgres.CheckReport `json:"postgres,omitempty"`
 	Problems []string              `json:"problems"`
@@ -96,6 +100,7 @@ func Check(ctx context.Context, storeName, dataDir, pgURL string, log *slog.Logg
 		if err != nil {
 			return res, err
 		}
+		res.Damage = e.Damage()
 		rep, err := e.Check(ctx)
 		if cerr := e.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -138,6 +143,13 @@ func printCheck(w io.Writer, r CheckResult) {
 			e.Segments, e.SegmentRows, e.TailEvents, e.LiveEvents)
 	case r.Postgres != nil:
 		fmt.Fprintf(w, "postgres store: %d events, %d event_ids rows\n", r.Postgres.Events, r.Postgres.IDs)
+	}
+	for _, d := range r.Damage {
+		fmt.Fprintf(w, "repaired at open: %s (%s): %s; %d rows kept, %d lost", d.File, d.Kind, d.Reason, d.RowsKept, d.RowsLost)
+		if len(d.LostIDs) > 0 {
+			fmt.Fprintf(w, ": %s", strings.Join(d.LostIDs, ", "))
+		}
+		fmt.Fprintln(w)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)

@@ -359,7 +359,15 @@ func checkStore(t *testing.T, bin, dataDir, pgURL string, acked int) {
 // exportIDs counts, per id, the kill loop's events one export returns.
 func exportIDs(t *testing.T, url string, creds Credentials) map[string]int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url+"/v1/mgmt/audit/export", bytes.NewReader([]byte(`{"actions":["CrashSingle","CrashBatch"]}`)))
+	return exportIDsOf(t, url, creds, "CrashSingle", "CrashBatch", "FaultTest")
+}
+
+// exportIDsOf counts, per id, the events with one of actions that one
+// export returns.
+func exportIDsOf(t *testing.T, url string, creds Credentials, actions ...string) map[string]int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"actions": actions})
+	req, _ := http.NewRequest("POST", url+"/v1/mgmt/audit/export", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+creds.ProjectID+":"+creds.ManagementKey)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
