@@ -390,9 +390,6 @@ func (s *Server) open(ctx context.Context) error {
 		lease := db.StreamLease(postgres.LeaseOptions{Logger: s.log.With("component", "stream-lease")})
 		s.streamState, s.streamLease, s.streamReload = db.StreamState(), lease, streamReloadInterval
 		s.closeDB = func() error { lease.Close(); db.Close(); return nil }
-		if err := s.openLedger(func() (ledger.TreeStore, error) { return ledgerpg.New(db.Pool()), nil }, streamLedgerLease(lease)); err != nil {
-			return err
-		}
 		s.bootstrapLock = func(ctx context.Context) (func(), error) {
 			// Instances starting together on an empty database would each
 			// create a company; a session advisory lock lets one bootstrap
@@ -411,6 +408,10 @@ func (s *Server) open(ctx context.Context) error {
 			}, nil
 		}
 		s.store, s.dir, s.limiter = db.Store(), db.Directory(), db.Limiter()
+		// After the store is set: the ledger follows it.
+		if err := s.openLedger(func() (ledger.TreeStore, error) { return ledgerpg.New(db.Pool()), nil }, streamLedgerLease(lease)); err != nil {
+			return err
+		}
 		s.log.Info("store ready", "store", "postgres", "duration", time.Since(start))
 	default:
 		return fmt.Errorf("%w: store %q", ErrUnsupported, s.cfg.Store)
