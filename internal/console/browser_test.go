@@ -46,6 +46,7 @@ type browser struct {
 	mu       sync.Mutex
 	problems []string  // uncaught exceptions and CSP violations in the page
 	renders  []float64 // API answer → results painted, per search
+	searched []string  // the console URL of each search in renders
 	doms     []float64 // API answer → DOM updated, per search
 }
 
@@ -288,6 +289,7 @@ func (b *browser) results() (int, []string) {
 	}
 	if d := eval[float64](b, `(performance.getEntriesByName('audit-render').at(-1) || {duration: -1}).duration`); d >= 0 {
 		b.renders = append(b.renders, d)
+		b.searched = append(b.searched, eval[string](b, `location.pathname + location.search`))
 		b.doms = append(b.doms, eval[float64](b, `(performance.getEntriesByName('audit-dom').at(-1) || {duration: -1}).duration`))
 	}
 	return r.Total, r.IDs
@@ -491,12 +493,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		d := b.renders[len(b.renders)-1]
 		b.renders = b.renders[:len(b.renders)-1] // reported apart from the 50-row pages
+		b.searched = b.searched[:len(b.searched)-1]
 		dom := b.doms[len(b.doms)-1]
 		b.doms = b.doms[:len(b.doms)-1]
-		t.Logf("1000 rows: API answer → DOM updated %.0f ms, → painted %.0f ms", dom, d)
-		writeMetric(t, b.shots, "render-1000", map[string]float64{"domMs": dom, "paintedMs": d})
-		if d > 2000 {
-			t.Errorf("1000 rows painted %.0f ms after the API's answer", d)
+		all := eval[float64](b, `performance.getEntriesByName('audit-render-all').at(-1).duration`)
+		t.Logf("1000 rows: API answer → first rows in the DOM %.0f ms, → first screen painted %.0f ms, → all 1000 rows painted %.0f ms", dom, d, all)
+		writeMetric(t, b.shots, "render-1000", map[string]float64{"domMs": dom, "firstScreenPaintedMs": d, "allRowsPaintedMs": all})
+		// Loose bounds: the 200 ms goal is checked on the median of every
+		// search below; this page is measured to show what 1000 rows cost.
+		if d > 1000 {
+			t.Errorf("the first screen of a 1000-row page painted %.0f ms after the API's answer", d)
+		}
+		// The rows past the first screen follow in later frames.
+		if all > 5000 {
+			t.Errorf("all 1000 rows painted %.0f ms after the API's answer", all)
 		}
 	})
 
@@ -935,12 +945,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(b.renders) > 0 {
 		sorted := slices.Clone(b.renders)
 		sort.Float64s(sorted)
-		med, worst := sorted[len(sorted)/2], sorted[len(sorted)-1]
+		med, p90, worst := sorted[len(sorted)/2], sorted[len(sorted)*9/10], sorted[len(sorted)-1]
+		over := 0
+		for _, d := range sorted {
+			if d > 200 {
+				over++
+			}
+		}
 		doms := slices.Clone(b.doms)
 		sort.Float64s(doms)
-		t.Logf("API answer → results painted, over %d searches: median %.1f ms, max %.1f ms (DOM updated: median %.1f ms, max %.1f ms)",
-			len(sorted), med, worst, doms[len(doms)/2], doms[len(doms)-1])
-		writeMetric(t, b.shots, "render", map[string]float64{"searches": float64(len(sorted)), "medianMs": med, "maxMs": worst})
+		slowest := slices.Index(b.renders, worst)
+		t.Logf("API answer → results painted, over %d searches: median %.1f ms, p90 %.1f ms, max %.1f ms (%s), %d over 200 ms (DOM updated: median %.1f ms, max %.1f ms)",
+			len(sorted), med, p90, worst, b.searched[slowest], over, doms[len(doms)/2], doms[len(doms)-1])
+		writeMetric(t, b.shots, "render", map[string]float64{"searches": float64(len(sorted)), "medianMs": med, "p90Ms": p90, "maxMs": worst, "over200ms": float64(over)})
 		// The goal of the issue: a search renders within 200 ms of the API's
 		// answer (the median, so one search delayed by a garbage collection
 		// or a busy host does not decide it; the maximum is printed).
