@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/server/servertest"
 	"github.com/audittrail/audittrail/internal/stream/kafka"
 	"github.com/audittrail/audittrail/internal/stream/streamtest"
@@ -25,81 +27,59 @@ import (
 // TestMeasureDelivery prints stream delivery figures through the real
 // server (in-process, embedded store, fsync on every commit), ingesting
 // over HTTP with the SDK; the receivers run in the same process and share
-// the CPUs:
+// the CPUs. On one server: ingest latency (per request of 10 events, at a
+// steady 1,000 events/s) with no connector, then with a webhook and a
+// Kafka (kfake) connector up, with the end-to-end latency from the ingest
+// acknowledgement to each receiver, then with both destinations down
+// (refusing connections). On a second server: each connector paused while
+// a backlog is ingested, then resumed: events/s until its receiver has the
+// whole backlog. All of it twice: with the tamper-evident ledger (the
+// default: each batch carries inclusion proofs) and without. Run it with
 //
-//   - throughput: a webhook and a Kafka connector (kfake), each paused while
-//     a backlog is ingested, then resumed: events/s until the receiver has
-//     the whole backlog;
-//
-//   - end-to-end latency at a steady 1,000 events/s (10 per request), from
-//     the ingest acknowledgement to the receiver, with both connectors up;
-//
-//   - ingest latency (per request of 10 events) with no connector, with
-//     both destinations up, and with both down (refusing connections).
-//
-//     AUDITTRAIL_MEASURE=1 go test ./internal/stream/streamtest/e2e -run MeasureDelivery -v -timeout 30m
+//	AUDITTRAIL_MEASURE=1 go test ./internal/stream/streamtest/e2e -run MeasureDelivery -v -timeout 30m
 //
 // AUDITTRAIL_MEASURE_EVENTS sets the backlog (default 100000),
-// AUDITTRAIL_MEASURE_SECONDS each steady phase (default 10),
-// AUDITTRAIL_MEASURE_SETTLE_SECONDS the pause after the backlogs (default 5).
+// AUDITTRAIL_MEASURE_SECONDS each steady phase (default 10).
 func TestMeasureDelivery(t *testing.T) {
 	if os.Getenv("AUDITTRAIL_MEASURE") != "1" {
 		t.Skip("measurement: set AUDITTRAIL_MEASURE=1")
 	}
 	backlog := envInt("AUDITTRAIL_MEASURE_EVENTS", 100_000)
 	phase := time.Duration(envInt("AUDITTRAIL_MEASURE_SECONDS", 10)) * time.Second
-	settle := time.Duration(envInt("AUDITTRAIL_MEASURE_SETTLE_SECONDS", 5)) * time.Second
+	for _, ledger := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ledger=%v", ledger), func(t *testing.T) {
+			measureDelivery(t, backlog, phase, servertest.Options{Configure: func(c *config.Config) { c.Ledger = ledger }})
+		})
+	}
+}
+
+// measureDelivery runs the phases on servers started with opts.
+func measureDelivery(t *testing.T, backlog int, phase time.Duration, opts servertest.Options) {
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		t.Logf("load average at start: %s", strings.TrimSpace(string(load)))
 	}
-	r := e2e.Start(t, servertest.Options{})
-	hook := startWebhookReceiver(t)
-	kaf := startKafkaReceiver(t)
-	dests := []struct {
-		name, typ string
-		config    any
-		received  func() int
-	}{
-		{"webhook", "webhook", map[string]any{"url": hook.srv.URL, "hmacSecret": "measure"}, hook.rv.Count},
-		{"kafka", "kafka", map[string]any{"brokers": []string{kaf.addr}, "topic": measureTopic, "timeout": "10s"}, kaf.count},
+	// Steady phases on a fresh server, then the backlogs on another, so
+	// that the flushes and merges a backlog leaves behind do not weigh on
+	// the steady figures.
+	r := e2e.Start(t, opts)
+	hook, kaf := startWebhookReceiver(t), startKafkaReceiver(t)
+	dests := []destination{
+		{"webhook", hook.config(), hook.rv.Count, hook.arrival},
+		{"kafka", kaf.config(), kaf.count, kaf.arrival},
 	}
 
-	// 1. Draining a backlog.
-	for _, d := range dests {
-		id := r.Connector(d.typ, d.name+"-backlog", d.config)
-		r.Pause(id)
-		before := d.received()
-		start := time.Now()
-		ingestBacklog(t, r, backlog)
-		ingested := time.Since(start)
-		start = time.Now()
-		r.Resume(id)
-		streamtest.Eventually(t, 15*time.Minute, d.name+" to drain the backlog", func() bool { return d.received() >= before+backlog })
-		drained := time.Since(start)
-		t.Logf("%-8s drains a backlog of %d events in %5.1f s: %7.0f events/s   (backlog ingested over HTTP at %.0f events/s)",
-			d.name, backlog, drained.Seconds(), float64(backlog)/drained.Seconds(), float64(backlog)/ingested.Seconds())
-		r.Delete(id)
-	}
-
-	// The backlogs leave the store flushing and merging for a while; let
-	// it settle so that the phases below compare like with like.
-	time.Sleep(settle)
-
-	// 2. Ingest latency with no connector, as the baseline.
+	// 1. Ingest latency with no connector, as the baseline.
 	_, idle := steady(t, r, "idle", phase)
 	t.Logf("ingest, no connector:           p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(idle, 0.50), ms(idle, 0.99))
 
-	// 3. A steady 1,000 events/s with both destinations up.
+	// 2. A steady 1,000 events/s with both destinations up.
 	for _, d := range dests {
-		r.Connector(d.typ, d.name+"-live", d.config)
+		r.Connector(d.typ, d.typ+"-live", d.config)
 	}
 	acks, up := steady(t, r, "live", phase)
-	for _, d := range []struct {
-		name    string
-		arrived func(id string) (time.Time, bool)
-	}{{"webhook", hook.arrival}, {"kafka", kaf.arrival}} {
+	for _, d := range dests {
 		var lat []time.Duration
-		streamtest.Eventually(t, time.Minute, d.name+" to receive the steady phase", func() bool {
+		streamtest.Eventually(t, time.Minute, d.typ+" to receive the steady phase", func() bool {
 			lat = lat[:0]
 			for id, ack := range acks {
 				at, ok := d.arrived(id)
@@ -111,18 +91,50 @@ func TestMeasureDelivery(t *testing.T) {
 			return true
 		})
 		t.Logf("%-8s end to end at 1,000 events/s: p50 %6.2f ms   p99 %6.2f ms   (ingest acknowledged → receiver, %d events)",
-			d.name, ms(lat, 0.50), ms(lat, 0.99), len(lat))
+			d.typ, ms(lat, 0.50), ms(lat, 0.99), len(lat))
 	}
 	t.Logf("ingest, both destinations up:   p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(up, 0.50), ms(up, 0.99))
 
-	// 4. The same load with both destinations down.
+	// 3. The same load with both destinations down (connections refused).
 	hook.srv.Close()
 	kaf.cluster.Close()
 	_, down := steady(t, r, "down", phase)
 	t.Logf("ingest, both destinations down: p50 %6.2f ms   p99 %6.2f ms per request of 10", ms(down, 0.50), ms(down, 0.99))
+	r.Inst.Stop(t)
+
+	// 4. Draining a backlog, on a second server.
+	r = e2e.Start(t, opts)
+	hook, kaf = startWebhookReceiver(t), startKafkaReceiver(t)
+	dests = []destination{
+		{"webhook", hook.config(), hook.rv.Count, hook.arrival},
+		{"kafka", kaf.config(), kaf.count, kaf.arrival},
+	}
+	for _, d := range dests {
+		id := r.Connector(d.typ, d.typ+"-backlog", d.config)
+		r.Pause(id)
+		before := d.received()
+		start := time.Now()
+		ingestBacklog(t, r, backlog)
+		ingested := time.Since(start)
+		start = time.Now()
+		r.Resume(id)
+		streamtest.Eventually(t, 15*time.Minute, d.typ+" to drain the backlog", func() bool { return d.received() >= before+backlog })
+		drained := time.Since(start)
+		t.Logf("%-8s drains a backlog of %d events in %5.1f s: %7.0f events/s   (backlog ingested over HTTP at %.0f events/s)",
+			d.typ, backlog, drained.Seconds(), float64(backlog)/drained.Seconds(), float64(backlog)/ingested.Seconds())
+		r.Delete(id)
+	}
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		t.Logf("load average at the end: %s", strings.TrimSpace(string(load)))
 	}
+}
+
+// destination is a connector type, its configuration and its receiver.
+type destination struct {
+	typ      string
+	config   any
+	received func() int
+	arrived  func(id string) (time.Time, bool)
 }
 
 func envInt(name string, def int) int {
@@ -257,6 +269,10 @@ func startWebhookReceiver(t *testing.T) *webhookReceiver {
 	return w
 }
 
+func (w *webhookReceiver) config() any {
+	return map[string]any{"url": w.srv.URL, "hmacSecret": "measure"}
+}
+
 func (w *webhookReceiver) arrival(id string) (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -312,6 +328,10 @@ func startKafkaReceiver(t *testing.T) *kafkaReceiver {
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
 	return k
+}
+
+func (k *kafkaReceiver) config() any {
+	return map[string]any{"brokers": []string{k.addr}, "topic": measureTopic, "timeout": "10s"}
 }
 
 func (k *kafkaReceiver) count() int {
