@@ -84,7 +84,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 		conStore = cfg.consoleStore(st)
 	}
 	e.con, err = console.Register(api, console.Options{
-		Store: conStore, Directory: dir, Limiter: e.limiter, SearchRateLimit: cfg.rateLimit, Logger: logger,
+		Store: conStore, Directory: dir, Logger: logger,
 		TailPoll: cfg.tailPoll, Heartbeat: cfg.heartbeat,
 	})
 	if err != nil {
