@@ -359,10 +359,19 @@ func (l *Ledger) Sync(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ledger sync: %w", err)
 		}
+		if pos > l.Position() {
+			l.position.Store(pos)
+		}
 		if pos >= head {
-			if pos > l.Position() {
-				l.position.Store(pos)
-			}
+			return nil
+		}
+		// The head's event may be gone (deleted by retention) and so never
+		// appended: caught up when nothing up to head is left to read.
+		next, err := l.opts.Store.ReadFrom(ctx, pos, 1)
+		if err != nil {
+			return fmt.Errorf("ledger sync: %w", err)
+		}
+		if len(next) == 0 || next[0].Seq > head {
 			return nil
 		}
 		t := time.NewTimer(50 * time.Millisecond)
