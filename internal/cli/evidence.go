@@ -148,9 +148,15 @@ Example:
 	return nil
 }
 
-// narrowed reports whether opts leave out events other than by time, so
-// that leaf indexes of the export may legitimately skip.
+// narrowed reports whether opts leave out events that lie between two
+// exported ones in the log, so that leaf indexes may legitimately skip:
+// any filter, and explicit time bounds (an event's occurred time need not
+// follow ingest order). The default export, the whole search window, is
+// not narrowed.
 func narrowed(o client.SearchOptions) bool {
+	if !o.From.IsZero() || !o.To.IsZero() {
+		return true
+	}
 	lists := [][]string{o.UserIDs, o.Actions, o.ExcludedActions, o.ActorIDs, o.Devices, o.Methods, o.Geos,
 		o.RemoteAddresses, o.LoginIDs, o.Tenants, o.ChangedFields}
 	for _, l := range lists {
@@ -346,7 +352,7 @@ trusted the server); without it the key the bundle or server names is used.
 
 Examples:
   audittrail verify --verifier-key "$VKEY" trail.ndjson
-  audittrail verify --verifier-key "$VKEY" --checkpoints checkpoints.ndjson --live --from 30d`)
+  audittrail verify --verifier-key "$VKEY" --checkpoints checkpoints.ndjson --live`)
 	conn := addConnFlags(fs)
 	filters := addFilterFlags(fs)
 	vkey := fs.String("verifier-key", "", "checkpoint verifier `key` (env AUDITTRAIL_VERIFIER_KEY)")

@@ -241,9 +241,9 @@ func verifyBundleStreams(events, proofs io.Reader, verifierKey string) (*bundleR
 		for tree, idx := range rep.leafIndexes {
 			for _, gap := range gaps(idx) {
 				if gap[0] == gap[1] {
-					fail(failure{Tree: tree, Index: int64(gap[0]), Reason: "no event of the export holds this leaf: removed"})
+					fail(failure{Tree: tree, Index: int64(gap[0]), Reason: "no event of the export holds this leaf: removed (or it occurred before the search window)"})
 				} else {
-					fail(failure{Tree: tree, Index: -1, Reason: fmt.Sprintf("no event of the export holds leaves %d to %d: removed", gap[0], gap[1])})
+					fail(failure{Tree: tree, Index: -1, Reason: fmt.Sprintf("no event of the export holds leaves %d to %d: removed (or they occurred before the search window)", gap[0], gap[1])})
 				}
 			}
 		}
