@@ -59,12 +59,17 @@ func ParseAuthorization(header string) (Credentials, error) {
 	}
 	rest = strings.TrimSpace(rest)
 	var c Credentials
-	if pid, key, ok := strings.Cut(rest, ":"); ok {
+	pid, key, named := strings.Cut(rest, ":")
+	if named {
 		c = Credentials{ProjectID: pid, ManagementKey: key}
 	} else {
 		c = Credentials{ManagementKey: rest}
 	}
-	if c.ManagementKey == "" || len(c.ManagementKey) > 512 || len(c.ProjectID) > 128 || strings.ContainsAny(c.ManagementKey+c.ProjectID, " \t:") {
+	// Keys and project ids are printable ASCII; anything else (control
+	// characters, an empty project before the colon) is refused here so
+	// that each credential has one spelling (found by FuzzParseAuthorization).
+	if c.ManagementKey == "" || (named && c.ProjectID == "") || len(c.ManagementKey) > 512 || len(c.ProjectID) > 128 ||
+		!printableASCII(c.ManagementKey) || (named && !printableASCII(c.ProjectID)) || strings.Contains(c.ManagementKey, ":") {
 		return Credentials{}, fmt.Errorf("%w: malformed Authorization", ErrUnauthenticated)
 	}
 	return c, nil
