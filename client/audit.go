@@ -53,6 +53,8 @@ type SearchOptions struct {
 	Levels        []Level
 	ChangedFields []string // keys of data.Change
 	OldestFirst   bool
+	// WithLeafIndex fills each record's LeafIndex (tamper evidence).
+	WithLeafIndex bool
 
 	// Size is the page size: 0 means the server default (1000), max 1000.
 	Size int
@@ -80,6 +82,7 @@ type searchRequest struct {
 	Levels          []Level  `json:"levels,omitempty"`
 	ChangedFields   []string `json:"changedFields,omitempty"`
 	OldestFirst     bool     `json:"oldestFirst,omitempty"`
+	WithLeafIndex   bool     `json:"withLeafIndex,omitempty"`
 	Size            int      `json:"size,omitempty"`
 	Page            int      `json:"page,omitempty"`
 }
@@ -90,7 +93,7 @@ func (o SearchOptions) wire() searchRequest {
 		ActorIDs: o.ActorIDs, Devices: o.Devices, Methods: o.Methods, Geos: o.Geos,
 		RemoteAddresses: o.RemoteAddresses, LoginIDs: o.LoginIDs, Tenants: o.Tenants,
 		NoTenants: o.NoTenants, Text: o.Text, Levels: o.Levels, ChangedFields: o.ChangedFields,
-		OldestFirst: o.OldestFirst, Size: o.Size, Page: o.Page,
+		OldestFirst: o.OldestFirst, WithLeafIndex: o.WithLeafIndex, Size: o.Size, Page: o.Page,
 	}
 	// Before 1970 is as unset as zero: the server reads ≤ 0 so.
 	r.From = max(timeToMillis(o.From), 0)

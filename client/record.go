@@ -48,6 +48,10 @@ type Record struct {
 	// Data is free-form; JSON numbers decode as float64, so integers beyond
 	// 2^53 lose precision.
 	Data map[string]any
+	// LeafIndex is the record's index in its tree of the tamper-evident
+	// ledger, when the search asked for it (SearchOptions.WithLeafIndex)
+	// and the ledger holds the record; never sent.
+	LeafIndex *uint64
 	// RequestContext, sent with Ingest, lets the server fill Device,
 	// RemoteAddress, Geo and data.request_details where they are empty. It
 	// is not stored, so search never returns it.
@@ -75,6 +79,8 @@ type recordJSON struct {
 	Data          map[string]any `json:"data,omitempty"`
 	// RequestContext is only sent, never stored.
 	RequestContext *RequestContext `json:"requestContext,omitempty"`
+	// LeafIndex is only received (search's withLeafIndex).
+	LeafIndex *uint64 `json:"leafIndex,omitempty"`
 }
 
 // MarshalJSON writes the wire record. Fields the server defaults (id,
@@ -117,7 +123,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		ID: w.ID, ProjectID: w.ProjectID, Level: w.Level, UserID: w.UserID, Action: w.Action,
 		Type: w.Type, ActorID: w.ActorID, Occurred: millisToTime(ms), Device: w.Device,
 		Method: w.Method, Geo: w.Geo, RemoteAddress: w.RemoteAddress, LoginIDs: w.LoginIDs,
-		Tenants: w.Tenants, Data: w.Data,
+		Tenants: w.Tenants, Data: w.Data, LeafIndex: w.LeafIndex,
 	}
 	return nil
 }

@@ -148,6 +148,20 @@ func TestRoutesEndToEnd(t *testing.T) {
 	if err != nil || total != 12 || len(recs) != 12 {
 		t.Fatalf("plain search: %d %v", total, err)
 	}
+	for _, r := range recs {
+		if r.LeafIndex != nil {
+			t.Fatalf("a plain search returned a leaf index for %s", r.ID)
+		}
+	}
+	recs, _, err = c.Audit().SearchAll(ctx, client.SearchOptions{WithLeafIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.LeafIndex == nil || !seen[*r.LeafIndex] {
+			t.Fatalf("SDK search with leaf indexes: %s has %v", r.ID, r.LeafIndex)
+		}
+	}
 
 	// Batch proofs, with an unknown id answered in place.
 	ps, err := led.InclusionProofs(ctx, client.TreeProject, cp2.Size, []string{"a-0", "nope", "b-6"})
