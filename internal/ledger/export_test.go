@@ -1,0 +1,12 @@
+package ledger
+
+import (
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// SignCheckpointForTest exposes checkpoint signing to the external tests.
+func SignCheckpointForTest(s note.Signer, t TreeID, size uint64, root []byte, at time.Time) (Checkpoint, error) {
+	return signCheckpoint(s, Origin(DefaultOriginPrefix, t), t, size, root, at)
+}
