@@ -140,9 +140,9 @@ func (r *webhookReceiver) check(want map[string]bool) (missing []string, dups in
 	return missing, dups
 }
 
-// holderPID is the process whose lock session holds a stream lease, read
-// from pg_locks and the session's application_name.
-func holderPID(t *testing.T, pgURL string) int {
+// holderPID is the process whose lock session holds a connector's lease,
+// read from pg_locks and the session's application_name.
+func holderPID(t *testing.T, pgURL, connectorID string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -153,7 +153,9 @@ func holderPID(t *testing.T, pgURL string) int {
 	defer conn.Close(ctx)
 	var names []string
 	rows, err := conn.Query(ctx, `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $1::int4::oid`, postgres.StreamLockClass)
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $1::int4::oid
+		  AND l.objid::bigint = $2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+		postgres.StreamLockClass, int64(uint32(postgres.StreamLockKey(connectorID))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +262,7 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("%d duplicate deliveries with both instances up: delivery is not once per fleet", dups)
 		}
 
-		pid := holderPID(t, pgURL)
+		pid := holderPID(t, pgURL, conn.ID)
 		victim, survivor := a, b
 		if b.cmd.Process.Pid == pid {
 			victim, survivor = b, a

@@ -114,7 +114,7 @@ func (h *streamHeld) Release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Heartbeat*5)
 	defer cancel()
-	if _, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", StreamLockClass, lockKey(h.id)); err != nil {
+	if _, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", StreamLockClass, StreamLockKey(h.id)); err != nil {
 		l.log.Warn("stream lease: unlock failed; dropping the lock connection", "connector", h.id, "err", err)
 		l.breakLocked()
 	}
@@ -125,9 +125,10 @@ func (h *streamHeld) Release() {
 // advisory locks (classid StreamLockClass) each instance holds.
 func LeaseApplicationName(pid int) string { return fmt.Sprintf("audittrail stream lease pid=%d", pid) }
 
-// lockKey maps a connector id to the second key of its lock. Two ids that
-// share a key share a lock: the one instance holding it delivers both.
-func lockKey(id string) int32 {
+// StreamLockKey maps a lease name (a connector id) to the second key of its
+// lock (pg_locks.objid is its bits as unsigned). Two ids that share a key
+// share a lock: the one instance holding it delivers both.
+func StreamLockKey(id string) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return int32(h.Sum32())
@@ -165,7 +166,7 @@ func (l *StreamLease) try(ctx context.Context, id string) *streamHeld {
 	qctx, cancel := context.WithTimeout(ctx, l.opts.Heartbeat*5)
 	defer cancel()
 	var got bool
-	if err := l.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", StreamLockClass, lockKey(id)).Scan(&got); err != nil {
+	if err := l.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", StreamLockClass, StreamLockKey(id)).Scan(&got); err != nil {
 		if ctx.Err() == nil {
 			l.log.Warn("stream lease: lock query failed; reconnecting", "connector", id, "err", err)
 			l.breakLocked()
