@@ -23,11 +23,16 @@ const (
 	Up        Outage = iota
 	Status500        // answer 500 without taking the batch
 	CloseConn        // close the connection without an answer
+	// LoseAnswer takes the batch (its ids are recorded) and then closes
+	// the connection without an answer: the sender must retry, so the
+	// batch arrives again (at least once).
+	LoseAnswer
 )
 
 // Receiver is an HTTP destination for tests: it checks each request's wire
 // format with Decode and records the event ids of the requests it accepts.
-// During an outage it takes nothing, so an exactly-once check is exact.
+// During a Status500 or CloseConn outage it takes nothing, so an
+// exactly-once check is exact; LoseAnswer makes repeats.
 type Receiver struct {
 	// Decode checks one request and returns the event ids it carries, in
 	// order. An error fails the request with 400 and is kept for Errors.
@@ -68,13 +73,8 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "injected outage", http.StatusInternalServerError)
 		return
 	case CloseConn:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler) // HTTP/2: abort the stream
+		dropConnection(w)
+		return
 	}
 	ids, err := rv.Decode(r, body)
 	if err != nil {
@@ -88,9 +88,24 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rv.ids = append(rv.ids, ids...)
 	rv.accepted++
 	rv.mu.Unlock()
+	if outage == LoseAnswer {
+		dropConnection(w)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(cmp(rv.Status, http.StatusOK))
 	io.WriteString(w, cmpStr(rv.Reply, "{}"))
+}
+
+// dropConnection ends the exchange without an answer.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: abort the stream
 }
 
 func cmp(a, b int) int {
