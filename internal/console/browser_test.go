@@ -841,15 +841,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		if _, err := rc2.Audit().Search(context.Background(), client.SearchOptions{Size: 1}); err == nil {
 			t.Error("a revoked key still searches")
 		}
-		// Company settings: the search window.
-		b.do(chromedp.SetValue(chromedp.ID("s-window"), "31"), chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)))
+		// Company settings: the search window and the rate limit.
+		b.do(chromedp.SetValue(chromedp.ID("s-window"), "31"), chromedp.SetValue(chromedp.ID("s-rate"), "1000"),
+			chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)))
 		waitFor[bool](b, `document.querySelector('#announcer').textContent === 'Settings saved'`)
 		settings, err := b.client().Settings().Get(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if settings.SearchWindowDays != 31 {
-			t.Errorf("search window %d after saving 31", settings.SearchWindowDays)
+		if settings.SearchWindowDays != 31 || settings.SearchRateLimit == nil || *settings.SearchRateLimit != 1000 {
+			t.Errorf("search window %d and rate limit %v after saving 31 and 1000", settings.SearchWindowDays, settings.SearchRateLimit)
+		}
+		// Back to no limit: searches counted under it would spend the
+		// budget the rate-limit test below sets.
+		if _, err := b.client().Settings().Update(context.Background(), client.SettingsUpdate{SearchRateLimit: client.Int(0)}); err != nil {
+			t.Fatal(err)
+		}
+		// A project.
+		b.do(chromedp.SendKeys(chromedp.ID("p-name"), "console ops"), chromedp.Click(chromedp.CSS(`.inline-form button[type=submit]`)))
+		waitFor[bool](b, `[...document.querySelectorAll('.settings tbody tr')].some((tr) => tr.textContent.includes('console ops'))`)
+		projects, err := b.client().Projects().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(projects, func(p client.Project) bool { return p.Name == "console ops" }) {
+			t.Errorf("projects %+v lack the one created in the console", projects)
 		}
 	})
 
