@@ -10,3 +10,10 @@ import (
 func SignCheckpointForTest(s note.Signer, t TreeID, size uint64, root []byte, at time.Time) (Checkpoint, error) {
 	return signCheckpoint(s, Origin(DefaultOriginPrefix, t), t, size, root, at)
 }
+
+// SetManifestLimitForTest makes FileStore snapshot its manifest sooner.
+func SetManifestLimitForTest(n int64) (restore func()) {
+	old := manifestLimit
+	manifestLimit = n
+	return func() { manifestLimit = old }
+}

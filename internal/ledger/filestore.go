@@ -36,15 +36,18 @@ import (
 // stored peaks, so data lost under an acknowledged commit is reported as
 // ErrCorrupt instead of being served.
 const (
-	nodeRecSize   = 36
-	seqRecSize    = 12
-	cpIdxRecSize  = 28
-	snapshotName  = "manifest.snap"
-	manifestName  = "manifest.log"
-	treesDirName  = "trees"
-	manifestLimit = 4 << 20 // bytes of manifest.log before a snapshot replaces it
-	maxNoteSize   = 64 << 10
+	nodeRecSize  = 36
+	seqRecSize   = 12
+	cpIdxRecSize = 28
+	snapshotName = "manifest.snap"
+	manifestName = "manifest.log"
+	treesDirName = "trees"
+	maxNoteSize  = 64 << 10
 )
+
+// manifestLimit is how many bytes manifest.log may grow to before a
+// snapshot replaces it (a variable so a test can make it small).
+var manifestLimit int64 = 4 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -143,6 +146,11 @@ func (s *FileStore) recover() error {
 		return fmt.Errorf("ledger store: open manifest: %w", err)
 	}
 	s.manifest = mf
+	// The manifest's directory entry must be durable before any commit
+	// relies on it.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("ledger store: %w", err)
+	}
 	data, err := io.ReadAll(mf)
 	if err != nil {
 		return fmt.Errorf("ledger store: read manifest: %w", err)
