@@ -196,7 +196,12 @@ func (c *connector) apply(r Record) {
 	if !delivering && (r.Revision > c.rec.Revision || (r.Revision == c.rec.Revision && r.Epoch >= c.rec.Epoch)) {
 		c.rec = r
 	}
-	want := !r.Paused && !r.AutoPaused
+	// A reload older than what this instance already knows (loaded before
+	// its own last change) must not start or stop anything.
+	want := !c.rec.Paused && !c.rec.AutoPaused
+	if restart {
+		want = !r.Paused && !r.AutoPaused
+	}
 	c.mu.Unlock()
 	running := c.cancel != nil
 	switch {
