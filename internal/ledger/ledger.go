@@ -349,29 +349,39 @@ func (l *Ledger) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger sync: %w", err)
 	}
+	return l.WaitFor(ctx, head)
+}
+
+// WaitFor returns once every event with Seq <= seq is in its tree: what a
+// stream batch whose last event has that Seq needs before its evidence.
+func (l *Ledger) WaitFor(ctx context.Context, seq uint64) error {
+	if l.Position() >= seq {
+		return nil
+	}
 	l.Notify()
 	for {
 		ch := l.progressed()
-		if l.Position() >= head {
+		if l.Position() >= seq {
 			return nil
 		}
 		pos, err := l.opts.Trees.Position(ctx)
 		if err != nil {
-			return fmt.Errorf("ledger sync: %w", err)
+			return fmt.Errorf("ledger wait: %w", err)
 		}
 		if pos > l.Position() {
 			l.position.Store(pos)
 		}
-		if pos >= head {
+		if pos >= seq {
 			return nil
 		}
-		// The head's event may be gone (deleted by retention) and so never
-		// appended: caught up when nothing up to head is left to read.
+		// The event of Seq seq may be gone (deleted by retention, or never
+		// committed) and so never appended: done when nothing up to seq is
+		// left to read.
 		next, err := l.opts.Store.ReadFrom(ctx, pos, 1)
 		if err != nil {
-			return fmt.Errorf("ledger sync: %w", err)
+			return fmt.Errorf("ledger wait: %w", err)
 		}
-		if len(next) == 0 || next[0].Seq > head {
+		if len(next) == 0 || next[0].Seq > seq {
 			return nil
 		}
 		t := time.NewTimer(50 * time.Millisecond)
