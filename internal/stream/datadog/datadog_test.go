@@ -40,13 +40,18 @@ func decodeLogs(r *http.Request, body []byte) ([]string, error) {
 		return nil, errors.New("more than 1000 entries")
 	}
 	var ids []string
+	// Datadog's log statuses for the event types.
+	statusOf := map[any]string{"info": "info", "warn": "warn", "error": "error"}
 	for _, e := range entries {
-		if e["ddsource"] != "audittrail" || e["service"] != "audit-svc" || e["ddtags"] != "env:test" || e["hostname"] != "h1" || e["status"] != "info" {
+		if e["ddsource"] != "audittrail" || e["service"] != "audit-svc" || e["ddtags"] != "env:test" || e["hostname"] != "h1" {
 			return nil, fmt.Errorf("entry attributes: %v", e)
 		}
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(e["message"].(string)), &rec); err != nil {
 			return nil, fmt.Errorf("message is not the JSON record: %w", err)
+		}
+		if e["status"] != statusOf[rec["type"]] {
+			return nil, fmt.Errorf("status %v for an event of type %v", e["status"], rec["type"])
 		}
 		if rec["id"] != e["id"] || rec["occurred"] != strconv.FormatInt(int64(e["date"].(float64)), 10) {
 			return nil, fmt.Errorf("entry %v does not match its record %v", e, rec)

@@ -1,0 +1,32 @@
+package datadog_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/audittrail/audittrail/internal/server/servertest"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
+	"github.com/audittrail/audittrail/internal/stream/streamtest/e2e"
+)
+
+// TestEndToEnd: a Datadog connector created through the HTTP API of the
+// real server sends every event ingested over HTTP (project-level events
+// of two projects, company-level ones; info, warn and error) as gzipped
+// log entries, through 500s, dropped connections and lost answers
+// mid-stream: every event arrives, in ingest order, repeated only within
+// the batch in flight.
+func TestEndToEnd(t *testing.T) {
+	rv := &streamtest.Receiver{Decode: decodeLogs, Status: http.StatusAccepted}
+	srv := httptest.NewServer(rv)
+	defer srv.Close()
+	r := e2e.Start(t, servertest.Options{})
+	id := r.Connector("datadog", "dd", map[string]any{"apiKey": "dd-key", "url": srv.URL, "service": "audit-svc", "ddtags": "env:test", "hostname": "h1"})
+	r.Exercise([]string{id}, e2e.HTTPOutages(rv)...)
+	if errs := rv.Errors(); len(errs) > 0 {
+		t.Fatalf("the intake refused %d requests: %v", len(errs), errs[0])
+	}
+	sent := r.Sent()
+	dups := e2e.CheckOnceInOrder(t, sent, e2e.InOrder(rv.IDs()), true)
+	t.Logf("%d events once each in order, %d repeats of batches whose answer was lost", len(sent), dups)
+}
