@@ -46,8 +46,9 @@ func TreeOf(e *event.Event) TreeID {
 	return TreeID{CompanyID: e.CompanyID, ProjectID: e.ProjectID}
 }
 
-// String is "<company>/project/<project>" or "<company>/company"; company
-// and project ids never hold '/', so the form parses back unambiguously.
+// String is "<company>/project/<project>" or "<company>/company". Company
+// ids never hold '/' (tenancy makes them base62), so the form parses back
+// unambiguously even if a project id did.
 func (t TreeID) String() string {
 	if t.ProjectID == "" {
 		return t.CompanyID + "/company"
@@ -62,7 +63,7 @@ func ParseTreeID(s string) (TreeID, error) {
 		if rest == "company" {
 			return TreeID{CompanyID: company}, nil
 		}
-		if p, ok := strings.CutPrefix(rest, "project/"); ok && p != "" && !strings.Contains(p, "/") {
+		if p, ok := strings.CutPrefix(rest, "project/"); ok && p != "" {
 			return TreeID{CompanyID: company, ProjectID: p}, nil
 		}
 	}
@@ -78,11 +79,11 @@ func Origin(prefix string, t TreeID) string { return prefix + "/" + t.String() }
 
 // TreeFromOrigin reads the tree back from an origin line with that prefix.
 func TreeFromOrigin(prefix, origin string) (TreeID, error) {
-	p, t, err := ParseOrigin(origin)
-	if err == nil && p != prefix {
-		err = fmt.Errorf("%w: origin %q does not start with %q", ErrBadTree, origin, prefix+"/")
+	rest, ok := strings.CutPrefix(origin, prefix+"/")
+	if !ok {
+		return TreeID{}, fmt.Errorf("%w: origin %q does not start with %q", ErrBadTree, origin, prefix+"/")
 	}
-	return t, err
+	return ParseTreeID(rest)
 }
 
 // ParseOrigin splits an origin line into its prefix and tree, reading the
