@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -86,6 +87,12 @@ func wantFail(t *testing.T, name string, r result, wants ...string) {
 // every way and checks that each is refused, naming the event.
 func TestEvidenceExportAndOfflineVerify(t *testing.T) {
 	inst := servertest.Start(t, servertest.Options{})
+	// A company-level event first (the oldest, the export's last line), so
+	// the bundle spans two trees.
+	if _, err := inst.Client(t).Audit().Ingest(context.Background(), []client.Record{{ID: "co-0", Level: client.LevelCompany,
+		Action: "ProjectCreated", ActorID: "admin", Occurred: time.Now().Add(-time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
 	ingestN(t, inst, "ev", 20)
 	cli := liveRun(inst)
 	dir := t.TempDir()
@@ -99,13 +106,14 @@ func TestEvidenceExportAndOfflineVerify(t *testing.T) {
 	if r = cli.run(t, "evidence", "export", "-o", bundle); r.code != 0 {
 		t.Fatalf("evidence export: %d %s", r.code, r.stderr)
 	}
-	if n := len(readLines(t, bundle)); n != 20 {
+	if n := len(readLines(t, bundle)); n != 21 {
 		t.Fatalf("export has %d lines", n)
 	}
 	// Offline: a CLI with no server at all.
 	offline := cliRun{vars: map[string]string{"AUDITTRAIL_URL": "http://127.0.0.1:1"}}
-	if r = offline.run(t, "verify", "--verifier-key", vkey, bundle); r.code != 0 || !strings.Contains(r.stdout, "OK") {
-		t.Fatalf("verify a clean bundle: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r = offline.run(t, "verify", "--verifier-key", vkey, bundle); r.code != 0 || !strings.Contains(r.stdout, "OK") ||
+		!strings.Contains(r.stderr, "21 events") || !strings.Contains(r.stderr, "/company:1") {
+		t.Fatalf("verify a clean bundle of two trees: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 
 	events := readLines(t, bundle)
