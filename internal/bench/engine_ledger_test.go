@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"syscall"
@@ -12,26 +13,41 @@ import (
 )
 
 // BenchmarkLedgerIngest loads the same trail into the embedded engine with
-// tamper evidence off and on, alternating (-count), and reports the ingest
-// rate including the ledger's catch-up, and the CPU time of the whole
-// process per event: on a shared machine CPU per event is the steadier
-// measure of what the ledger costs.
+// tamper evidence off and on, alternating for BENCH_LEDGER_ROUNDS rounds
+// (so a shared machine's changing load falls on both alike), and reports
+// each one's median ingest rate including the ledger's catch-up, and the
+// CPU time of the whole process per event, the steadier measure of what
+// the ledger costs.
 //
-//	BENCH_LEDGER_EVENTS=1000000 go test -run X -bench LedgerIngest -benchtime 1x -count 3 ./internal/bench/
+//	BENCH_LEDGER_EVENTS=1000000 BENCH_LEDGER_ROUNDS=3 go test -run X -bench LedgerIngest -benchtime 1x ./internal/bench/
 func BenchmarkLedgerIngest(b *testing.B) {
-	n := 200_000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_LEDGER_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
-	for _, engine := range []string{"embedded", "embedded+ledger"} {
-		b.Run(engine, func(b *testing.B) {
-			for range b.N {
-				evs, cpu, wall := loadOnce(b, engine, n)
-				b.ReportMetric(float64(evs)/wall.Seconds(), "events/s")
-				b.ReportMetric(float64(cpu.Microseconds())/float64(evs), "cpu-µs/event")
+	n, rounds := envInt("BENCH_LEDGER_EVENTS", 200_000), envInt("BENCH_LEDGER_ROUNDS", 3)
+	engines := []string{"embedded", "embedded+ledger"}
+	for range b.N {
+		rate := map[string][]float64{}
+		cpu := map[string][]float64{}
+		for r := range rounds {
+			for _, engine := range engines {
+				evs, c, wall := loadOnce(b, engine, n)
+				rate[engine] = append(rate[engine], float64(evs)/wall.Seconds())
+				cpu[engine] = append(cpu[engine], float64(c.Microseconds())/float64(evs))
+				b.Logf("round %d %-16s %8.0f events/s %6.2f cpu-µs/event", r+1, engine, rate[engine][r], cpu[engine][r])
 			}
-		})
+		}
+		off, on := median(rate["embedded"]), median(rate["embedded+ledger"])
+		b.ReportMetric(off, "off-events/s")
+		b.ReportMetric(on, "on-events/s")
+		b.ReportMetric(median(cpu["embedded"]), "off-cpu-µs/event")
+		b.ReportMetric(median(cpu["embedded+ledger"]), "on-cpu-µs/event")
+		b.ReportMetric(100*(on-off)/off, "rate-change-%")
 	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 func cpuTime() time.Duration {
@@ -48,7 +64,7 @@ func cpuTime() time.Duration {
 func loadOnce(b *testing.B, engine string, n int) (int, time.Duration, time.Duration) {
 	b.Helper()
 	ctx := context.Background()
-	eng, err := OpenEngine(ctx, engine, EngineConfig{Dir: b.TempDir()})
+	eng, err := OpenEngine(ctx, engine, EngineConfig{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
