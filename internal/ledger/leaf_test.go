@@ -92,3 +92,33 @@ func TestPostOrderPositions(t *testing.T) {
 		}
 	}
 }
+
+// The fast path and the wire JSON agree on any strings and any data.
+func FuzzEventLeafHash(f *testing.F) {
+	f.Add("a<b>&", "u\u2028", "\xff", `{"b":1,"a":[1.0,"\u00e9"]}`, int64(1))
+	f.Add("", "", "", "", int64(1700000000000))
+	f.Fuzz(func(t *testing.T, action, user, tenant, data string, occurred int64) {
+		e := event.Event{ID: "x", CompanyID: "c", ProjectID: "P", Level: event.LevelProject, Action: action, UserID: user,
+			Type: "info", Occurred: occurred, Tenants: []string{tenant}}
+		if data != "" {
+			if !json.Valid([]byte(data)) {
+				return
+			}
+			e.Data = json.RawMessage(data)
+		}
+		wire, err := json.Marshal(e)
+		if err != nil {
+			return
+		}
+		want, err := LeafHashFromJSON(wire)
+		if err != nil {
+			t.Fatalf("wire JSON %s not canonicalisable: %v", wire, err)
+		}
+		got, err := EventLeafHash(&e)
+		if err != nil || !bytes.Equal(got, want) {
+			c1, _ := AppendEventCanonical(nil, &e)
+			c2, _ := Canonicalize(wire)
+			t.Fatalf("fast path differs (%v)\nfast %q\nwire %q", err, c1, c2)
+		}
+	})
+}
