@@ -598,7 +598,7 @@ func (s *FileStore) readNodes(ft *fileTree, ids []compact.NodeID) ([][]byte, err
 	for i, id := range ids {
 		pos := postOrderPos(id)
 		if _, err := ft.nodes.ReadAt(rec[:], int64(pos)*nodeRecSize); err != nil {
-			return nil, fmt.Errorf("%w: read node %d: %v", ErrCorrupt, pos, err)
+			return nil, readFailed(err, "read node %d", pos)
 		}
 		if want := appendNodeRec(nil, pos, rec[:32]); !bytes.Equal(want, rec[:]) {
 			return nil, fmt.Errorf("%w: node %d fails its checksum", ErrCorrupt, pos)
@@ -617,7 +617,7 @@ func (s *FileStore) FindSeq(_ context.Context, t TreeID, seq uint64) (uint64, er
 	read := func(i uint64) uint64 {
 		var rec [seqRecSize]byte
 		if _, err := ft.seqs.ReadAt(rec[:], int64(i)*seqRecSize); err != nil {
-			rerr = fmt.Errorf("%w: read leaf seq %d: %v", ErrCorrupt, i, err)
+			rerr = readFailed(err, "read leaf seq %d", i)
 			return 0
 		}
 		v := binary.LittleEndian.Uint64(rec[:8])
@@ -658,7 +658,7 @@ type cpIdxRec struct {
 func readCPIdx(f *os.File, i uint64) (cpIdxRec, error) {
 	var b [cpIdxRecSize]byte
 	if _, err := f.ReadAt(b[:], int64(i)*cpIdxRecSize); err != nil {
-		return cpIdxRec{}, fmt.Errorf("%w: read checkpoint index %d: %v", ErrCorrupt, i, err)
+		return cpIdxRec{}, readFailed(err, "read checkpoint index %d", i)
 	}
 	if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
 		return cpIdxRec{}, fmt.Errorf("%w: checkpoint index %d fails its checksum", ErrCorrupt, i)
@@ -740,7 +740,7 @@ func (s *FileStore) readCheckpoint(ft *fileTree, i uint64) (StoredCheckpoint, er
 	}
 	note := make([]byte, rec.length)
 	if _, err := ft.cpDat.ReadAt(note, int64(rec.off)); err != nil {
-		return StoredCheckpoint{}, fmt.Errorf("%w: read checkpoint: %v", ErrCorrupt, err)
+		return StoredCheckpoint{}, readFailed(err, "read checkpoint")
 	}
 	if crc32.Checksum(note, castagnoli) != rec.noteCRC {
 		return StoredCheckpoint{}, fmt.Errorf("%w: checkpoint of size %d fails its checksum", ErrCorrupt, rec.size)
@@ -838,4 +838,14 @@ func (s *FileStore) closeFiles() {
 	if s.manifest != nil {
 		s.manifest.Close()
 	}
+}
+
+// readFailed classifies a failed read inside committed data: the store was
+// closed under a reader (ErrClosed), or the data is short (ErrCorrupt).
+func readFailed(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("%w: %s", ErrClosed, what)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
 }
