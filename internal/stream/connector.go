@@ -199,11 +199,8 @@ func (c *connector) apply(r Record) {
 	// A reload older than what this instance already knows (loaded before
 	// its own last change) must not start or stop anything.
 	want := !c.rec.Paused && !c.rec.AutoPaused
-	if restart {
-		want = !r.Paused && !r.AutoPaused
-	}
 	c.mu.Unlock()
-	running := c.cancel != nil
+	running := c.running()
 	switch {
 	case restart:
 		c.stop()
@@ -214,7 +211,22 @@ func (c *connector) apply(r Record) {
 	case running && !want && !delivering:
 		c.stop()
 	case !running && want:
+		c.stop() // reaps a loop that ended by itself (it found the record paused)
 		c.start()
+	}
+}
+
+// running reports whether the delivery loop is alive: it also ends by
+// itself when it finds the connector paused. The caller holds opMu.
+func (c *connector) running() bool {
+	if c.cancel == nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
 	}
 }
 

@@ -1015,3 +1015,54 @@ func TestFleetSharedState(t *testing.T) {
 		return errors.Is(err, stream.ErrNotFound)
 	})
 }
+
+// TestReloadRestartsALoopThatFoundItselfPaused: an instance whose loop took
+// the lease just after a pause elsewhere ends that loop by itself; a resume
+// made elsewhere must start it again, or this instance could never take
+// the connector over.
+func TestReloadRestartsALoopThatFoundItselfPaused(t *testing.T) {
+	ctx := context.Background()
+	st := streamtest.OpenStore(t)
+	state := stream.NewMemState()
+	lease := &sharedLease{holders: map[string]*instanceHeld{}, dead: map[string]bool{}}
+	if err := state.Create(ctx, stream.Record{Spec: stream.Spec{ID: "c1", CompanyID: "C1", Name: "x", Type: "fake",
+		Config: json.RawMessage(`{"endpoint":"e"}`)}, Revision: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Another instance holds the lease.
+	other, err := instanceLease{lease, "X"}.Acquire(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &fakeSink{}
+	o := streamtest.FastOptions(st, map[string]stream.Destination{"fake": fakeDest(sink)})
+	o.State, o.Lease, o.ReloadInterval = state, instanceLease{lease, "B"}, time.Hour // reloads by hand only
+	m, err := stream.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	setPaused := func(p bool) {
+		if _, err := state.Update(ctx, "c1", func(r *stream.Record) error { r.Paused = p; r.Revision++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPaused(true) // through the other instance; B has not reloaded
+	other.Release()
+	streamtest.Eventually(t, 5*time.Second, "B claims and finds the connector paused", func() bool {
+		r, _ := state.Get(ctx, "c1")
+		return r.Epoch == 1
+	})
+	setPaused(false)
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Append(ctx, streamtest.Events("C1", "P1", "r", 5)); err != nil {
+		t.Fatal(err)
+	}
+	m.Notify()
+	streamtest.Eventually(t, 5*time.Second, "delivery after the resume", func() bool { return sink.count() == 5 })
+}
