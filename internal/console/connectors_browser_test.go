@@ -19,6 +19,7 @@ import (
 	"github.com/audittrail/audittrail/client"
 	"github.com/audittrail/audittrail/internal/server/servertest"
 	"github.com/audittrail/audittrail/internal/stream/webhook"
+	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
 // receiver is the webhook's destination in the test: it checks every
@@ -323,6 +324,11 @@ func TestConsoleConnectorsInBrowser(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS(`button[aria-label="Replay siem"]`)))
 		waitFor[bool](b, `!document.querySelector('tr.replay-row').hidden && document.activeElement.type === 'datetime-local'`)
 		checkAccessible(t, b, "connectors, replay form open")
+		// Escape closes it and gives the focus back to its button.
+		b.press("Escape", "Escape", "", 27)
+		waitFor[bool](b, `document.querySelector('tr.replay-row').hidden && document.activeElement.getAttribute('aria-label') === 'Replay siem'`)
+		b.pressEnter()
+		waitFor[bool](b, `!document.querySelector('tr.replay-row').hidden && document.activeElement.type === 'datetime-local'`)
 		b.shot("connectors-replay")
 		// Ten minutes ago, as the user would pick it (local time).
 		from := time.Now().Add(-10 * time.Minute)
@@ -367,6 +373,24 @@ func TestConsoleConnectorsInBrowser(t *testing.T) {
 			t.Error("the connectors page scrolls sideways at 390 px (only the table may)")
 		}
 		b.shot("phone-connectors")
+	})
+
+	t.Run("a reader key is told what it needs", func(t *testing.T) {
+		reader := inst.NewKey(t, tenancy.RoleReader, inst.Creds.ProjectID)
+		b.signIn(inst.Creds.ProjectID, reader)
+		waitFor[bool](b, `!!document.querySelector('#total-count')`)
+		b.do(chromedp.Click(chromedp.CSS(`nav a[href="/connectors"]`)))
+		msg := waitFor[string](b, `document.querySelector('#conn-error')?.textContent`)
+		if !strings.Contains(msg, "writer or admin") {
+			t.Errorf("a reader key sees %q", msg)
+		}
+		if eval[bool](b, `!document.querySelector('#create-title').closest('section').hidden`) {
+			t.Error("the create form is offered to a key that may not create")
+		}
+		b.signIn(inst.Creds.ProjectID, inst.Creds.ManagementKey)
+		waitFor[bool](b, `!!document.querySelector('#total-count')`)
+		b.do(chromedp.Click(chromedp.CSS(`nav a[href="/connectors"]`)))
+		waitFor[bool](b, `!!document.querySelector('`+rowSel(id)+`')`)
 	})
 
 	t.Run("delete", func(t *testing.T) {

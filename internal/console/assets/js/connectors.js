@@ -96,9 +96,9 @@ class ConnectorsPage {
         this.form.el.hidden = true;
         return; // no point polling a route that is not there
       }
-      this.fail(err instanceof ApiError && err.status === 403
-        ? 'Connectors need a management key with the writer or admin role.'
-        : describeError(err), 'load');
+      const forbidden = err instanceof ApiError && err.status === 403;
+      this.fail(forbidden ? 'Connectors need a management key with the writer or admin role.' : describeError(err), 'load');
+      if (forbidden) this.form.el.hidden = true;
       if (!(err instanceof ApiError && (err.status === 403 || err.status === 401))) this.schedule();
     } finally {
       this.loading = false;
@@ -201,6 +201,9 @@ class ConnectorRow {
       h('button.btn.subtle.small', { type: 'button', onclick: () => this.toggleReplay(false) }, 'Cancel'),
       h('small.muted', 'Events already delivered after that time are sent again; receivers should dedupe by event id.'));
     this.replayForm.addEventListener('submit', (ev) => { ev.preventDefault(); this.replay(); });
+    this.replayForm.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') { ev.preventDefault(); this.toggleReplay(false); }
+    });
     this.replayRow = h('tr.replay-row', { hidden: true, dataset: { for: v.id } }, h('td', { colspan: '6' }, this.replayForm));
     this.replayBtn.setAttribute('aria-controls', `replay-row-${v.id}`);
     this.replayRow.id = `replay-row-${v.id}`;
