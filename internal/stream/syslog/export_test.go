@@ -24,8 +24,16 @@ func (r *rsyslogd) Start()          { r.start() }
 func (r *rsyslogd) TCPAddr() string { return "127.0.0.1:" + strconv.Itoa(r.tcpPort) }
 func (r *rsyslogd) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(r.tlsPort) }
 func (r *rsyslogd) UDPAddr() string { return "127.0.0.1:" + strconv.Itoa(r.udpPort) }
-func (r *rsyslogd) CAFile() string  { return r.caFile }
-func (r *rsyslogd) Stderr() string  { return r.stderr.String() }
+
+// RELPAddr is "" when rsyslog's imrelp (Debian rsyslog-relp) is missing.
+func (r *rsyslogd) RELPAddr() string {
+	if r.relpPort == 0 {
+		return ""
+	}
+	return "127.0.0.1:" + strconv.Itoa(r.relpPort)
+}
+func (r *rsyslogd) CAFile() string { return r.caFile }
+func (r *rsyslogd) Stderr() string { return r.stderr.String() }
 
 // Read returns the lines rsyslogd wrote to file (tcp.log, tls.log,
 // udp.log, relp.log), in the order it received them.
