@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,6 +37,13 @@ type env struct {
 	limiter *ratelimit.Memory
 }
 
+// downLimiter is a shared limiter (Redis, PostgreSQL) that cannot be reached.
+type downLimiter struct{}
+
+func (downLimiter) Allow(context.Context, string, int, time.Duration) (ratelimit.Decision, error) {
+	return ratelimit.Decision{}, errors.New("limiter unreachable")
+}
+
 type envConfig struct {
 	rateLimit int
 	tailPoll  time.Duration
@@ -44,6 +52,8 @@ type envConfig struct {
 	writeTimeout time.Duration
 	// consoleStore, when set, wraps the store the console reads.
 	consoleStore func(store.Store) store.Store
+	// limiterDown makes the API's limiter fail every call.
+	limiterDown bool
 }
 
 func newEnv(t testing.TB, cfg envConfig) *env {
@@ -65,6 +75,10 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 	if e.creds, err = server.ReadBootstrap(dataDir); err != nil {
 		t.Fatal(err)
 	}
+	var limiter ratelimit.Limiter = e.limiter
+	if cfg.limiterDown {
+		limiter = downLimiter{}
+	}
 	api, err := httpapi.New(httpapi.Options{
 		Store:     st,
 		Directory: dir,
@@ -72,7 +86,7 @@ func newEnv(t testing.TB, cfg envConfig) *env {
 			return tenancy.AuthenticateKey(ctx, dir, key)
 		},
 		Keys:            tenancy.Issuer{},
-		Limiter:         e.limiter,
+		Limiter:         limiter,
 		SearchRateLimit: cfg.rateLimit,
 		Logger:          logger,
 	})

@@ -159,6 +159,23 @@ func TestTailAndHistogramCountOnceAgainstTheSearchLimit(t *testing.T) {
 	}
 }
 
+// The console spends its tokens through the API's own helper, so it fails
+// open as /search does when a shared limiter is down: the limit protects
+// the service and guards no data.
+func TestTailAndHistogramFailOpenAsSearchDoes(t *testing.T) {
+	e := newEnv(t, envConfig{rateLimit: 1, limiterDown: true, tailPoll: 10 * time.Millisecond})
+	for i := range 3 {
+		for _, path := range []string{"/v1/mgmt/audit/search", "/v1/mgmt/audit/histogram"} {
+			if r := e.post(path, e.auth(), `{}`); r.status != http.StatusOK {
+				t.Fatalf("%s #%d with the limiter down: %d %s", path, i, r.status, r.body)
+			}
+		}
+		if tl := e.openTail(`{}`); tl.resp.StatusCode != http.StatusOK {
+			t.Fatalf("tail #%d with the limiter down: %d", i, tl.resp.StatusCode)
+		}
+	}
+}
+
 func TestTailAndHistogramRefuse(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	for _, path := range []string{"/v1/mgmt/audit/tail", "/v1/mgmt/audit/histogram"} {
