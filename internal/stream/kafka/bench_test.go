@@ -8,64 +8,17 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/stream"
 	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
-// arrivals consumes the topic in the background and notes when each event
-// id first arrived.
-type arrivals struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func consumeArrivals(b *testing.B, addr string) *arrivals {
-	a := &arrivals{seen: map[string]time.Time{}}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(testTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			fs := cl.PollFetches(ctx)
-			now := time.Now()
-			a.mu.Lock()
-			fs.EachRecord(func(r *kgo.Record) {
-				for _, h := range r.Headers {
-					if h.Key == HeaderID {
-						if _, dup := a.seen[string(h.Value)]; !dup {
-							a.seen[string(h.Value)] = now
-						}
-					}
-				}
-			})
-			a.mu.Unlock()
-		}
-	}()
-	b.Cleanup(func() { cancel(); <-done; cl.Close() })
-	return a
-}
-
-func (a *arrivals) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.seen)
-}
-
 // benchSetup runs a manager with default options (file state, fsync per
 // batch) over the embedded store and one Kafka connector to kfake.
-func benchSetup(b *testing.B) (store.Store, *stream.Manager, stream.View, *arrivals) {
+func benchSetup(b *testing.B) (store.Store, *stream.Manager, stream.View, *streamtest.Arrivals) {
 	k := startKafka(b)
 	st := streamtest.OpenStore(b)
 	fs, err := stream.OpenFileState(filepath.Join(b.TempDir(), "streams.json"))
@@ -90,7 +43,7 @@ func benchSetup(b *testing.B) (store.Store, *stream.Manager, stream.View, *arriv
 	if err != nil {
 		b.Fatal(err)
 	}
-	return st, m, v, consumeArrivals(b, k.addr())
+	return st, m, v, streamtest.ConsumeKafka(b, k.addr(), testTopic, HeaderID)
 }
 
 // BenchmarkKafkaThroughput: a paused connector with 50,000 events behind
@@ -115,10 +68,10 @@ func BenchmarkKafkaThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 		deadline := start.Add(5 * time.Minute)
-		for a.count() < total && time.Now().Before(deadline) {
+		for a.Count() < total && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
-		if n := a.count(); n < total {
+		if n := a.Count(); n < total {
 			b.Fatalf("%d of %d events arrived", n, total)
 		}
 		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
@@ -150,18 +103,11 @@ func BenchmarkKafkaLatency(b *testing.B) {
 		}
 		tick.Stop()
 		deadline := time.Now().Add(30 * time.Second)
-		for a.count() < appends*per && time.Now().Before(deadline) {
+		for a.Count() < appends*per && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
-		a.mu.Lock()
-		var lat []time.Duration
-		for id, t0 := range acked {
-			if t1, ok := a.seen[id]; ok {
-				lat = append(lat, t1.Sub(t0))
-			}
-		}
-		a.mu.Unlock()
-		if len(lat) != appends*per {
+		lat, missing := a.Latencies(acked)
+		if missing > 0 {
 			b.Fatalf("%d of %d events arrived", len(lat), appends*per)
 		}
 		slices.Sort(lat)

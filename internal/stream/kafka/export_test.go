@@ -29,7 +29,9 @@ type Consumed = consumed
 
 // ConsumeAll reads the topic from its start: at least atLeast records,
 // then until it has been quiet for a moment.
-func ConsumeAll(t *testing.T, addr string, atLeast int) []Consumed { return consumeAll(t, addr, atLeast) }
+func ConsumeAll(t *testing.T, addr string, atLeast int) []Consumed {
+	return consumeAll(t, addr, atLeast)
+}
 
 func (c consumed) EventID() string { return c.event.ID }
 func (c consumed) Key() string     { return c.key }

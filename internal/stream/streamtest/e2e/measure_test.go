@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/server/servertest"
@@ -63,10 +62,7 @@ func measureDelivery(t *testing.T, backlog int, phase time.Duration, opts server
 	// the steady figures.
 	r := e2e.Start(t, opts)
 	hook, kaf := startWebhookReceiver(t), startKafkaReceiver(t)
-	dests := []destination{
-		{"webhook", hook.config(), hook.rv.Count, hook.arrival},
-		{"kafka", kaf.config(), kaf.count, kaf.arrival},
-	}
+	dests := []destination{hook.destination(), kaf.destination()}
 
 	// 1. Ingest latency with no connector, as the baseline.
 	_, idle := steady(t, r, "idle", phase)
@@ -80,15 +76,9 @@ func measureDelivery(t *testing.T, backlog int, phase time.Duration, opts server
 	for _, d := range dests {
 		var lat []time.Duration
 		streamtest.Eventually(t, time.Minute, d.typ+" to receive the steady phase", func() bool {
-			lat = lat[:0]
-			for id, ack := range acks {
-				at, ok := d.arrived(id)
-				if !ok {
-					return false
-				}
-				lat = append(lat, at.Sub(ack))
-			}
-			return true
+			var missing int
+			lat, missing = d.arrivals.Latencies(acks)
+			return missing == 0
 		})
 		t.Logf("%-8s end to end at 1,000 events/s: p50 %6.2f ms   p99 %6.2f ms   (ingest acknowledged → receiver, %d events)",
 			d.typ, ms(lat, 0.50), ms(lat, 0.99), len(lat))
@@ -105,20 +95,17 @@ func measureDelivery(t *testing.T, backlog int, phase time.Duration, opts server
 	// 4. Draining a backlog, on a second server.
 	r = e2e.Start(t, opts)
 	hook, kaf = startWebhookReceiver(t), startKafkaReceiver(t)
-	dests = []destination{
-		{"webhook", hook.config(), hook.rv.Count, hook.arrival},
-		{"kafka", kaf.config(), kaf.count, kaf.arrival},
-	}
+	dests = []destination{hook.destination(), kaf.destination()}
 	for _, d := range dests {
 		id := r.Connector(d.typ, d.typ+"-backlog", d.config)
 		r.Pause(id)
-		before := d.received()
+		before := d.arrivals.Count()
 		start := time.Now()
 		ingestBacklog(t, r, backlog)
 		ingested := time.Since(start)
 		start = time.Now()
 		r.Resume(id)
-		streamtest.Eventually(t, 15*time.Minute, d.typ+" to drain the backlog", func() bool { return d.received() >= before+backlog })
+		streamtest.Eventually(t, 15*time.Minute, d.typ+" to drain the backlog", func() bool { return d.arrivals.Count() >= before+backlog })
 		drained := time.Since(start)
 		t.Logf("%-8s drains a backlog of %d events in %5.1f s: %7.0f events/s   (backlog ingested over HTTP at %.0f events/s)",
 			d.typ, backlog, drained.Seconds(), float64(backlog)/drained.Seconds(), float64(backlog)/ingested.Seconds())
@@ -129,12 +116,12 @@ func measureDelivery(t *testing.T, backlog int, phase time.Duration, opts server
 	}
 }
 
-// destination is a connector type, its configuration and its receiver.
+// destination is a connector type, its configuration and what its
+// receiver got.
 type destination struct {
 	typ      string
 	config   any
-	received func() int
-	arrived  func(id string) (time.Time, bool)
+	arrivals *streamtest.Arrivals
 }
 
 func envInt(name string, def int) int {
@@ -234,16 +221,13 @@ func steady(t *testing.T, r *e2e.Run, prefix string, d time.Duration) (acks map[
 // webhookReceiver is streamtest's HTTP receiver noting when each event
 // arrived.
 type webhookReceiver struct {
-	srv *httptest.Server
-	rv  *streamtest.Receiver
-
-	mu      sync.Mutex
-	arrived map[string]time.Time
+	srv      *httptest.Server
+	arrivals *streamtest.Arrivals
 }
 
 func startWebhookReceiver(t *testing.T) *webhookReceiver {
-	w := &webhookReceiver{arrived: map[string]time.Time{}}
-	w.rv = &streamtest.Receiver{Decode: func(_ *http.Request, body []byte) ([]string, error) {
+	w := &webhookReceiver{arrivals: streamtest.NewArrivals()}
+	rv := &streamtest.Receiver{Decode: func(_ *http.Request, body []byte) ([]string, error) {
 		now := time.Now()
 		var in struct {
 			Audits []struct {
@@ -254,30 +238,19 @@ func startWebhookReceiver(t *testing.T) *webhookReceiver {
 			return nil, err
 		}
 		ids := make([]string, len(in.Audits))
-		w.mu.Lock()
 		for i, a := range in.Audits {
 			ids[i] = a.ID
-			if _, seen := w.arrived[a.ID]; !seen {
-				w.arrived[a.ID] = now
-			}
 		}
-		w.mu.Unlock()
+		w.arrivals.Note(now, ids...)
 		return ids, nil
 	}}
-	w.srv = httptest.NewServer(w.rv)
+	w.srv = httptest.NewServer(rv)
 	t.Cleanup(w.srv.Close)
 	return w
 }
 
-func (w *webhookReceiver) config() any {
-	return map[string]any{"url": w.srv.URL, "hmacSecret": "measure"}
-}
-
-func (w *webhookReceiver) arrival(id string) (time.Time, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	at, ok := w.arrived[id]
-	return at, ok
+func (w *webhookReceiver) destination() destination {
+	return destination{"webhook", map[string]any{"url": w.srv.URL, "hmacSecret": "measure"}, w.arrivals}
 }
 
 const measureTopic = "audit-measure"
@@ -285,12 +258,9 @@ const measureTopic = "audit-measure"
 // kafkaReceiver is a kfake cluster and a consumer noting when each event
 // arrived.
 type kafkaReceiver struct {
-	cluster *kfake.Cluster
-	addr    string
-
-	mu      sync.Mutex
-	n       int
-	arrived map[string]time.Time
+	cluster  *kfake.Cluster
+	addr     string
+	arrivals *streamtest.Arrivals
 }
 
 func startKafkaReceiver(t *testing.T) *kafkaReceiver {
@@ -298,51 +268,12 @@ func startKafkaReceiver(t *testing.T) *kafkaReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kafkaReceiver{cluster: c, addr: c.ListenAddrs()[0], arrived: map[string]time.Time{}}
 	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addr), kgo.ConsumeTopics(measureTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			fs := cl.PollFetches(ctx)
-			now := time.Now()
-			k.mu.Lock()
-			fs.EachRecord(func(rec *kgo.Record) {
-				k.n++
-				for _, h := range rec.Headers {
-					if h.Key == kafka.HeaderID {
-						if _, seen := k.arrived[string(h.Value)]; !seen {
-							k.arrived[string(h.Value)] = now
-						}
-					}
-				}
-			})
-			k.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	k := &kafkaReceiver{cluster: c, addr: c.ListenAddrs()[0]}
+	k.arrivals = streamtest.ConsumeKafka(t, k.addr, measureTopic, kafka.HeaderID)
 	return k
 }
 
-func (k *kafkaReceiver) config() any {
-	return map[string]any{"brokers": []string{k.addr}, "topic": measureTopic, "timeout": "10s"}
-}
-
-func (k *kafkaReceiver) count() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.n
-}
-
-func (k *kafkaReceiver) arrival(id string) (time.Time, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	at, ok := k.arrived[id]
-	return at, ok
+func (k *kafkaReceiver) destination() destination {
+	return destination{"kafka", map[string]any{"brokers": []string{k.addr}, "topic": measureTopic, "timeout": "10s"}, k.arrivals}
 }
