@@ -409,3 +409,32 @@ func TestKeyLookupByHash(t *testing.T) {
 		t.Fatalf("a wrong secret for a known id: %d", st)
 	}
 }
+
+// TestRedisPasswordNotLogged: the Redis URL's password appears in no log
+// line and no answer, whether Redis refuses it (this Redis has no
+// password) or cannot be reached.
+func TestRedisPasswordNotLogged(t *testing.T) {
+	const password = "redis-pass-Zq8v1"
+	for _, addr := range []string{"127.0.0.1:6379", closedPort(t)} {
+		inst := servertest.Start(t, servertest.Options{Configure: func(c *config.Config) {
+			c.RedisURL = config.Secret("redis://:" + password + "@" + addr + "/0")
+			c.SearchRateLimit = 100
+			c.LogLevel = -8
+		}})
+		st, body := rawCall(t, "POST", inst.URL+"/v1/mgmt/audit/search", bearer(inst.Creds.ProjectID, inst.Creds.ManagementKey), `{}`)
+		if st < 400 {
+			t.Logf("Redis at %s accepted the search (%d)", addr, st)
+		}
+		inst.Stop(t)
+		if strings.Contains(string(body), password) {
+			t.Fatalf("the Redis password is in the answer: %s", body)
+		}
+		if logs := inst.Logs(); strings.Contains(logs, password) {
+			i := strings.Index(logs, password)
+			t.Fatalf("the Redis password is in the log: …%s…", excerpt(logs, i))
+		} else if !strings.Contains(logs, "redis_url") {
+			t.Fatalf("the configuration was not logged at all:\n%s", logs)
+		}
+		t.Logf("Redis at %s: search answered %d %.120s", addr, st, body)
+	}
+}
