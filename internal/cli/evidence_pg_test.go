@@ -43,6 +43,10 @@ func TestVerifyLiveDetectsStoredTampering(t *testing.T) {
 	exec(`UPDATE events SET action = 'UserDeleted' WHERE id = 'pg-5'`)
 	r := cli.run(t, "verify", "--verifier-key", vkey, "--live")
 	wantFail(t, "altered in the database", r, "event pg-5", "altered")
+	// The server saw it too, while answering the proofs.
+	if !strings.Contains(inst.Logs(), "TAMPERING") {
+		t.Fatal("the server did not log the altered event")
+	}
 
 	// Deleted: one event removed entirely.
 	exec(`DELETE FROM events WHERE id = 'pg-8'`)

@@ -103,7 +103,7 @@ func (s *Server) streamEvidence() func(ctx context.Context, spec stream.Spec, ev
 // registerLedger mounts the checkpoint and proof routes.
 func (s *Server) registerLedger() {
 	if s.ledger != nil {
-		ledgerhttp.Register(s.api, s.ledger, ledgerhttp.Options{})
+		ledgerhttp.Register(s.api, s.ledger, ledgerhttp.Options{Logger: s.log.With("component", "ledger")})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -58,6 +59,9 @@ type Options struct {
 	// OriginPrefix is the first part of every checkpoint's origin line
 	// (ledger.Options.OriginPrefix); published with the key.
 	OriginPrefix string
+	// Logger receives the alarms: a stored event that no longer matches
+	// its leaf.
+	Logger *slog.Logger
 }
 
 type handlers struct {
@@ -68,7 +72,10 @@ type handlers struct {
 // Register mounts the routes on api and lets search answer withLeafIndex.
 func Register(api *httpapi.API, l Ledger, opts Options) {
 	if opts.OriginPrefix == "" {
-		opts.OriginPrefix = "audittrail"
+		opts.OriginPrefix = ledger.DefaultOriginPrefix
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	h := &handlers{l: l, opts: opts}
 	api.HandlePublic("GET "+KeyPath, http.HandlerFunc(h.key))
@@ -190,8 +197,11 @@ func (h *handlers) history(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	if limit == 0 || limit > maxCheckpointList {
-		limit = min(max(limit, defaultCheckpointList), maxCheckpointList)
+	switch {
+	case limit == 0:
+		limit = defaultCheckpointList
+	case limit > maxCheckpointList:
+		limit = maxCheckpointList
 	}
 	cps, err := h.l.Checkpoints(r.Context(), t, from, int(limit))
 	if err != nil {
@@ -364,7 +374,8 @@ func (h *handlers) consistency(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) leafIndexes(ctx context.Context, _ httpapi.Principal, evs []event.Event) ([]int64, error) {
 	out := make([]int64, len(evs))
 	for i := range evs {
-		leaf, err := storedLeaf(h.l.LocateEvent(ctx, &evs[i]))
+		leaf, err := h.l.LocateEvent(ctx, &evs[i])
+		leaf, err = storedLeaf(h.opts.Logger, leaf, err)
 		switch {
 		case err == nil:
 			out[i] = int64(leaf.Index)
@@ -380,23 +391,26 @@ func (h *handlers) leafIndexes(ctx context.Context, _ httpapi.Principal, evs []e
 // locate finds an event's leaf, waiting a moment for the appender when the
 // event was stored just before the call.
 func (h *handlers) locate(ctx context.Context, companyID, id string) (ledger.Leaf, error) {
-	leaf, err := storedLeaf(h.l.Locate(ctx, companyID, id))
-	if !errors.Is(err, ledger.ErrNotYetAppended) {
-		return leaf, err
+	leaf, err := h.l.Locate(ctx, companyID, id)
+	if errors.Is(err, ledger.ErrNotYetAppended) {
+		sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+		defer cancel()
+		if serr := h.l.Sync(sctx); serr != nil {
+			return leaf, err
+		}
+		leaf, err = h.l.Locate(ctx, companyID, id)
 	}
-	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	if serr := h.l.Sync(sctx); serr != nil {
-		return leaf, err
-	}
-	return storedLeaf(h.l.Locate(ctx, companyID, id))
+	return storedLeaf(h.opts.Logger, leaf, err)
 }
 
 // storedLeaf keeps the leaf of an event the store altered after it was
 // appended: its proof is of the ledger's leaf, so whoever checks the event
 // against it finds the alteration, which is the point.
-func storedLeaf(leaf ledger.Leaf, err error) (ledger.Leaf, error) {
+// It is also an alarm: someone changed the store behind the server.
+func storedLeaf(log *slog.Logger, leaf ledger.Leaf, err error) (ledger.Leaf, error) {
 	if errors.Is(err, ledger.ErrVerify) && leaf.Hash != nil {
+		log.Error("TAMPERING: a stored event no longer matches its leaf in the ledger",
+			"tree", leaf.Tree.String(), "leaf_index", leaf.Index, "error", err)
 		return leaf, nil
 	}
 	return leaf, err

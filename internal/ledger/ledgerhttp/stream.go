@@ -36,7 +36,7 @@ func StreamEvidence(l Ledger, log *slog.Logger) func(ctx context.Context, spec s
 		log = slog.Default()
 	}
 	return func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
-		ev, err := buildEvidence(ctx, l, spec, events)
+		ev, err := buildEvidence(ctx, l, log, spec, events)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("stream batch sent without tamper evidence", "connector", spec.ID, "events", len(events), "err", err)
@@ -51,7 +51,7 @@ func StreamEvidence(l Ledger, log *slog.Logger) func(ctx context.Context, spec s
 	}
 }
 
-func buildEvidence(ctx context.Context, l Ledger, spec stream.Spec, events []event.Event) (StreamEvidenceJSON, error) {
+func buildEvidence(ctx context.Context, l Ledger, log *slog.Logger, spec stream.Spec, events []event.Event) (StreamEvidenceJSON, error) {
 	ctx, cancel := context.WithTimeout(ctx, evidenceWait)
 	defer cancel()
 	if err := l.Sync(ctx); err != nil {
@@ -61,7 +61,8 @@ func buildEvidence(ctx context.Context, l Ledger, spec stream.Spec, events []eve
 	top := map[ledger.TreeID]uint64{} // per tree, the highest leaf index + 1
 	var order []ledger.TreeID
 	for i := range events {
-		leaf, err := storedLeaf(l.LocateEvent(ctx, &events[i]))
+		leaf, err := l.LocateEvent(ctx, &events[i])
+		leaf, err = storedLeaf(log, leaf, err)
 		if err != nil {
 			return StreamEvidenceJSON{}, fmt.Errorf("locate event %s: %w", events[i].ID, err)
 		}
