@@ -267,7 +267,7 @@ func TestManyConnections(t *testing.T) {
 		if st != http.StatusOK {
 			t.Fatalf("search with %d idle connections open: %d %s", n, st, body)
 		}
-		if d := time.Since(start); d > 3*time.Second {
+		if d := time.Since(start); d > 10*time.Second { // generous: the whole suite may share the machine
 			t.Fatalf("search took %s with %d idle connections open", d, n)
 		}
 	}
