@@ -33,6 +33,8 @@ func TestCanonicalizeAgreesWithLedger(t *testing.T) {
 		`"just a string"`,
 		`123.456000`,
 		`{"n":[0.000001,1e-6,100,1e2,9007199254740993,5e-324,1.7976931348623157e308]}`,
+		`{"big":1e400,"neg":-1e999,"dup":1,"dup":2}`,
+		"{\"s\":\"\\ud800 lone, \xff invalid\"}",
 	}
 	for _, in := range inputs {
 		want, err := ledger.Canonicalize([]byte(in))
@@ -47,7 +49,7 @@ func TestCanonicalizeAgreesWithLedger(t *testing.T) {
 			t.Errorf("Canonicalize(%s)\n client %s\n ledger %s", in, got, want)
 		}
 	}
-	for _, bad := range []string{`{"a":1}x`, `{"a":}`, `NaN`, `1e999`, "\"\xff\""} {
+	for _, bad := range []string{`{"a":1}x`, `{"a":}`, `NaN`, `[1,]`, `{"a" 1}`} {
 		if _, err := client.Canonicalize([]byte(bad)); err == nil {
 			t.Errorf("Canonicalize(%q) accepted", bad)
 		}
@@ -388,4 +390,25 @@ func TestStreamVerifierDetectsTampering(t *testing.T) {
 	if _, err := (&client.StreamVerifier{VerifierKey: f.k.vkey}).VerifyWebhookBody([]byte(`{"audits":[]}`)); err == nil {
 		t.Error("a body without evidence was accepted")
 	}
+}
+
+// FuzzCanonicalizeAgreesWithLedger: whatever JSON the SDK canonicalises,
+// the server's ledger canonicalises to the same bytes.
+func FuzzCanonicalizeAgreesWithLedger(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[true,null,"x"]}`, `{"n":1e21,"m":-0.0,"k":1E-7}`, `"\u00e9\ud83d\ude00"`, `{"a":{"b":{"c":"\u0007"}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := client.Canonicalize(in)
+		if err != nil {
+			return
+		}
+		want, err := ledger.Canonicalize(in)
+		if err != nil {
+			t.Fatalf("the SDK canonicalises %q to %s, the ledger refuses it: %v", in, got, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Canonicalize(%q)\n SDK    %s\n ledger %s", in, got, want)
+		}
+	})
 }

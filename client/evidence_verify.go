@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // ErrVerify is wrapped by every failed verification: a bad signature, a
@@ -245,7 +244,10 @@ func VerifyConsistency(size1, size2 uint64, proof [][]byte, root1, root2 []byte)
 
 // Canonicalize returns the RFC 8785 (JCS) form of a JSON text: no white
 // space, object members sorted by their UTF-16 code units, numbers as
-// ECMAScript prints them, strings with the minimal escapes.
+// ECMAScript prints them, strings with the minimal escapes. Like the
+// server's ledger it is total where RFC 8785 refuses: a repeated member
+// keeps its last value, a number beyond the double range is null, invalid
+// UTF-8 and lone surrogates become U+FFFD (docs/tamper-evidence.md).
 func Canonicalize(src []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
@@ -253,11 +255,10 @@ func Canonicalize(src []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("canonicalize: %w", err)
 	}
-	if len(bytes.TrimSpace(src[dec.InputOffset():])) > 0 {
+	// Only JSON's own white space may follow (not \v or \f, which
+	// bytes.TrimSpace would also drop).
+	if len(bytes.Trim(src[dec.InputOffset():], " \t\n\r")) > 0 {
 		return nil, errors.New("canonicalize: trailing data after the JSON value")
-	}
-	if !utf8.Valid(src) {
-		return nil, errors.New("canonicalize: invalid UTF-8")
 	}
 	return appendCanonical(nil, v)
 }
@@ -270,8 +271,13 @@ func appendCanonical(dst []byte, v any) ([]byte, error) {
 		return strconv.AppendBool(dst, v), nil
 	case json.Number:
 		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("canonicalize: number %s is not a finite IEEE 754 double", v)
+		if math.IsInf(f, 0) {
+			// Beyond the double range: null, as JSON.stringify(Infinity)
+			// and the server's ledger write it.
+			return append(dst, "null"...), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("canonicalize: number %s: %w", v, err)
 		}
 		return appendES6Number(dst, f), nil
 	case string:
