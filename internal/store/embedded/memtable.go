@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -42,6 +44,11 @@ type memtable struct {
 	// token that long only scans its bucket.
 	tokenKeys    []*posting
 	tokenBuckets map[string][]*posting
+	// postingSlab and keyArena hold the postings and their keys in big
+	// allocations rather than one or two per key (see newPosting).
+	postingSlab []posting
+	keyArena    []byte
+	rowSlab     []uint32
 	deleted      *roaring.Bitmap
 	live         int
 	// gen is the newest log generation whose events this memtable holds.
@@ -86,34 +93,65 @@ func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 	if ev.Occurred > m.maxOccurred {
 		m.maxOccurred = ev.Occurred
 	}
-	for i, k := range ek.keys {
-		h := ek.hashes[i]
+	for i, h := range ek.hashes {
+		k := ek.key(i)
 		p := m.postings[h]
-		for p != nil && p.key != k {
+		for p != nil && p.key != string(k) {
 			p = p.next
 		}
 		if p == nil {
-			p = &posting{key: k, next: m.postings[h]}
-			m.postings[h] = p
-			if k[0] == keyToken {
-				m.tokenKeys = append(m.tokenKeys, p)
-				if len(k) >= tokenBucketLen {
-					b := k[:tokenBucketLen]
-					m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
-				}
-			}
+			p = m.newPosting(k, h)
 		}
-		p.add(row)
+		p.add(row, &m.rowSlab)
 	}
 	m.live++
 }
 
+// newPosting files a posting for key k, whose hash is h.
+func (m *memtable) newPosting(k []byte, h uint64) *posting {
+	if len(m.postingSlab) == cap(m.postingSlab) {
+		m.postingSlab = make([]posting, 0, slabLen)
+	}
+	m.postingSlab = append(m.postingSlab, posting{key: m.internKey(k), next: m.postings[h]})
+	p := &m.postingSlab[len(m.postingSlab)-1]
+	m.postings[h] = p
+	if p.key[0] == keyToken {
+		m.tokenKeys = append(m.tokenKeys, p)
+		if len(p.key) >= tokenBucketLen {
+			b := p.key[:tokenBucketLen]
+			m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
+		}
+	}
+	return p
+}
+
+// internKey copies k into the key arena: most keys of a memtable are new
+// (unique tokens, IP addresses), and a string each would be an object for
+// the garbage collector to track. Arena bytes are never written again, so
+// the strings stay immutable.
+func (m *memtable) internKey(k []byte) string {
+	if len(k) > keyArenaLen/4 {
+		return string(k)
+	}
+	if len(m.keyArena)+len(k) > cap(m.keyArena) {
+		m.keyArena = make([]byte, 0, keyArenaLen)
+	}
+	at := len(m.keyArena)
+	m.keyArena = append(m.keyArena, k...)
+	return unsafe.String(&m.keyArena[at], len(k))
+}
+
+const (
+	slabLen     = 4096    // postings per allocation
+	keyArenaLen = 1 << 16 // bytes of keys per allocation
+)
+
 // posting is the rows of one key in a memtable. Most keys (user IDs, rare
 // tokens) have a handful of rows, kept as a plain list; a bitmap, which
-// costs several allocations, is kept only for frequent ones.
+// costs several allocations, replaces the list for frequent ones.
 type posting struct {
 	key  string
-	rows []uint32 // ascending, as rows are added in order
+	rows []uint32 // ascending, as rows are added in order; nil once bm is set
 	bm   *roaring.Bitmap
 	next *posting // another key with the same hash
 }
@@ -142,12 +180,43 @@ const postingBitmapAt = 256
 // buckets memtable tokens.
 const tokenBucketLen = 4
 
-func (p *posting) add(row uint32) {
-	p.rows = append(p.rows, row)
+// add appends row; slab lends single-row postings their row.
+func (p *posting) add(row uint32, slab *[]uint32) {
 	if p.bm != nil {
 		p.bm.Add(row)
-	} else if len(p.rows) >= postingBitmapAt {
+		return
+	}
+	if p.rows == nil {
+		// One row, the most common case: a slice of the shared row slab,
+		// with no room to grow, so that a second row moves it out.
+		if len(*slab) == cap(*slab) {
+			*slab = make([]uint32, 0, slabLen)
+		}
+		*slab = append(*slab, row)
+		p.rows = (*slab)[len(*slab)-1 : len(*slab) : len(*slab)]
+		return
+	}
+	p.rows = append(p.rows, row)
+	if len(p.rows) >= postingBitmapAt {
 		p.bm = roaring.BitmapOf(p.rows...)
+		p.rows = nil
+	}
+}
+
+// appendRows appends the rows of p to dst.
+func (p *posting) appendRows(dst []uint32) []uint32 {
+	if p.bm == nil {
+		return append(dst, p.rows...)
+	}
+	it := p.bm.ManyIterator()
+	for {
+		n := len(dst)
+		dst = slices.Grow(dst, 256)[:n+256]
+		got := it.NextMany(dst[n:])
+		dst = dst[:n+got]
+		if got == 0 {
+			return dst
+		}
 	}
 }
 

@@ -262,8 +262,9 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	var rows []uint32
 	for i := range keys {
 		rows = rows[:0]
-		for _, old := range posts0[i].rows {
-			rows = append(rows, newRow[old])
+		rows = posts0[i].appendRows(rows)
+		for j, old := range rows {
+			rows[j] = newRow[old]
 		}
 		slices.Sort(rows)
 		posts[i] = encodePosting(rows)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"hash/maphash"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -42,147 +43,196 @@ func pkey(field byte, v string) string {
 
 // eventKeys is the distinct posting keys of one event and their hashes
 // (postingHash), computed by the caller of Append so that the single
-// writer only files them.
+// writer only files them. The keys lie one after another in buf: one
+// allocation per event rather than one per key, and the memtable copies
+// only the keys it has not seen before (a few per event).
 type eventKeys struct {
-	keys   []string
+	buf    []byte
+	ends   []uint32 // key i is buf[ends[i-1]:ends[i]]
 	hashes []uint64
 }
 
-func indexEvent(e *event.Event) eventKeys {
-	keys := indexKeys(e)
-	hs := make([]uint64, len(keys))
-	for i, k := range keys {
-		hs[i] = postingHash(k)
+func (k *eventKeys) len() int { return len(k.ends) }
+
+func (k *eventKeys) key(i int) []byte {
+	lo := uint32(0)
+	if i > 0 {
+		lo = k.ends[i-1]
 	}
-	return eventKeys{keys, hs}
+	return k.buf[lo:k.ends[i]]
 }
 
 // postingHash keys the memtable's posting map: an integer key is far
 // cheaper for the writer to look up than the string.
 func postingHash(k string) uint64 { return maphash.String(keySetSeed, k) }
 
-// indexKeys returns the distinct posting keys of e. It must agree exactly
-// with query.Query.Match; the differential tests hold it to that.
-func indexKeys(e *event.Event) []string {
-	keys := make([]string, 0, 64)
-	var set keySet
-	add := func(k string) { keys = set.add(keys, k) }
-	add(pkey(keyCompany, e.CompanyID))
-	switch e.Level {
-	case event.LevelProject:
-		add(pkey(keyProject, e.ProjectID))
-	case event.LevelCompany:
-		add(string(keyLevelComp))
-	}
-	add(pkey(keyUser, e.UserID))
-	add(pkey(keyAction, e.Action))
-	add(pkey(keyActor, e.ActorID))
-	add(pkey(keyDevice, e.Device))
-	add(pkey(keyType, e.Type))
-	add(pkey(keyMethod, e.Method))
-	add(pkey(keyGeo, e.Geo))
-	add(pkey(keyAddr, e.RemoteAddress))
-	for _, s := range e.LoginIDs {
-		add(pkey(keyLoginID, s))
-	}
-	for _, s := range e.Tenants {
-		add(pkey(keyTenant, s))
-	}
-	if len(e.Tenants) == 0 {
-		add(string(keyNoTenant))
-	}
-	for _, f := range changedFields(e) {
-		add(pkey(keyChanged, f))
-	}
-	var buf []byte
-	tokens := func(s string) { buf = tokenKeys(buf, s, add) }
-	for _, s := range [...]string{e.UserID, e.ActorID, e.Action, e.Type, e.Device, e.Method, e.Geo, e.RemoteAddress} {
-		tokens(s)
-	}
-	for _, s := range e.LoginIDs {
-		tokens(s)
-	}
-	for _, s := range e.Tenants {
-		tokens(s)
-	}
-	dataStrings(e.Data, tokens)
-	if set.overflow {
-		slices.Sort(keys)
-		keys = slices.Compact(keys)
-	}
-	return keys
-}
-
-// keySet dedupes the keys of one event without allocating: an
-// open-addressing table of indexes into the key list. An event with more
-// distinct keys than keySetMax (a big data payload) is deduped by sorting
-// at the end instead.
-type keySet struct {
-	slots    [2 * keySetMax]int32 // index+1 into keys; 0 = empty
-	overflow bool
-}
-
-const keySetMax = 128
-
-func (s *keySet) add(keys []string, k string) []string {
-	if s.overflow {
-		return append(keys, k)
-	}
-	if len(keys) >= keySetMax {
-		s.overflow = true
-		return append(keys, k)
-	}
-	i := maphash.String(keySetSeed, k) & (2*keySetMax - 1)
-	for s.slots[i] != 0 {
-		if keys[s.slots[i]-1] == k {
-			return keys
-		}
-		i = (i + 1) & (2*keySetMax - 1)
-	}
-	keys = append(keys, k)
-	s.slots[i] = int32(len(keys))
-	return keys
-}
-
 var keySetSeed = maphash.MakeSeed()
 
+// indexEvent returns the distinct posting keys of e, in first-seen order.
+// It must agree exactly with query.Query.Match; the differential tests
+// hold it to that.
+func indexEvent(e *event.Event) eventKeys {
+	b := keyBuilders.Get().(*keyBuilder)
+	b.reset()
+	b.field(keyCompany, e.CompanyID)
+	switch e.Level {
+	case event.LevelProject:
+		b.field(keyProject, e.ProjectID)
+	case event.LevelCompany:
+		b.field(keyLevelComp, "")
+	}
+	b.field(keyUser, e.UserID)
+	b.field(keyAction, e.Action)
+	b.field(keyActor, e.ActorID)
+	b.field(keyDevice, e.Device)
+	b.field(keyType, e.Type)
+	b.field(keyMethod, e.Method)
+	b.field(keyGeo, e.Geo)
+	b.field(keyAddr, e.RemoteAddress)
+	for _, s := range e.LoginIDs {
+		b.field(keyLoginID, s)
+	}
+	for _, s := range e.Tenants {
+		b.field(keyTenant, s)
+	}
+	if len(e.Tenants) == 0 {
+		b.field(keyNoTenant, "")
+	}
+	for _, f := range changedFields(e) {
+		b.field(keyChanged, f)
+	}
+	for _, s := range [...]string{e.UserID, e.ActorID, e.Action, e.Type, e.Device, e.Method, e.Geo, e.RemoteAddress} {
+		b.tokens(s)
+	}
+	for _, s := range e.LoginIDs {
+		b.tokens(s)
+	}
+	for _, s := range e.Tenants {
+		b.tokens(s)
+	}
+	dataStrings(e.Data, b.tokensFn)
+	out := eventKeys{
+		buf:    bytes.Clone(b.ek.buf),
+		ends:   slices.Clone(b.ek.ends),
+		hashes: slices.Clone(b.ek.hashes),
+	}
+	keyBuilders.Put(b)
+	return out
+}
+
+// indexKeys is indexEvent as strings, for checks and tests.
+func indexKeys(e *event.Event) []string {
+	ek := indexEvent(e)
+	keys := make([]string, ek.len())
+	for i := range keys {
+		keys[i] = string(ek.key(i))
+	}
+	return keys
+}
+
+// keyBuilder collects the distinct keys of one event. It is reused (a
+// pool) so that its buffers and its dedupe table cost nothing per event.
+type keyBuilder struct {
+	ek eventKeys
+	// slots is an open-addressing table of indexes+1 into ek (0 = empty),
+	// at most half full.
+	slots    []int32
+	scratch  []byte
+	tokensFn func(string)
+}
+
+var keyBuilders = sync.Pool{New: func() any {
+	b := &keyBuilder{slots: make([]int32, 256)}
+	b.tokensFn = b.tokens
+	return b
+}}
+
+func (b *keyBuilder) reset() {
+	b.ek.buf, b.ek.ends, b.ek.hashes = b.ek.buf[:0], b.ek.ends[:0], b.ek.hashes[:0]
+	clear(b.slots)
+}
+
+// field adds the key of field with value v.
+func (b *keyBuilder) field(field byte, v string) {
+	b.scratch = append(append(b.scratch[:0], field), v...)
+	b.add(b.scratch)
+}
+
+func (b *keyBuilder) tokens(s string) {
+	b.scratch = tokenKeys(b.scratch, s, b.add)
+}
+
+// add adds k (copied) unless the event already has it.
+func (b *keyBuilder) add(k []byte) {
+	if 2*(len(b.ek.ends)+1) > len(b.slots) {
+		b.grow()
+	}
+	h := maphash.Bytes(keySetSeed, k)
+	mask := uint64(len(b.slots) - 1)
+	i := h & mask
+	for s := b.slots[i]; s != 0; s = b.slots[i] {
+		if b.ek.hashes[s-1] == h && bytes.Equal(b.ek.key(int(s-1)), k) {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	b.ek.buf = append(b.ek.buf, k...)
+	b.ek.ends = append(b.ek.ends, uint32(len(b.ek.buf)))
+	b.ek.hashes = append(b.ek.hashes, h)
+	b.slots[i] = int32(len(b.ek.ends))
+}
+
+// grow doubles the dedupe table, for events with many keys (a big data
+// payload).
+func (b *keyBuilder) grow() {
+	b.slots = make([]int32, 2*len(b.slots))
+	mask := uint64(len(b.slots) - 1)
+	for j, h := range b.ek.hashes {
+		i := h & mask
+		for b.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		b.slots[i] = int32(j + 1)
+	}
+}
+
 // tokenKeys calls add with the token posting key of every token of s, as
-// event.Tokenize defines tokens. ASCII text, the common case, is
-// tokenised here with one allocation per key; anything else goes through
-// event.Tokenize itself.
-func tokenKeys(buf []byte, s string, add func(string)) []byte {
+// event.Tokenize defines tokens, in buf (returned for reuse; add must copy
+// what it keeps). ASCII text, the common case, is tokenised here without
+// allocating; anything else goes through event.Tokenize itself.
+func tokenKeys(buf []byte, s string, add func([]byte)) []byte {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			event.Tokenize(s, func(t string) { add(pkey(keyToken, t)) })
+			event.Tokenize(s, func(t string) {
+				buf = append(append(buf[:0], keyToken), t...)
+				add(buf)
+			})
 			return buf
 		}
 	}
 	start := -1
-	flush := func(end int) {
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			c := s[i]
+			if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
+				if start < 0 {
+					start = i
+				}
+				continue
+			}
+		}
+		if start < 0 {
+			continue
+		}
 		buf = append(buf[:0], keyToken)
-		for _, c := range []byte(s[start:end]) {
+		for _, c := range []byte(s[start:i]) {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
 			buf = append(buf, c)
 		}
-		add(string(buf))
+		add(buf)
 		start = -1
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
-			if start < 0 {
-				start = i
-			}
-			continue
-		}
-		if start >= 0 {
-			flush(i)
-		}
-	}
-	if start >= 0 {
-		flush(len(s))
 	}
 	return buf
 }

@@ -40,7 +40,7 @@ func FuzzTokenKeys(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		var want, got []string
 		event.Tokenize(s, func(tok string) { want = append(want, pkey(keyToken, tok)) })
-		tokenKeys(nil, s, func(k string) { got = append(got, k) })
+		tokenKeys(nil, s, func(k []byte) { got = append(got, string(k)) })
 		if !slices.Equal(got, want) {
 			t.Fatalf("tokenKeys(%q) = %q, want %q", s, got, want)
 		}
