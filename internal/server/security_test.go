@@ -261,16 +261,20 @@ func TestManyConnections(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// Others are served meanwhile, promptly.
+	var slowestSearch time.Duration
 	for range 5 {
 		start := time.Now()
 		st, body := rawCall(t, "POST", inst.URL+"/v1/mgmt/audit/search", auth, `{"size":1}`)
 		if st != http.StatusOK {
 			t.Fatalf("search with %d idle connections open: %d %s", n, st, body)
 		}
-		if d := time.Since(start); d > 10*time.Second { // generous: the whole suite may share the machine
+		d := time.Since(start)
+		if d > 10*time.Second { // generous: the whole suite may share the machine
 			t.Fatalf("search took %s with %d idle connections open", d, n)
 		}
+		slowestSearch = max(slowestSearch, d)
 	}
+	t.Logf("with %d idle connections open, the slowest of 5 searches took %s", n, slowestSearch)
 	// Every one of them is cut off by the header timeout (1 s).
 	var wg sync.WaitGroup
 	var mu sync.Mutex
