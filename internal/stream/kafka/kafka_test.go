@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -61,35 +60,6 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 	if time.Duration(c.Timeout) != DefaultTimeout {
 		t.Fatalf("timeout default not applied: %v", c.Timeout)
 	}
-}
-
-// testEvents makes n valid events starting at seq from over three keys.
-func testEvents(from, n int) []event.Event {
-	out := make([]event.Event, n)
-	for i := range out {
-		seq := from + i
-		e := event.Event{
-			ID:       fmt.Sprintf("ev-%06d", seq),
-			Level:    event.LevelProject,
-			Action:   "UserModified",
-			Type:     event.TypeInfo,
-			UserID:   "U" + strconv.Itoa(seq%5),
-			Occurred: 1_760_000_000_000 + int64(seq),
-			Data:     json.RawMessage(fmt.Sprintf(`{"n":%d}`, seq)),
-			Seq:      uint64(seq),
-		}
-		switch seq % 3 {
-		case 0:
-			e.ProjectID = "P1"
-		case 1:
-			e.ProjectID = "P2"
-			e.Type, e.Action = event.TypeError, "LoginFailed"
-		case 2:
-			e.Level, e.Action = event.LevelCompany, "ProjectDeleted"
-		}
-		out[i] = e
-	}
-	return out
 }
 
 const testTopic = "audit-events"
@@ -269,7 +239,7 @@ func TestDeliversThroughOutagesInOrderPerKey(t *testing.T) {
 	var sent []event.Event
 	retried := 0
 	for b := range batches {
-		evs := testEvents(b*perBatch, perBatch)
+		evs := streamtest.Mixed(b*perBatch, perBatch, time.Millisecond)
 		switch b {
 		case 3:
 			// The cluster goes away and comes back with its data.

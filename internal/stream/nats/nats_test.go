@@ -28,36 +28,6 @@ func integration(t testing.TB) {
 	}
 }
 
-// testEvents makes n valid events starting at seq from, spread over two
-// projects and the company level so that several subjects interleave.
-func testEvents(from, n int) []event.Event {
-	out := make([]event.Event, n)
-	for i := range out {
-		seq := from + i
-		e := event.Event{
-			ID:       fmt.Sprintf("ev-%06d", seq),
-			Level:    event.LevelProject,
-			Action:   "LoginSucceed",
-			Type:     event.TypeInfo,
-			UserID:   "U" + strconv.Itoa(seq%7),
-			Occurred: 1_760_000_000_000 + int64(seq),
-			Data:     json.RawMessage(fmt.Sprintf(`{"n":%d}`, seq)),
-			Seq:      uint64(seq),
-		}
-		switch seq % 3 {
-		case 0:
-			e.ProjectID = "P1"
-		case 1:
-			e.ProjectID = "P2"
-			e.Type, e.Action = event.TypeWarn, "LoginFailed"
-		case 2:
-			e.Level, e.Action = event.LevelCompany, "ProjectCreated"
-		}
-		out[i] = e
-	}
-	return out
-}
-
 // uniqueStream creates a JetStream stream capturing <prefix>.> on the
 // server at url and deletes it when the test ends.
 func uniqueStream(t *testing.T, url string) (name, prefix string) {
@@ -218,7 +188,7 @@ func TestSharedServerDeliversInOrderAndDedupesRetries(t *testing.T) {
 	var sent []event.Event
 	ctx := context.Background()
 	for b := range 5 {
-		evs := testEvents(b*100, 100)
+		evs := streamtest.Mixed(b*100, 100, time.Millisecond)
 		if err := s.Write(ctx, stream.Batch{ConnectorID: "c1", Events: evs}); err != nil {
 			t.Fatalf("batch %d: %v", b, err)
 		}
@@ -247,7 +217,7 @@ func TestConnectRefusesAMissingStream(t *testing.T) {
 func TestWriteFailsWhenNoStreamCapturesTheSubject(t *testing.T) {
 	integration(t)
 	s := newSink(t, "nats://127.0.0.1:4222", "audittrail_nostream_"+strconv.FormatInt(time.Now().UnixNano(), 36), "")
-	if err := s.Write(context.Background(), stream.Batch{Events: testEvents(0, 3)}); err == nil {
+	if err := s.Write(context.Background(), stream.Batch{Events: streamtest.Mixed(0, 3, time.Millisecond)}); err == nil {
 		t.Fatal("Write returned nil though no stream stored the events")
 	}
 }
@@ -349,7 +319,7 @@ func TestOutageMidStreamLosesNothing(t *testing.T) {
 	var sent []event.Event
 	retried := 0
 	for b := range batches {
-		evs := testEvents(b*perBatch, perBatch)
+		evs := streamtest.Mixed(b*perBatch, perBatch, time.Millisecond)
 		batch := stream.Batch{ConnectorID: "c1", Events: evs}
 		switch b {
 		case 6:
@@ -403,7 +373,7 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			defer s.Close(ctx)
 			const perBatch = 500
-			evs := testEvents(0, perBatch)
+			evs := streamtest.Mixed(0, perBatch, time.Millisecond)
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				for j := range evs {

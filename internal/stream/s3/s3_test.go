@@ -7,13 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,38 +64,8 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 	}
 }
 
-// testEvents makes n events one minute apart, so a few thousand span
-// several days, over two projects and the company level.
-func testEvents(from, n int) []event.Event {
-	base := time.Date(2025, 10, 9, 20, 0, 0, 0, time.UTC).UnixMilli()
-	out := make([]event.Event, n)
-	for i := range out {
-		seq := from + i
-		e := event.Event{
-			ID:       fmt.Sprintf("ev-%06d", seq),
-			Level:    event.LevelProject,
-			Action:   "UserCreated",
-			Type:     event.TypeInfo,
-			UserID:   "U" + strconv.Itoa(seq%5),
-			Occurred: base + int64(seq)*60_000,
-			Data:     json.RawMessage(fmt.Sprintf(`{"n":%d}`, seq)),
-			Seq:      uint64(seq + 1),
-		}
-		switch seq % 3 {
-		case 0:
-			e.ProjectID = "P1"
-		case 1:
-			e.ProjectID = "P2"
-		case 2:
-			e.Level, e.Action = event.LevelCompany, "ProjectCreated"
-		}
-		out[i] = e
-	}
-	return out
-}
-
 func TestObjectsKeys(t *testing.T) {
-	evs := testEvents(0, 6)
+	evs := streamtest.Mixed(0, 6, time.Minute)
 	evs[5].Occurred += 24 * 3600 * 1000 // the next day
 	got := Objects("audit", evs)
 	var keys []string
@@ -357,7 +325,7 @@ func TestArchivesEveryEventOnceThroughOutages(t *testing.T) {
 	var sent []event.Event
 	retried := 0
 	for b := range batches {
-		evs := testEvents(b*perBatch, perBatch)
+		evs := streamtest.Mixed(b*perBatch, perBatch, time.Minute)
 		batch := stream.Batch{ConnectorID: "c1", Events: evs}
 		// An outage lasts until a Write has failed on it.
 		outage := func(begin, end func()) {

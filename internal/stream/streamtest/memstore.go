@@ -173,6 +173,42 @@ func Events(company, project, prefix string, n int) []event.Event {
 	return evs
 }
 
+// Mixed makes n valid events numbered from `from` (ids ev-NNNNNN, Seq
+// from+1…), step apart from 2025-10-09T20:00:00Z, interleaving project P1
+// (info, LoginSucceed), project P2 (warn, LoginFailed) and the company
+// level (error, ProjectDeleted), with a login ID and data holding quotes
+// and brackets: what a destination's tests need to see subjects, keys,
+// directories and severities differ.
+func Mixed(from, n int, step time.Duration) []event.Event {
+	base := time.Date(2025, 10, 9, 20, 0, 0, 0, time.UTC)
+	out := make([]event.Event, n)
+	for i := range out {
+		seq := from + i
+		e := event.Event{
+			ID:       fmt.Sprintf("ev-%06d", seq),
+			Level:    event.LevelProject,
+			Action:   "LoginSucceed",
+			Type:     event.TypeInfo,
+			UserID:   fmt.Sprintf("U%d", seq%7),
+			Occurred: base.Add(time.Duration(seq) * step).UnixMilli(),
+			LoginIDs: []string{fmt.Sprintf("user%d@example.com", seq%7)},
+			Data:     []byte(fmt.Sprintf(`{"n":%d,"note":"quote \" and ] and \\ survive"}`, seq)),
+			Seq:      uint64(seq + 1),
+		}
+		switch seq % 3 {
+		case 0:
+			e.ProjectID = "P1"
+		case 1:
+			e.ProjectID = "P2"
+			e.Type, e.Action = event.TypeWarn, "LoginFailed"
+		case 2:
+			e.Level, e.Action, e.Type = event.LevelCompany, "ProjectDeleted", event.TypeError
+		}
+		out[i] = e
+	}
+	return out
+}
+
 // IDs lists the ids of evs.
 func IDs(evs []event.Event) []string {
 	ids := make([]string, len(evs))

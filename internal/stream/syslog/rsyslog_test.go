@@ -355,7 +355,7 @@ func TestRsyslogReceivesEveryEventThroughOutages(t *testing.T) {
 			var sent []event.Event
 			retried := 0
 			for b := range batches {
-				evs := testEvents(b*perBatch, perBatch)
+				evs := streamtest.Mixed(b*perBatch, perBatch, time.Millisecond)
 				switch b {
 				case 5:
 					// Down between batches, back a little later.
@@ -409,7 +409,7 @@ func TestRsyslogUDP(t *testing.T) {
 	defer s.Close(context.Background())
 	// imudp may start a moment after the TCP listeners: probe until a
 	// datagram arrives.
-	probe := testEvents(1_000_000, 1)
+	probe := streamtest.Mixed(1_000_000, 1, time.Millisecond)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(r.read(t, "udp.log")) == 0 {
 		if time.Now().After(deadline) {
@@ -422,7 +422,7 @@ func TestRsyslogUDP(t *testing.T) {
 	}
 	var sent []event.Event
 	for b := range 5 {
-		evs := testEvents(b*40, 40)
+		evs := streamtest.Mixed(b*40, 40, time.Millisecond)
 		if err := s.Write(context.Background(), stream.Batch{Events: evs}); err != nil {
 			t.Fatal(err)
 		}
@@ -481,7 +481,7 @@ func BenchmarkRsyslog(b *testing.B) {
 			}
 			defer s.Close(context.Background())
 			const perBatch = 500
-			evs := testEvents(0, perBatch)
+			evs := streamtest.Mixed(0, perBatch, time.Millisecond)
 			for b.Loop() {
 				if err := s.Write(context.Background(), stream.Batch{Events: evs}); err != nil {
 					b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
+	"github.com/audittrail/audittrail/internal/stream/streamtest"
 )
 
 func TestParseConfigNamesTheBadField(t *testing.T) {
@@ -116,7 +117,7 @@ func TestWriteFailsWhenTheReceiverDoesNotReadToTheEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close(context.Background())
-			err = s.Write(context.Background(), stream.Batch{Events: testEvents(0, 2000)})
+			err = s.Write(context.Background(), stream.Batch{Events: streamtest.Mixed(0, 2000, time.Millisecond)})
 			if err == nil {
 				t.Fatal("Write returned nil though the receiver did not read the batch")
 			}
@@ -152,7 +153,7 @@ func TestWriteSucceedsWhenTheReceiverReadsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := testEvents(0, 100)
+	evs := streamtest.Mixed(0, 100, time.Millisecond)
 	if err := s.Write(context.Background(), stream.Batch{Events: evs}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,36 +165,6 @@ func TestWriteSucceedsWhenTheReceiverReadsEverything(t *testing.T) {
 	if n := <-got; n != want {
 		t.Fatalf("receiver read %d bytes, want %d", n, want)
 	}
-}
-
-// testEvents makes n valid events starting at seq from.
-func testEvents(from, n int) []event.Event {
-	out := make([]event.Event, n)
-	for i := range out {
-		seq := from + i
-		e := event.Event{
-			ID:       fmt.Sprintf("ev-%06d", seq),
-			Level:    event.LevelProject,
-			Action:   "LoginSucceed",
-			Type:     event.TypeInfo,
-			UserID:   "U" + strconv.Itoa(seq%7),
-			Occurred: 1_760_000_000_000 + int64(seq),
-			LoginIDs: []string{"user" + strconv.Itoa(seq%7) + "@example.com"},
-			Data:     json.RawMessage(fmt.Sprintf(`{"n":%d,"note":"quote \" and ] and \\ survive"}`, seq)),
-			Seq:      uint64(seq),
-		}
-		switch seq % 3 {
-		case 0:
-			e.ProjectID = "P1"
-		case 1:
-			e.ProjectID = "P2"
-			e.Type, e.Action = event.TypeWarn, "LoginFailed"
-		case 2:
-			e.Level, e.Action, e.Type = event.LevelCompany, "ProjectDeleted", event.TypeError
-		}
-		out[i] = e
-	}
-	return out
 }
 
 // fakeRELP answers the open, then every syslog frame with status.
@@ -237,7 +208,7 @@ func TestRELPAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s.Write(context.Background(), stream.Batch{Events: testEvents(0, 250)})
+		err = s.Write(context.Background(), stream.Batch{Events: streamtest.Mixed(0, 250, time.Millisecond)})
 		if (err == nil) != wantOK {
 			t.Errorf("receiver answering %q: Write returned %v", status, err)
 		}
