@@ -15,6 +15,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/server/servertest"
+	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
 // storeCount is every event the store holds, all companies together.
@@ -422,4 +423,46 @@ func TestSecureHeaders(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("search Content-Type %q", ct)
 	}
+}
+
+// TestEveryRouteNeedsAKey: every management route answers 401 to a
+// request with no key, a malformed one, and a well-formed key nobody
+// issued; only the public ones answer without a key.
+func TestEveryRouteNeedsAKey(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{})
+	unknown, _ := tenancy.NewKeySecret(tenancy.NewKeyID())
+	routes := []string{
+		"POST /v1/mgmt/audit/search", "POST /v1/mgmt/audit/event", "POST /v1/mgmt/audit/events", "POST /v1/mgmt/audit/export",
+		"GET /v1/mgmt/audit/event/x", "GET /v1/mgmt/audit/actions", "POST /v1/mgmt/audit/scim", "POST /v1/mgmt/audit/tail",
+		"POST /v1/mgmt/audit/histogram",
+		"GET /v1/mgmt/projects", "POST /v1/mgmt/projects", "DELETE /v1/mgmt/projects/x",
+		"GET /v1/mgmt/keys", "POST /v1/mgmt/keys", "POST /v1/mgmt/keys/x/revoke", "POST /v1/mgmt/keys/x/rotate",
+		"GET /v1/mgmt/company/settings", "PATCH /v1/mgmt/company/settings",
+		"POST /v1/mgmt/connector/audit/web/set", "POST /v2/mgmt/connector/audit/web/set",
+		"GET /v1/mgmt/connectors", "POST /v1/mgmt/connectors", "GET /v1/mgmt/connectors/x", "PUT /v1/mgmt/connectors/x",
+		"DELETE /v1/mgmt/connectors/x", "POST /v1/mgmt/connectors/x/pause", "POST /v1/mgmt/connectors/x/resume",
+		"POST /v1/mgmt/connectors/x/test", "POST /v1/mgmt/connectors/x/replay", "GET /v1/mgmt/connectors/x/health",
+		"GET /v1/mgmt/ledger/checkpoint", "POST /v1/mgmt/ledger/checkpoint", "GET /v1/mgmt/ledger/checkpoints",
+		"GET /v1/mgmt/ledger/proof/inclusion", "GET /v1/mgmt/ledger/proof/consistency", "POST /v1/mgmt/ledger/proofs",
+	}
+	for _, rt := range routes {
+		method, path, _ := strings.Cut(rt, " ")
+		for _, auth := range []string{"", "Bearer", "Bearer " + inst.Creds.ProjectID + ":garbage", "Bearer " + inst.Creds.ProjectID + ":" + unknown, "Basic " + inst.Creds.ManagementKey} {
+			body := ""
+			if method != "GET" && method != "DELETE" {
+				body = `{}`
+			}
+			if st, b := rawCall(t, method, inst.URL+path, auth, body); st != http.StatusUnauthorized {
+				t.Errorf("%s with Authorization %q: %d %.200s, want 401", rt, auth, st, b)
+			}
+		}
+	}
+	// The public ones: health, metrics, Descope's license call, the console
+	// page and the ledger's public checkpoint key.
+	for _, path := range []string{"/healthz", "/metrics", "/v1/mgmt/license", "/", "/.well-known/audittrail/checkpoint-key"} {
+		if st, b := rawCall(t, "GET", inst.URL+path, "", ""); st != http.StatusOK {
+			t.Errorf("public %s: %d %.200s", path, st, b)
+		}
+	}
+	t.Logf("%d routes × 5 kinds of missing or bad key: all 401", len(routes))
 }
