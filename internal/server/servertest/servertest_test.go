@@ -44,3 +44,18 @@ func TestStartIngestRestart(t *testing.T) {
 	inst.Stop(t)
 	inst.Stop(t) // idempotent
 }
+
+// TestPostgres: the harness runs the server on a fresh PostgreSQL
+// database, and a restart finds the data there.
+func TestPostgres(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{Store: servertest.StorePostgres})
+	ctx := context.Background()
+	id, err := inst.Client(t).Audit().CreateEvent(ctx, client.CreateEventOptions{Action: "OnPostgres", ActorID: "a", TenantID: "t", Type: "info"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.Restart(t)
+	if got, err := inst.Client(t).Audit().Get(ctx, id); err != nil || got.Action != "OnPostgres" {
+		t.Fatalf("event after restart: %+v %v", got, err)
+	}
+}
