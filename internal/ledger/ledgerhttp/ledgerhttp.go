@@ -43,6 +43,7 @@ const (
 type Ledger interface {
 	VerifierKey() string
 	Sync(ctx context.Context) error
+	WaitFor(ctx context.Context, seq uint64) error
 	LatestCheckpoint(ctx context.Context, t ledger.TreeID) (ledger.Checkpoint, error)
 	CheckpointNow(ctx context.Context, t ledger.TreeID) (ledger.Checkpoint, error)
 	Checkpoints(ctx context.Context, t ledger.TreeID, fromSize uint64, limit int) ([]ledger.Checkpoint, error)

@@ -54,7 +54,12 @@ func StreamEvidence(l Ledger, log *slog.Logger) func(ctx context.Context, spec s
 func buildEvidence(ctx context.Context, l Ledger, log *slog.Logger, spec stream.Spec, events []event.Event) (StreamEvidenceJSON, error) {
 	ctx, cancel := context.WithTimeout(ctx, evidenceWait)
 	defer cancel()
-	if err := l.Sync(ctx); err != nil {
+	// Wait for these events only, not for whatever was stored since.
+	var last uint64
+	for i := range events {
+		last = max(last, events[i].Seq)
+	}
+	if err := l.WaitFor(ctx, last); err != nil {
 		return StreamEvidenceJSON{}, fmt.Errorf("wait for the ledger: %w", err)
 	}
 	leaves := make([]ledger.Leaf, len(events))
