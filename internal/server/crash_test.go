@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -227,6 +228,7 @@ func killLoop(t *testing.T, o killLoopOptions) killLoopStats {
 						Data: map[string]any{"cycle": cycle, "n": n, "note": "kill loop"},
 					})
 					if err != nil {
+						failIfAnswered(t, "create event", err)
 						return // the server died: this one was not acknowledged
 					}
 					ack(id)
@@ -244,6 +246,7 @@ func killLoop(t *testing.T, o killLoopOptions) killLoopStats {
 					}
 					ids, err := c.Audit().Ingest(ctx, recs)
 					if err != nil {
+						failIfAnswered(t, "ingest", err)
 						return
 					}
 					ack(ids...)
@@ -266,6 +269,7 @@ func killLoop(t *testing.T, o killLoopOptions) killLoopStats {
 					}
 					recs, total, err := c.Audit().SearchAll(ctx, q)
 					if err != nil {
+						failIfAnswered(t, "search", err)
 						return
 					}
 					searches.Add(1)
@@ -317,6 +321,16 @@ func killLoop(t *testing.T, o killLoopOptions) killLoopStats {
 	t.Logf("%d kill -9 cycles (%s): %d acknowledged ids all found once after every restart (%d stored: unacknowledged in-flight ones may land), %d searches, %d consistency checks passed",
 		o.cycles, map[bool]string{true: "postgres", false: "embedded"}[o.pgURL != ""], st.acked, st.stored, st.searches, st.checks)
 	return st
+}
+
+// failIfAnswered fails the test when err is an answer of the server (an
+// HTTP error status) rather than the connection dying with it: a live
+// server must not refuse ingest or searches.
+func failIfAnswered(t *testing.T, what string, err error) {
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		t.Errorf("%s: the server answered %v", what, err)
+	}
 }
 
 // checkStore runs `audittrail check` on the store the killed server left:
