@@ -77,29 +77,42 @@ func sortedPostings(m *memtable) []*posting {
 	return out
 }
 
-// encodePosting writes ascending rows as a short varint list or, when
-// longer, as a roaring bitmap.
-func encodePosting(rows []uint32) []byte {
+// appendPosting appends ascending rows as a short varint list or, when
+// longer, as a roaring bitmap (bm is scratch space).
+func appendPosting(dst []byte, rows []uint32, bm *roaring.Bitmap) []byte {
 	if len(rows) <= postingListMax {
-		b := []byte{postingList}
-		b = binary.AppendUvarint(b, uint64(len(rows)))
+		dst = append(dst, postingList)
+		dst = binary.AppendUvarint(dst, uint64(len(rows)))
 		var prev uint32
 		for _, r := range rows {
-			b = binary.AppendUvarint(b, uint64(r-prev))
+			dst = binary.AppendUvarint(dst, uint64(r-prev))
 			prev = r
 		}
-		return b
+		return dst
 	}
-	bm := roaring.New()
+	bm.Clear()
 	bm.AddMany(rows)
 	bm.RunOptimize()
-	out := make([]byte, 1, 1+bm.GetSerializedSizeInBytes())
-	out[0] = postingRoaring
-	w := bytes.NewBuffer(out)
+	dst = append(dst, postingRoaring)
+	w := bytes.NewBuffer(dst)
 	if _, err := bm.WriteTo(w); err != nil {
 		panic(err) // writing to a bytes.Buffer cannot fail
 	}
 	return w.Bytes()
+}
+
+// encodePosting is appendPosting into a new slice.
+func encodePosting(rows []uint32) []byte { return appendPosting(nil, rows, roaring.New()) }
+
+// encodedKeyBytes is encodedKey without copying: the ID and CompanyID of
+// an encoded event, aliasing b.
+func encodedKeyBytes(b []byte) (id, company []byte) {
+	d := decoder{b: b}
+	d.uvarint()
+	d.varint()
+	id = d.bytes(d.uvarint())
+	company = d.bytes(d.uvarint())
+	return id, company
 }
 
 // writeSegment writes the rows of a frozen memtable as an immutable segment
@@ -140,9 +153,8 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 		}
 	}()
 	sw := &sectionWriter{w: bufio.NewWriterSize(f, 1<<20)}
-	var scratch []byte
-	u32 := func(v uint32) error { return sw.write(binary.LittleEndian.AppendUint32(scratch[:0], v)) }
-	u64 := func(v uint64) error { return sw.write(binary.LittleEndian.AppendUint64(scratch[:0], v)) }
+	// Fixed-width columns are built whole in col, then written at once.
+	col := make([]byte, 0, 8*n+8)
 	var werr error
 	check := func(err error) {
 		if werr == nil {
@@ -163,35 +175,44 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	sw.end()
 
 	sw.begin(secOccurred)
+	col = col[:0]
 	for _, old := range order {
-		check(u64(uint64(m.occurred[old])))
+		col = binary.LittleEndian.AppendUint64(col, uint64(m.occurred[old]))
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secSeq)
+	col = col[:0]
 	for _, old := range order {
-		check(u64(m.seqs[old]))
+		col = binary.LittleEndian.AppendUint64(col, m.seqs[old])
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secBySeq)
+	col = col[:0]
 	for old := range n { // memtable rows are in Seq order
-		check(u32(newRow[old]))
+		col = binary.LittleEndian.AppendUint32(col, newRow[old])
 	}
+	check(sw.write(col))
 	sw.end()
 
 	sw.begin(secKeyOffs)
 	var koff uint32
-	check(u32(0))
+	col = binary.LittleEndian.AppendUint32(col[:0], 0)
 	for _, old := range order {
-		id, company := encodedKey(m.enc[old])
+		id, company := encodedKeyBytes(m.enc[old])
 		koff += uint32(len(company) + 1 + len(id))
-		check(u32(koff))
+		col = binary.LittleEndian.AppendUint32(col, koff)
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secKeyBytes)
+	col = col[:0]
 	for _, old := range order {
-		id, company := encodedKey(m.enc[old])
-		check(sw.write(append(append(append(scratch[:0], company...), 0), id...)))
+		id, company := encodedKeyBytes(m.enc[old])
+		col = append(append(append(col, company...), 0), id...)
 	}
+	check(sw.write(col))
 	sw.end()
 
 	// Blocks are compressed first so that their offsets and checksums can
@@ -210,16 +231,19 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	}
 	sw.begin(secBlockOffs)
 	var boff uint64
-	check(u64(0))
+	col = binary.LittleEndian.AppendUint64(col[:0], 0)
 	for _, b := range blocks {
 		boff += uint64(len(b))
-		check(u64(boff))
+		col = binary.LittleEndian.AppendUint64(col, boff)
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secBlockCRCs)
+	col = col[:0]
 	for _, b := range blocks {
-		check(u32(crc32.Checksum(b, castagnoli)))
+		col = binary.LittleEndian.AppendUint32(col, crc32.Checksum(b, castagnoli))
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secBlocks)
 	for _, b := range blocks {
@@ -249,50 +273,56 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 		return "", fmt.Errorf("write segment: dictionary exceeds 4 GiB")
 	}
 	sw.begin(secDictOffs)
+	col = col[:0]
 	for _, o := range dictOffs {
-		check(u32(o))
+		col = binary.LittleEndian.AppendUint32(col, o)
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secDictKeys)
 	check(sw.write(dict))
 	sw.end()
 	dict = nil
 
-	posts := make([][]byte, len(keys))
+	// Postings go one after another into posts; postEnds[i] is the end of
+	// key i's.
+	var posts []byte
+	postEnds := make([]uint32, len(keys))
 	var rows []uint32
+	scratchBM := roaring.New()
 	for i := range keys {
-		rows = rows[:0]
-		rows = posts0[i].appendRows(rows)
+		rows = posts0[i].appendRows(rows[:0])
 		for j, old := range rows {
 			rows[j] = newRow[old]
 		}
 		slices.Sort(rows)
-		posts[i] = encodePosting(rows)
-	}
-	sw.begin(secPostOffs)
-	var poff uint64
-	check(u32(0))
-	for _, p := range posts {
-		poff += uint64(len(p))
-		if poff > math.MaxUint32 {
+		posts = appendPosting(posts, rows, scratchBM)
+		if uint64(len(posts)) > math.MaxUint32 {
 			return "", fmt.Errorf("write segment: postings exceed 4 GiB")
 		}
-		check(u32(uint32(poff)))
+		postEnds[i] = uint32(len(posts))
 	}
+	sw.begin(secPostOffs)
+	col = binary.LittleEndian.AppendUint32(col[:0], 0)
+	for _, end := range postEnds {
+		col = binary.LittleEndian.AppendUint32(col, end)
+	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secPostCRCs)
-	for j := 0; j < len(posts); j += postingsPerCRC {
-		var c uint32
-		for _, p := range posts[j:min(len(posts), j+postingsPerCRC)] {
-			c = crc32.Update(c, castagnoli, p)
+	col = col[:0]
+	for j := 0; j < len(postEnds); j += postingsPerCRC {
+		lo := uint32(0)
+		if j > 0 {
+			lo = postEnds[j-1]
 		}
-		check(u32(c))
+		hi := postEnds[min(len(postEnds), j+postingsPerCRC)-1]
+		col = binary.LittleEndian.AppendUint32(col, crc32.Checksum(posts[lo:hi], castagnoli))
 	}
+	check(sw.write(col))
 	sw.end()
 	sw.begin(secPosts)
-	for _, p := range posts {
-		check(sw.write(p))
-	}
+	check(sw.write(posts))
 	sw.end()
 
 	footerOff := sw.off

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/audittrail/audittrail/internal/event"
 )
@@ -274,7 +275,9 @@ func containsFoldASCII(b []byte, lower string) bool {
 // dataStrings is event.DataStrings made fast for the common case: in a
 // valid JSON document without escapes, every string literal is an object
 // key or a string value, which is exactly what DataStrings yields. Anything
-// else goes to the reference implementation.
+// else goes to the reference implementation. The strings of the fast path
+// alias data (no allocation each): fn must not keep them past a change
+// to data, which the indexer, copying every key, never does.
 func dataStrings(data json.RawMessage, fn func(s string)) {
 	if len(data) == 0 {
 		return
@@ -291,7 +294,11 @@ func dataStrings(data json.RawMessage, fn func(s string)) {
 		if j < 0 {
 			return
 		}
-		fn(string(data[i+1 : i+1+j]))
+		if j > 0 {
+			fn(unsafe.String(&data[i+1], j))
+		} else {
+			fn("")
+		}
 		i += j + 1
 	}
 }
