@@ -47,7 +47,15 @@ func header(r *http.Request, name, want string) error {
 // flight, signed and authenticated as configured. One receiver is HTTPS
 // with a self-signed certificate (insecure), with a bearer token, an HMAC
 // secret and a custom header; one takes basic auth, one an API key header.
-func TestEndToEnd(t *testing.T) {
+func TestEndToEnd(t *testing.T) { endToEnd(t, servertest.Options{}) }
+
+// TestEndToEndPostgres is TestEndToEnd on the PostgreSQL store, whose
+// ReadFrom must never skip an event committed late (its read horizon).
+func TestEndToEndPostgres(t *testing.T) {
+	endToEnd(t, servertest.Options{Store: servertest.StorePostgres})
+}
+
+func endToEnd(t *testing.T, opts servertest.Options) {
 	const secret, descopeSecret = "e2e-hmac", "descope-hmac"
 	signedBy := func(secret string, r *http.Request, body []byte) error {
 		return verifySignature(secret, body, r.Header.Get(webhook.SignatureHeader))
@@ -85,7 +93,7 @@ func TestEndToEnd(t *testing.T) {
 	descopeSrv := httptest.NewServer(descopeRV)
 	defer descopeSrv.Close()
 
-	r := e2e.Start(t, servertest.Options{})
+	r := e2e.Start(t, opts)
 	ids := []string{
 		r.Connector("webhook", "https", map[string]any{"url": tlsSrv.URL, "insecure": true, "hmacSecret": secret,
 			"authentication": map[string]any{"bearerToken": "tok-123"}, "headers": map[string]string{"X-Team": "security"}}),
