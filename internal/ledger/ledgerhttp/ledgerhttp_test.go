@@ -19,7 +19,7 @@ func ingest(t *testing.T, c *client.Client, prefix string, n int) []string {
 	t.Helper()
 	recs := make([]client.Record, n)
 	for i := range recs {
-		recs[i] = client.Record{ID: fmt.Sprintf("%s-%d", prefix, i), Action: "UserModified", UserID: fmt.Sprintf("u%d", i), ActorID: "admin",
+		recs[i] = client.Record{ID: fmt.Sprintf("%s-%d", prefix, i), Action: "UserModified", UserID: fmt.Sprintf("u%d", i), ActorID: "admin", LoginIDs: []string{"someone@example.com"},
 			Data: map[string]any{"n": i, "f": 0.5 + float64(i), "s": "é\u2028<>"}}
 	}
 	ids, err := c.Audit().Ingest(context.Background(), recs)

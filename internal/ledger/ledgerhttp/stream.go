@@ -66,7 +66,15 @@ func buildEvidence(ctx context.Context, l Ledger, log *slog.Logger, spec stream.
 	top := map[ledger.TreeID]uint64{} // per tree, the highest leaf index + 1
 	var order []ledger.TreeID
 	for i := range events {
-		leaf, err := l.LocateEvent(ctx, &events[i])
+		var leaf ledger.Leaf
+		var err error
+		if spec.MaskPII {
+			// The batch holds masked copies, which no longer hash to their
+			// leaves: locate the stored events instead.
+			leaf, err = l.Locate(ctx, events[i].CompanyID, events[i].ID)
+		} else {
+			leaf, err = l.LocateEvent(ctx, &events[i])
+		}
 		leaf, err = storedLeaf(log, leaf, err)
 		if err != nil {
 			return StreamEvidenceJSON{}, fmt.Errorf("locate event %s: %w", events[i].ID, err)

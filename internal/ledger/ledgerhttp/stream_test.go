@@ -91,6 +91,15 @@ func TestStreamBatchesCarryEvidence(t *testing.T) {
 		Config: map[string]any{"url": hook.URL}}); err != nil {
 		t.Fatal(err)
 	}
+	// A second connector masks personal data: its batches are proven by
+	// place (masked copies no longer hash to their leaves).
+	masked := &webhookReceiver{}
+	maskedHook := httptest.NewServer(masked)
+	t.Cleanup(maskedHook.Close)
+	if _, err := c.Connectors().Create(ctx, client.ConnectorOptions{Name: "masked", Type: "webhook", ProjectID: inst.Creds.ProjectID,
+		MaskPII: true, Config: map[string]any{"url": maskedHook.URL}}); err != nil {
+		t.Fatal(err)
+	}
 	key, err := c.Ledger().CheckpointKey(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +127,20 @@ func TestStreamBatchesCarryEvidence(t *testing.T) {
 		if len(ps) != 0 {
 			t.Fatalf("body %d of a clean stream: %v", i, ps)
 		}
+	}
+
+	vm := &client.StreamVerifier{VerifierKey: key.VerifierKey}
+	for i, b := range masked.waitEvents(t, total) {
+		wb := decodeBody(t, b)
+		if wb.Evidence == nil || !wb.Evidence.Masked {
+			t.Fatalf("masked body %d: evidence %+v", i, wb.Evidence)
+		}
+		if ps, err := vm.VerifyWebhookBody(b); err != nil || len(ps) != 0 {
+			t.Fatalf("masked body %d: %v %v", i, ps, err)
+		}
+	}
+	if strings.Contains(inst.Logs(), "TAMPERING") {
+		t.Fatalf("masking raised a tampering alarm:\n%s", inst.Logs())
 	}
 
 	// Redelivery (at least once) is not a problem.
