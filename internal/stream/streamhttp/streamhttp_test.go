@@ -418,3 +418,44 @@ func TestConnectorErrors(t *testing.T) {
 		t.Errorf("delete: %d", code)
 	}
 }
+
+// TestConnectorSurvivesRestart: a connector made with Descope's call keeps
+// its config (secrets included), its paused state and its cursor across a
+// server restart: what it delivered is not sent again, what it held back
+// is delivered on resume.
+func TestConnectorSurvivesRestart(t *testing.T) {
+	h := newHook(t)
+	inst := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	id, err := inst.Client(t).Connectors().SetAuditWebhook(ctx, client.AuditWebhook{Name: "siem", URL: h.srv.URL, HMACSecret: secret,
+		Authentication: &client.WebhookAuthentication{BearerToken: bearer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := client.Record{ProjectID: inst.Creds.ProjectID, Action: "BeforeRestart", ActorID: "a"}
+	first := ingest(t, inst.Client(t), rec, rec, rec)
+	wait(t, "the first events", func() bool { return len(h.IDs()) >= 3 })
+	if _, err := inst.Client(t).Connectors().Pause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	rec.Action = "WhilePaused"
+	held := ingest(t, inst.Client(t), rec, rec)
+
+	inst.Restart(t)
+	c := inst.Client(t)
+	list, err := c.Connectors().List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Health.State != client.ConnectorPaused || list[0].Health.Delivered != 3 {
+		t.Fatalf("after restart: %+v %v", list, err)
+	}
+	if _, err := c.Connectors().Resume(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, "the held events", func() bool { return len(h.IDs()) >= 5 })
+	time.Sleep(100 * time.Millisecond) // a repeat would arrive meanwhile
+	if got, want := h.IDs(), append(first, held...); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	if errs := h.Errors(); len(errs) > 0 {
+		t.Fatalf("the secrets did not survive the restart: %v", errs)
+	}
+}
