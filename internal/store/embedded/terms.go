@@ -251,25 +251,38 @@ func changedFields(e *event.Event) []string {
 	return e.ChangedFields()
 }
 
+// containsFoldASCII reports whether b contains lower (lower-case ASCII
+// letters) in any mix of cases. It jumps between candidate first letters
+// with bytes.IndexByte, which is vectorised, rather than testing every byte.
 func containsFoldASCII(b []byte, lower string) bool {
-	for i := 0; i+len(lower) <= len(b); i++ {
-		j := 0
-		for ; j < len(lower); j++ {
-			c := b[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
+	for _, first := range [2]byte{lower[0], lower[0] - ('a' - 'A')} {
+		for rest := b; len(rest) >= len(lower); {
+			i := bytes.IndexByte(rest, first)
+			if i < 0 || len(rest)-i < len(lower) {
 				break
 			}
-		}
-		if j == len(lower) {
-			return true
+			if equalFoldASCII(rest[i+1:i+len(lower)], lower[1:]) {
+				return true
+			}
+			rest = rest[i+1:]
 		}
 	}
 	// encoding/json also folds the Kelvin sign and long s onto k and s;
 	// "change" has neither, so ASCII folding is exact here.
 	return false
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	for j := range len(lower) {
+		c := b[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // dataStrings is event.DataStrings made fast for the common case: in a

@@ -98,3 +98,19 @@ func TestSortedPostings(t *testing.T) {
 		t.Fatalf("sortedKeys = %q, want %q", got, want)
 	}
 }
+
+func TestContainsFoldASCII(t *testing.T) {
+	for s, want := range map[string]bool{
+		"change": true, `{"Change":1}`: true, "xxCHANGE": true, "cHaNgE": true, "ccchange": true, "Cchange": true,
+		"chang": false, "": false, "c": false, "chan ge": false, "hange": false, "CHANG": false, "changĕ": false,
+	} {
+		if got := containsFoldASCII([]byte(s), "change"); got != want {
+			t.Errorf("containsFoldASCII(%q) = %v, want %v", s, got, want)
+		}
+		// The reference: fold both sides with strings.ToLower (ASCII input here
+		// except the last case, whose non-ASCII letter cannot match).
+		if ref := strings.Contains(strings.ToLower(s), "change"); ref != want {
+			t.Errorf("test case %q is wrong: strings says %v", s, ref)
+		}
+	}
+}
