@@ -29,31 +29,6 @@ const (
 	projectIDAlphabet             = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 )
 
-// recordAdminEvent stores the company-level event of an admin action. It
-// runs after the change: an audit row claiming a change that failed would
-// be worse than the rare change whose row could not be written, and that
-// failure reaches the caller as an error.
-func (a *API) recordAdminEvent(r *http.Request, p Principal, action, typ string, data map[string]any) error {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode %s data: %w", action, err)
-	}
-	e := event.Event{
-		CompanyID: p.CompanyID,
-		Level:     event.LevelCompany,
-		Action:    action,
-		Type:      typ,
-		ActorID:   p.Key.ID,
-		Occurred:  a.now().UnixMilli(),
-		Data:      raw,
-	}
-	if err := e.Validate(); err != nil {
-		return fmt.Errorf("admin event %s: %w", action, err)
-	}
-	_, err = a.ingest(r, "admin", []event.Event{e})
-	return err
-}
-
 type projectJSON struct {
 	ID      string    `json:"id"`
 	Name    string    `json:"name"`
@@ -122,7 +97,7 @@ func (a *API) handleCreateProject(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, fmt.Errorf("create project: %w", err))
 		return
 	}
-	if err := a.recordAdminEvent(r, p, ActionProjectCreated, event.TypeInfo, map[string]any{"projectId": proj.ID, "name": proj.Name}); err != nil {
+	if err := a.RecordCompanyEvent(r, p, ActionProjectCreated, event.TypeInfo, map[string]any{"projectId": proj.ID, "name": proj.Name}); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -149,7 +124,7 @@ func (a *API) handleDeleteProject(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, fmt.Errorf("delete project: %w", err))
 		return
 	}
-	if err := a.recordAdminEvent(r, p, ActionProjectDeleted, event.TypeWarn, map[string]any{"projectId": id, "name": proj.Name}); err != nil {
+	if err := a.RecordCompanyEvent(r, p, ActionProjectDeleted, event.TypeWarn, map[string]any{"projectId": id, "name": proj.Name}); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -292,7 +267,7 @@ func (a *API) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	if !k.Expires.IsZero() {
 		data["expires"] = k.Expires
 	}
-	if err := a.recordAdminEvent(r, p, ActionManagementKeyCreated, event.TypeInfo, data); err != nil {
+	if err := a.RecordCompanyEvent(r, p, ActionManagementKeyCreated, event.TypeInfo, data); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -336,7 +311,7 @@ func (a *API) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, r, fmt.Errorf("revoke key: %w", err))
 			return
 		}
-		if err := a.recordAdminEvent(r, p, ActionManagementKeyRevoked, event.TypeWarn, map[string]any{"keyId": k.ID, "name": k.Name}); err != nil {
+		if err := a.RecordCompanyEvent(r, p, ActionManagementKeyRevoked, event.TypeWarn, map[string]any{"keyId": k.ID, "name": k.Name}); err != nil {
 			WriteError(w, r, err)
 			return
 		}
@@ -365,7 +340,7 @@ func (a *API) handleRotateKey(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, fmt.Errorf("rotate key: %w", err))
 		return
 	}
-	if err := a.recordAdminEvent(r, p, ActionManagementKeyRotated, event.TypeInfo, map[string]any{"keyId": k.ID, "name": k.Name}); err != nil {
+	if err := a.RecordCompanyEvent(r, p, ActionManagementKeyRotated, event.TypeInfo, map[string]any{"keyId": k.ID, "name": k.Name}); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -472,7 +447,7 @@ func (a *API) handlePatchSettings(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, r, fmt.Errorf("update settings: %w", err))
 			return
 		}
-		if err := a.recordAdminEvent(r, p, ActionCompanySettingsModified, event.TypeInfo, map[string]any{"Change": changes}); err != nil {
+		if err := a.RecordCompanyEvent(r, p, ActionCompanySettingsModified, event.TypeInfo, map[string]any{"Change": changes}); err != nil {
 			WriteError(w, r, err)
 			return
 		}
