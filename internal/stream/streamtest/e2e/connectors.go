@@ -22,6 +22,28 @@ func (r *Run) Connector(typ, name string, config any) string {
 	if c.ID == "" || c.Type != typ || c.Level != client.ConnectorLevelBoth || c.ProjectID != "" {
 		r.t.Fatalf("created connector %+v, want a company-wide %s connector", c, typ)
 	}
+	r.started(c.ID)
+	return c.ID
+}
+
+// ProjectConnector creates a connector with a writer key limited to
+// project (made through the API), as a project's own team would: the
+// server makes it that project's, at level project. It returns its id.
+func (r *Run) ProjectConnector(project, typ, name string, config any) string {
+	r.t.Helper()
+	ctx := context.Background()
+	_, secret, err := r.Client.Keys().Create(ctx, client.CreateKeyOptions{Name: "writer " + name, Role: client.RoleWriter, ProjectIDs: []string{project}})
+	if err != nil {
+		r.t.Fatalf("create a writer key for %s: %v", project, err)
+	}
+	c, err := r.Inst.ClientFor(r.t, project, secret).Connectors().Create(ctx, client.ConnectorOptions{Name: name, Type: typ, Config: config})
+	if err != nil {
+		r.t.Fatalf("create %s connector %s for %s: %v", typ, name, project, err)
+	}
+	if c.ProjectID != project || c.Level != client.ConnectorLevelProject {
+		r.t.Fatalf("connector made with a key of %s: project %q level %q, want that project at level project", project, c.ProjectID, c.Level)
+	}
+	r.started(c.ID)
 	return c.ID
 }
 
