@@ -43,14 +43,14 @@ type memtable struct {
 	// prefix search (a map cannot be range-scanned by prefix): a query
 	// token that long only scans its bucket.
 	tokenKeys    []*posting
-	tokenBuckets map[string][]*posting
+	tokenBuckets map[uint32][]*posting
 	// postingSlab and keyArena hold the postings and their keys in big
 	// allocations rather than one or two per key (see newPosting).
 	postingSlab []posting
 	keyArena    []byte
 	rowSlab     []uint32
-	deleted      *roaring.Bitmap
-	live         int
+	deleted     *roaring.Bitmap
+	live        int
 	// gen is the newest log generation whose events this memtable holds.
 	gen uint64
 }
@@ -59,7 +59,7 @@ func newMemtable() *memtable {
 	return &memtable{
 		byKey:        make(map[dedupeKey]uint32),
 		postings:     make(map[uint64]*posting),
-		tokenBuckets: make(map[string][]*posting),
+		tokenBuckets: make(map[uint32][]*posting),
 		compIdx:      make(map[string]uint32),
 		deleted:      roaring.New(),
 	}
@@ -118,7 +118,7 @@ func (m *memtable) newPosting(k []byte, h uint64) *posting {
 	if p.key[0] == keyToken {
 		m.tokenKeys = append(m.tokenKeys, p)
 		if len(p.key) >= tokenBucketLen {
-			b := p.key[:tokenBucketLen]
+			b := tokenBucket(p.key)
 			m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
 		}
 	}
@@ -179,6 +179,11 @@ const postingBitmapAt = 256
 // tokenBucketLen is the key prefix (field byte and 3 bytes of token) that
 // buckets memtable tokens.
 const tokenBucketLen = 4
+
+// tokenBucket names the bucket of a key at least tokenBucketLen long: its
+// three bytes after the field byte, as an integer (cheaper to hash than a
+// string, and the writer files a few new tokens per event).
+func tokenBucket(k string) uint32 { return uint32(k[1])<<16 | uint32(k[2])<<8 | uint32(k[3]) }
 
 // add appends row; slab lends single-row postings their row.
 func (p *posting) add(row uint32, slab *[]uint32) {

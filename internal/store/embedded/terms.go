@@ -213,30 +213,34 @@ func tokenKeys(buf []byte, s string, add func([]byte)) []byte {
 	}
 	start := -1
 	for i := 0; i <= len(s); i++ {
-		if i < len(s) {
-			c := s[i]
-			if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') {
-				if start < 0 {
-					start = i
-				}
-				continue
+		if i < len(s) && asciiAlnum[s[i]] {
+			if start < 0 {
+				start = i
 			}
+			continue
 		}
 		if start < 0 {
 			continue
 		}
-		buf = append(buf[:0], keyToken)
-		for _, c := range []byte(s[start:i]) {
+		buf = append(append(buf[:0], keyToken), s[start:i]...)
+		for j, c := range buf[1:] {
 			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
+				buf[1+j] = c + 'a' - 'A'
 			}
-			buf = append(buf, c)
 		}
 		add(buf)
 		start = -1
 	}
 	return buf
 }
+
+// asciiAlnum marks the bytes that are ASCII letters and digits.
+var asciiAlnum = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
 
 // changedFields is event.ChangedFields without the cost of decoding data
 // that cannot hold a Change object: encoding/json matches the key
