@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/audittrail/audittrail/client"
+	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/server/servertest"
 )
 
@@ -240,5 +241,24 @@ func TestReaderKeyScopedToItsProject(t *testing.T) {
 	// Its own project holds no event yet, so has no checkpoint.
 	if _, err := reader.Ledger().Checkpoint(ctx, client.TreeProject); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("own empty project tree: want 404, got %v", err)
+	}
+}
+
+func TestLedgerOff(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{Configure: func(c *config.Config) { c.Ledger = false }})
+	ctx := context.Background()
+	c := inst.Client(t)
+	ingest(t, c, "off", 2)
+	if _, err := c.Ledger().CheckpointKey(ctx); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("key without a ledger: want 404, got %v", err)
+	}
+	if _, err := c.Ledger().Checkpoint(ctx, client.TreeProject); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("checkpoint without a ledger: want 404, got %v", err)
+	}
+	if _, _, err := c.Audit().SearchAll(ctx, client.SearchOptions{WithLeafIndex: true}); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("withLeafIndex without a ledger: want 400, got %v", err)
+	}
+	if _, total, err := c.Audit().SearchAll(ctx, client.SearchOptions{}); err != nil || total != 2 {
+		t.Fatalf("plain search without a ledger: %d %v", total, err)
 	}
 }
