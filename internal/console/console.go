@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/audittrail/audittrail/internal/httpapi"
-	"github.com/audittrail/audittrail/internal/ratelimit"
 	"github.com/audittrail/audittrail/internal/store"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
@@ -57,13 +56,7 @@ const (
 type Options struct {
 	Store     store.Store
 	Directory tenancy.Directory
-	// Deprecated: ignored. A tail or a histogram takes one token of the
-	// API's own per-project search budget (httpapi.API.TakeSearchToken),
-	// with the limiter and limit the API was built with.
-	Limiter ratelimit.Limiter
-	// Deprecated: ignored, as Limiter.
-	SearchRateLimit int
-	Logger          *slog.Logger
+	Logger    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// TailPoll and Heartbeat tune the live tail; 0 means the defaults.

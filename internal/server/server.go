@@ -241,8 +241,8 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	scim.Register(s.api, scim.Deps{Store: s.store, Enricher: s.enricher, AfterAppend: s.afterAppend, Logger: log.With("component", "scim")})
 	streamhttp.Register(s.api, s.streams, streamhttp.Options{Directory: s.dir, Logger: log.With("component", "streamhttp")})
 	s.registerLedger()
-	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir, Limiter: s.limiter,
-		SearchRateLimit: cfg.SearchRateLimit, Logger: log.With("component", "console")})
+	cons, err := console.Register(s.api, console.Options{Store: s.store, Directory: s.dir,
+		Logger: log.With("component", "console")})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
