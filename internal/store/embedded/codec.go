@@ -134,7 +134,10 @@ func decodeEvent(b []byte) (event.Event, error) {
 	e.LoginIDs = d.list()
 	e.Tenants = d.list()
 	if n := d.uvarint(); n > 0 {
-		e.Data = append([]byte(nil), d.bytes(n-1)...)
+		// make, not append to nil: empty data written as empty must not
+		// read back as absent (found by FuzzDecodeEvent).
+		b := d.bytes(n - 1)
+		e.Data = append(make([]byte, 0, len(b)), b...)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errBadEncoding
