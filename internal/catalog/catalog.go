@@ -14,6 +14,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/httpapi"
+	"github.com/audittrail/audittrail/internal/stream/streamhttp"
 	"github.com/audittrail/audittrail/internal/tenancy"
 )
 
@@ -78,7 +79,21 @@ var actions = []Action{
 	company(httpapi.ActionManagementKeyRevoked, event.TypeWarn, "A management key was revoked.", "keyId", "name"),
 	company(httpapi.ActionManagementKeyRotated, event.TypeInfo, "A management key's secret was replaced.", "keyId", "name"),
 	company(httpapi.ActionCompanySettingsModified, event.TypeInfo, "Company settings changed; data.Change holds {old,new} per setting.", "Change"),
+
+	// Company-level actions the connector API records (also for
+	// project-level connectors, named by projectId; "" is company-wide).
+	// None carries the destination config: it holds credentials.
+	company(streamhttp.ActionConnectorCreated, event.TypeInfo, "A stream connector was created (also through Descope's createAuditWebhook).", connectorKeys...),
+	company(streamhttp.ActionConnectorModified, event.TypeInfo, "A stream connector was changed; data.changed names the fields, never their values (config counts as changed when a new one was sent).", append(connectorKeys, "changed")...),
+	company(streamhttp.ActionConnectorDeleted, event.TypeWarn, "A stream connector was deleted.", connectorKeys...),
+	company(streamhttp.ActionConnectorPaused, event.TypeWarn, "A stream connector was paused by a management call.", connectorKeys...),
+	company(streamhttp.ActionConnectorResumed, event.TypeInfo, "A stream connector was resumed (also after an automatic pause).", connectorKeys...),
+	company(streamhttp.ActionConnectorTested, event.TypeInfo, "A test event was sent to a stream connector's destination; data.ok tells whether it was accepted.", append(connectorKeys, "ok")...),
+	company(streamhttp.ActionConnectorReplayed, event.TypeInfo, "A stream connector was rewound to redeliver events from data.from; data.cursor is its new position.", append(connectorKeys, "from", "cursor")...),
 }
+
+// connectorKeys name the connector in every connector event's data.
+var connectorKeys = []string{"connectorId", "name", "type", "projectId"}
 
 // All returns the catalogue: project-level actions first, then company-level,
 // each in a stable order.

@@ -59,6 +59,8 @@ func TestCatalogue(t *testing.T) {
 		"PermissionCreated": "info", "PermissionModified": "info", "PermissionDeleted": "warn", "SCIMEvent": "info",
 		"ProjectCreated": "info", "ProjectDeleted": "warn", "ManagementKeyCreated": "info",
 		"ManagementKeyRevoked": "warn", "ManagementKeyRotated": "info", "CompanySettingsModified": "info",
+		"ConnectorCreated": "info", "ConnectorModified": "info", "ConnectorDeleted": "warn", "ConnectorPaused": "warn",
+		"ConnectorResumed": "info", "ConnectorTested": "info", "ConnectorReplayed": "info",
 	} {
 		a, ok := Lookup(name)
 		if !ok || a.Type != typ {

@@ -48,7 +48,7 @@ func Register(api *httpapi.API, m *stream.Manager, opts Options) {
 	if opts.Logger == nil {
 		opts.Logger = api.Logger()
 	}
-	h := &handlers{m: m, opts: opts}
+	h := &handlers{api: api, m: m, opts: opts}
 	route := func(pattern string, fn http.HandlerFunc) {
 		api.Handle(pattern, tenancy.RoleWriter, false, fn)
 	}
@@ -69,6 +69,7 @@ func Register(api *httpapi.API, m *stream.Manager, opts Options) {
 }
 
 type handlers struct {
+	api  *httpapi.API
 	m    *stream.Manager
 	opts Options
 }
@@ -220,7 +221,21 @@ func (h *handlers) setWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	spec.CompanyID, spec.ProjectID = p.CompanyID, project
+	// The connector Set would update, for the list of changed fields; a
+	// concurrent Set of the same name may make that list approximate.
+	prev, found, err := h.sameName(r.Context(), spec)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	v, created, err := h.m.Set(r.Context(), spec)
+	if err == nil {
+		if created || !found {
+			err = h.record(r, ActionConnectorCreated, v, nil)
+		} else {
+			err = h.record(r, ActionConnectorModified, v, map[string]any{"changed": changedFields(prev.Spec, v.Spec, spec.Config)})
+		}
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -245,6 +260,9 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := h.m.Create(r.Context(), req.spec(p.CompanyID, project))
+	if err == nil {
+		err = h.record(r, ActionConnectorCreated, v, nil)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -304,6 +322,9 @@ func (h *handlers) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := h.m.Update(r.Context(), p.CompanyID, cur.ID, req.spec(p.CompanyID, project))
+	if err == nil {
+		err = h.record(r, ActionConnectorModified, v, map[string]any{"changed": changedFields(cur.Spec, v.Spec, req.Config)})
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -315,6 +336,9 @@ func (h *handlers) delete(w http.ResponseWriter, r *http.Request) {
 	v, err := h.visible(r)
 	if err == nil {
 		err = h.m.Delete(r.Context(), v.CompanyID, v.ID)
+	}
+	if err == nil {
+		err = h.record(r, ActionConnectorDeleted, v, nil)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -334,6 +358,13 @@ func (h *handlers) setPaused(w http.ResponseWriter, r *http.Request, paused bool
 		} else {
 			v, err = h.m.Resume(r.Context(), v.CompanyID, v.ID)
 		}
+	}
+	if err == nil {
+		action := ActionConnectorResumed
+		if paused {
+			action = ActionConnectorPaused
+		}
+		err = h.record(r, action, v, nil)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -355,8 +386,18 @@ func (h *handlers) test(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
+		// The destination's error stays out of the event: it may quote
+		// the destination's address, and so its credentials.
+		if rerr := h.record(r, ActionConnectorTested, v, map[string]any{"ok": false}); rerr != nil {
+			writeError(w, r, rerr)
+			return
+		}
 		detail := truncate(strings.TrimPrefix(err.Error(), "send test: "), maxErrorDetail)
 		writeError(w, r, &httpapi.Error{Code: httpapi.CodeBadGateway, Message: "test delivery failed: " + detail, Err: err})
+		return
+	}
+	if err := h.record(r, ActionConnectorTested, v, map[string]any{"ok": true}); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, TestResponse{OK: true})
@@ -379,6 +420,9 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cursor, err := h.m.Replay(r.Context(), v.CompanyID, v.ID, from)
+	if err == nil {
+		err = h.record(r, ActionConnectorReplayed, v, map[string]any{"from": from.UTC().Format(time.RFC3339Nano), "cursor": cursor})
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return

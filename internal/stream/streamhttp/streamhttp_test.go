@@ -95,6 +95,15 @@ func ingest(t *testing.T, c *client.Client, recs ...client.Record) []string {
 	return ids
 }
 
+// checkConnectorEvent fails unless rec is the company-level event action
+// of the connector id.
+func checkConnectorEvent(t *testing.T, rec record, action, id string) {
+	t.Helper()
+	if rec.Action != action || rec.Data["connectorId"] != id {
+		t.Fatalf("got %s of %v, want %s of %s", rec.Action, rec.Data["connectorId"], action, id)
+	}
+}
+
 func wait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	streamtest.Eventually(t, 20*time.Second, what, cond)
@@ -169,11 +178,18 @@ func TestConnectorLifecycle(t *testing.T) {
 	}
 	ids2 := ingest(t, events, client.Record{ProjectID: project, Action: "UserCreated", ActorID: "a", LoginIDs: []string{"bob@example.com"}},
 		client.Record{ProjectID: project, Action: "Noise", ActorID: "a"})
-	wait(t, "the event after the update", func() bool { return len(h.IDs()) >= 3 })
+	// The connector now passes company-level events too, so the update's
+	// own ConnectorModified (recorded after it) arrives first.
+	wait(t, "the event after the update", func() bool { return len(h.IDs()) >= 4 })
 	if errs := h.Errors(); len(errs) > 0 {
 		t.Fatalf("receiver refused a request after the update: %v", errs)
 	}
-	if got := h.got()[2]; got.ID != ids2[0] || !slices.Contains(got.LoginIDs, "bob@example.com") {
+	modified := h.got()[2]
+	checkConnectorEvent(t, modified, "ConnectorModified", v.ID)
+	if changed := fmt.Sprint(modified.Data["changed"]); changed != "[name filters maskPII]" {
+		t.Fatalf("ConnectorModified changed %s", changed)
+	}
+	if got := h.got()[3]; got.ID != ids2[0] || !slices.Contains(got.LoginIDs, "bob@example.com") {
 		t.Fatalf("after update (no masking) got %+v", got)
 	}
 
@@ -184,7 +200,7 @@ func TestConnectorLifecycle(t *testing.T) {
 	}
 	ids3 := ingest(t, events, client.Record{ProjectID: project, Action: "UserDeleted", ActorID: "a"})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(h.IDs()); n != 3 {
+	if n := len(h.IDs()); n != 4 {
 		t.Fatalf("a paused connector delivered: %d events", n)
 	}
 	if hl, err := c.Connectors().Health(ctx, v.ID); err != nil || hl.State != client.ConnectorPaused || hl.LagEvents == 0 {
@@ -193,17 +209,27 @@ func TestConnectorLifecycle(t *testing.T) {
 	if r, err := c.Connectors().Resume(ctx, v.ID); err != nil || r.Health.State != client.ConnectorActive {
 		t.Fatalf("resume: %+v %v", r, err)
 	}
-	wait(t, "the held event after resume", func() bool { return len(h.IDs()) >= 4 })
-	if got := h.IDs()[3]; got != ids3[0] {
+	// Held: ConnectorPaused and UserDeleted; then ConnectorResumed.
+	wait(t, "the held events after resume", func() bool { return len(h.IDs()) >= 7 })
+	checkConnectorEvent(t, h.got()[4], "ConnectorPaused", v.ID)
+	if got := h.IDs()[5]; got != ids3[0] {
 		t.Fatalf("after resume got %s, want %s", got, ids3[0])
 	}
+	checkConnectorEvent(t, h.got()[6], "ConnectorResumed", v.ID)
 
 	// Test sends one synthetic event outside the cursor.
 	if err := c.Connectors().Test(ctx, v.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.got(); len(got) != 5 || got[4].Action != "AuditStreamTest" {
+	if got := h.got(); len(got) < 8 || got[7].Action != "AuditStreamTest" {
 		t.Fatalf("test event: %+v", got[len(got)-1])
+	}
+	// Then the ConnectorTested the call recorded, through the stream.
+	wait(t, "ConnectorTested", func() bool { return len(h.IDs()) >= 9 })
+	tested := h.got()[8]
+	checkConnectorEvent(t, tested, "ConnectorTested", v.ID)
+	if tested.Data["ok"] != true {
+		t.Fatalf("ConnectorTested %+v", tested)
 	}
 	h.SetOutage(streamtest.Status500)
 	err = c.Connectors().Test(ctx, v.ID)
@@ -212,21 +238,41 @@ func TestConnectorLifecycle(t *testing.T) {
 		t.Fatalf("test against a failing destination: %v", err)
 	}
 	h.SetOutage(streamtest.Up)
+	// The failed test is recorded too, delivered once the destination is back.
+	wait(t, "the failed test's ConnectorTested", func() bool { return len(h.IDs()) >= 10 })
+	tested = h.got()[9]
+	checkConnectorEvent(t, tested, "ConnectorTested", v.ID)
+	if tested.Data["ok"] != false {
+		t.Fatalf("failed ConnectorTested %+v", tested)
+	}
 
 	// Replay from before the first event delivers everything matching again.
 	before := len(h.IDs())
 	if _, err := c.Connectors().Replay(ctx, v.ID, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	// The current filter passes everything but Noise, unmasked: the four
-	// first events, UserCreated and UserDeleted.
-	want := append(append(append([]string{}, ids...), ids2[0]), ids3[0])
-	wait(t, "the replayed events", func() bool { return len(h.IDs()) >= before+len(want) })
-	if got := h.IDs()[before:]; !slices.Equal(got, want) {
+	// The current filter passes everything but Noise, unmasked, in the
+	// order stored: ConnectorCreated (filtered out when it was new), the
+	// four first events, ConnectorModified, UserCreated, ConnectorPaused,
+	// UserDeleted, ConnectorResumed, the two ConnectorTested; then the
+	// ConnectorReplayed of this call.
+	createdEvents, err := events.Audit().Search(ctx, client.SearchOptions{Actions: []string{"ConnectorCreated"}, Levels: []client.Level{client.LevelCompany}})
+	if err != nil || len(createdEvents) != 1 {
+		t.Fatalf("stored ConnectorCreated: %+v %v", createdEvents, err)
+	}
+	checkConnectorEvent(t, record{Action: createdEvents[0].Action, Data: createdEvents[0].Data}, "ConnectorCreated", v.ID)
+	seen := h.IDs()
+	want := slices.Concat([]string{createdEvents[0].ID}, ids, []string{seen[2], ids2[0], seen[4], ids3[0], seen[6], seen[8], seen[9]})
+	wait(t, "the replayed events", func() bool { return len(h.IDs()) >= before+len(want)+1 })
+	if got := h.IDs()[before : before+len(want)]; !slices.Equal(got, want) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}
+	replayed := h.got()[before+len(want)]
+	checkConnectorEvent(t, replayed, "ConnectorReplayed", v.ID)
 	hl, err := c.Connectors().Health(ctx, v.ID)
-	if err != nil || hl.Delivered != uint64(4+len(want)) || hl.State != client.ConnectorActive || hl.Cursor != hl.Head {
+	// Delivered before the replay: 9 events (the synthetic test event is
+	// not counted), then the replayed ones and ConnectorReplayed.
+	if err != nil || hl.Delivered != uint64(9+len(want)+1) || hl.State != client.ConnectorActive || hl.Cursor != hl.Head {
 		t.Fatalf("health after replay: %+v %v", hl, err)
 	}
 
@@ -266,8 +312,11 @@ func TestConnectorIsolation(t *testing.T) {
 		t.Fatalf("other company lists %v %v", list, err)
 	}
 	for name, call := range map[string]func(id string) error{
-		"get":    func(id string) error { _, err := oc.Connectors().Get(ctx, id); return err },
-		"update": func(id string) error { _, err := oc.Connectors().Update(ctx, id, client.ConnectorOptions{Name: "x"}); return err },
+		"get": func(id string) error { _, err := oc.Connectors().Get(ctx, id); return err },
+		"update": func(id string) error {
+			_, err := oc.Connectors().Update(ctx, id, client.ConnectorOptions{Name: "x"})
+			return err
+		},
 		"pause":  func(id string) error { _, err := oc.Connectors().Pause(ctx, id); return err },
 		"resume": func(id string) error { _, err := oc.Connectors().Resume(ctx, id); return err },
 		"test":   func(id string) error { return oc.Connectors().Test(ctx, id) },
@@ -281,9 +330,16 @@ func TestConnectorIsolation(t *testing.T) {
 			}
 		}
 	}
-	if n := len(h.IDs()); n != 0 {
-		t.Fatalf("the other company's test call reached the destination: %d", n)
+	// Only this company's ConnectorCreated events reach the company-wide
+	// connector (its own comes after its cursor too); the other company's
+	// test calls reached nothing.
+	wait(t, "the two ConnectorCreated", func() bool { return len(h.IDs()) >= 2 })
+	time.Sleep(100 * time.Millisecond) // anything else would arrive meanwhile
+	if got := h.got(); len(got) != 2 {
+		t.Fatalf("the other company's test call reached the destination: %+v", got)
 	}
+	checkConnectorEvent(t, h.got()[0], "ConnectorCreated", companyWide.ID)
+	checkConnectorEvent(t, h.got()[1], "ConnectorCreated", inP1.ID)
 
 	// A writer key limited to a second project.
 	p2 := inst.NewProject(t, "second")
