@@ -51,30 +51,67 @@ func (s *sectionWriter) end() {
 }
 
 // sortedPostings returns the postings of m in key order. Posting keys share
-// prefixes ("t" + token), which makes plain string sorting slow; comparing
-// their first 8 bytes as an integer first settles most comparisons.
+// prefixes ("t" + token), which makes plain string sorting slow: the keys
+// are radix-sorted by their first 8 bytes as an integer, and only keys
+// that agree on those are compared as strings.
 func sortedPostings(m *memtable) []*posting {
-	type item struct {
-		prefix uint64
-		p      *posting
-	}
-	items := make([]item, 0, len(m.postings))
+	items := make([]prefixItem, 0, len(m.postings))
 	m.allPostings(func(p *posting) {
 		var b [8]byte
 		copy(b[:], p.key)
-		items = append(items, item{binary.BigEndian.Uint64(b[:]), p})
+		items = append(items, prefixItem{binary.BigEndian.Uint64(b[:]), p})
 	})
-	slices.SortFunc(items, func(a, b item) int {
-		if c := cmp.Compare(a.prefix, b.prefix); c != 0 {
-			return c
+	items = radixSort(items, make([]prefixItem, len(items)))
+	for i := 0; i < len(items); {
+		j := i + 1
+		for j < len(items) && items[j].prefix == items[i].prefix {
+			j++
 		}
-		return strings.Compare(a.p.key, b.p.key)
-	})
+		if j-i > 1 {
+			slices.SortFunc(items[i:j], func(a, b prefixItem) int { return strings.Compare(a.p.key, b.p.key) })
+		}
+		i = j
+	}
 	out := make([]*posting, len(items))
 	for i := range items {
 		out[i] = items[i].p
 	}
 	return out
+}
+
+type prefixItem struct {
+	prefix uint64
+	p      *posting
+}
+
+// radixSort sorts a by prefix (LSD, a byte per pass, skipping bytes all
+// items share), using tmp (as long as a) as scratch; it returns the sorted
+// slice, which is a or tmp.
+func radixSort(a, tmp []prefixItem) []prefixItem {
+	if len(a) < 2 {
+		return a
+	}
+	for shift := 0; shift < 64; shift += 8 {
+		var count [256]int
+		for _, it := range a {
+			count[byte(it.prefix>>shift)]++
+		}
+		if count[byte(a[0].prefix>>shift)] == len(a) {
+			continue
+		}
+		pos := 0
+		for d, c := range count {
+			count[d] = pos
+			pos += c
+		}
+		for _, it := range a {
+			d := byte(it.prefix >> shift)
+			tmp[count[d]] = it
+			count[d]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }
 
 // appendPosting appends ascending rows as a short varint list or, when

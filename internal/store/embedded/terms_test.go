@@ -114,3 +114,30 @@ func TestContainsFoldASCII(t *testing.T) {
 		}
 	}
 }
+
+func TestSortedPostingsMany(t *testing.T) {
+	// Enough keys, sharing long prefixes and differing in every byte
+	// position, to exercise each radix pass and the tie-breaking.
+	m := newMemtable()
+	var want []string
+	for i := range 3000 {
+		k := fmt.Sprintf("%c%08x", "tur"[i%3], uint32(i*2654435761))
+		if i%7 == 0 {
+			k = k[:1+i%9]
+		}
+		if m.lookup(k) != nil {
+			continue
+		}
+		h := postingHash(k)
+		m.postings[h] = &posting{key: k, next: m.postings[h]}
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	var got []string
+	for _, p := range sortedPostings(m) {
+		got = append(got, p.key)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sortedPostings disagrees with slices.Sort on %d keys", len(want))
+	}
+}
