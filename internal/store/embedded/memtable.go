@@ -47,6 +47,7 @@ type memtable struct {
 	// postingSlab and keyArena hold the postings and their keys in big
 	// allocations rather than one or two per key (see newPosting).
 	postingSlab []posting
+	fullSlabs   [][]posting // earlier postingSlabs, full
 	keyArena    []byte
 	rowSlab     []uint32
 	deleted     *roaring.Bitmap
@@ -110,12 +111,15 @@ func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 // newPosting files a posting for key k, whose hash is h.
 func (m *memtable) newPosting(k []byte, h uint64) *posting {
 	if len(m.postingSlab) == cap(m.postingSlab) {
+		if m.postingSlab != nil {
+			m.fullSlabs = append(m.fullSlabs, m.postingSlab)
+		}
 		m.postingSlab = make([]posting, 0, slabLen)
 	}
 	m.postingSlab = append(m.postingSlab, posting{key: m.internKey(k), next: m.postings[h]})
 	p := &m.postingSlab[len(m.postingSlab)-1]
 	m.postings[h] = p
-	if p.key[0] == keyToken {
+	if len(p.key) > 0 && p.key[0] == keyToken {
 		m.tokenKeys = append(m.tokenKeys, p)
 		if len(p.key) >= tokenBucketLen {
 			b := tokenBucket(p.key)
@@ -130,7 +134,7 @@ func (m *memtable) newPosting(k []byte, h uint64) *posting {
 // the garbage collector to track. Arena bytes are never written again, so
 // the strings stay immutable.
 func (m *memtable) internKey(k []byte) string {
-	if len(k) > keyArenaLen/4 {
+	if len(k) == 0 || len(k) > keyArenaLen/4 {
 		return string(k)
 	}
 	if len(m.keyArena)+len(k) > cap(m.keyArena) {
@@ -165,11 +169,12 @@ func (m *memtable) lookup(k string) *posting {
 	return p
 }
 
-// allPostings calls fn with every posting.
+// allPostings calls fn with every posting, walking the slabs (contiguous
+// memory) rather than the map.
 func (m *memtable) allPostings(fn func(*posting)) {
-	for _, p := range m.postings {
-		for ; p != nil; p = p.next {
-			fn(p)
+	for _, slab := range append(m.fullSlabs, m.postingSlab) {
+		for i := range slab {
+			fn(&slab[i])
 		}
 	}
 }

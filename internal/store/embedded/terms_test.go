@@ -85,8 +85,7 @@ func TestSortedPostings(t *testing.T) {
 	m := newMemtable()
 	var want []string
 	for _, k := range []string{"t", "ta", "tab", "t\x00", "t\x00a", "tabcdefgh", "tabcdefg", "tabcdefgi", "A", "", "u\xff", "tabcdefg\x00"} {
-		h := postingHash(k) & 3 // force hash collisions: chains must keep every key
-		m.postings[h] = &posting{key: k, next: m.postings[h]}
+		m.newPosting([]byte(k), postingHash(k)&3) // force hash collisions: chains must keep every key
 		want = append(want, k)
 	}
 	slices.Sort(want)
@@ -128,8 +127,7 @@ func TestSortedPostingsMany(t *testing.T) {
 		if m.lookup(k) != nil {
 			continue
 		}
-		h := postingHash(k)
-		m.postings[h] = &posting{key: k, next: m.postings[h]}
+		m.newPosting([]byte(k), postingHash(k))
 		want = append(want, k)
 	}
 	slices.Sort(want)
