@@ -17,3 +17,11 @@ func SetManifestLimitForTest(n int64) (restore func()) {
 	manifestLimit = n
 	return func() { manifestLimit = old }
 }
+
+// SetSeqWindowForTest makes FileStore.FindSeqs scan fewer records per read,
+// so that a small batch spans several windows.
+func SetSeqWindowForTest(n uint64) (restore func()) {
+	old := seqWindow
+	seqWindow = n
+	return func() { seqWindow = old }
+}

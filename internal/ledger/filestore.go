@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -592,27 +594,115 @@ func (s *FileStore) Nodes(_ context.Context, t TreeID, ids []compact.NodeID) ([]
 	return s.readNodes(ft, ids)
 }
 
+// nodeReadGap is how many unwanted node records a read may span to join
+// two wanted ones: one pread of a few KiB costs less than two syscalls.
+const nodeReadGap = 64
+
+// readNodes reads the asked nodes in as few preads as their positions
+// allow: a proof's or a batch's nodes that lie close in the file (a run of
+// leaves and the parents between them) come in one read.
 func (s *FileStore) readNodes(ft *fileTree, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
-	var rec [nodeRecSize]byte
+	order := make([]int, len(ids))
+	pos := make([]uint64, len(ids))
 	for i, id := range ids {
-		pos := postOrderPos(id)
-		if _, err := ft.nodes.ReadAt(rec[:], int64(pos)*nodeRecSize); err != nil {
-			return nil, readFailed(err, "read node %d", pos)
+		order[i], pos[i] = i, postOrderPos(id)
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(pos[a], pos[b]) })
+	var buf []byte
+	for start := 0; start < len(order); {
+		end := start + 1 // order[start:end] is one read
+		for end < len(order) && pos[order[end]]-pos[order[end-1]] <= nodeReadGap {
+			end++
 		}
-		if want := appendNodeRec(nil, pos, rec[:32]); !bytes.Equal(want, rec[:]) {
-			return nil, fmt.Errorf("%w: node %d fails its checksum", ErrCorrupt, pos)
+		first, last := pos[order[start]], pos[order[end-1]]
+		n := int(last-first+1) * nodeRecSize
+		if cap(buf) < n {
+			buf = make([]byte, n)
 		}
-		out[i] = bytes.Clone(rec[:32])
+		buf = buf[:n]
+		if _, err := ft.nodes.ReadAt(buf, int64(first)*nodeRecSize); err != nil {
+			return nil, readFailed(err, "read nodes %d to %d", first, last)
+		}
+		for _, i := range order[start:end] {
+			off := int(pos[i]-first) * nodeRecSize
+			rec := buf[off : off+nodeRecSize]
+			if want := appendNodeRec(nil, pos[i], rec[:32]); !bytes.Equal(want, rec) {
+				return nil, fmt.Errorf("%w: node %d fails its checksum", ErrCorrupt, pos[i])
+			}
+			out[i] = bytes.Clone(rec[:32])
+		}
+		start = end
 	}
 	return out, nil
 }
 
-func (s *FileStore) FindSeq(_ context.Context, t TreeID, seq uint64) (uint64, error) {
+// seqWindow bounds the leaf-seq records FindSeqs reads in one go past a
+// found leaf (12 bytes each). A variable for the tests.
+var seqWindow uint64 = 4096
+
+// FindSeqs locates ascending seqs (see SeqBatchFinder): a binary search
+// for the first, then a forward scan of the records that follow, which is
+// where the rest of a stream batch lies; a seq beyond the scanned window
+// gets a new search from there.
+func (s *FileStore) FindSeqs(_ context.Context, t TreeID, seqs []uint64) ([]uint64, error) {
 	ft, size, err := s.committedTree(t)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	out := make([]uint64, len(seqs))
+	var buf []byte
+	lo := uint64(0)
+	for k := 0; k < len(seqs); {
+		idx, v, err := searchSeq(ft, lo, size, seqs[k])
+		if err != nil {
+			return nil, err
+		}
+		if idx >= size || v != seqs[k] {
+			return nil, fmt.Errorf("%w: no leaf with seq %d in %s", ErrNotFound, seqs[k], t)
+		}
+		out[k] = idx
+		k++
+		// Scan forward: leaf idx+1.. have the next seqs of this tree.
+		n := min(size-idx-1, seqWindow)
+		if k == len(seqs) || n == 0 {
+			lo = idx + 1
+			continue
+		}
+		if span := seqs[len(seqs)-1] - seqs[k] + 1; span < n {
+			n = span // leaves have distinct seqs: no need to read further
+		}
+		if cap(buf) < int(n)*seqRecSize {
+			buf = make([]byte, int(n)*seqRecSize)
+		}
+		buf = buf[:int(n)*seqRecSize]
+		if _, err := ft.seqs.ReadAt(buf, int64(idx+1)*seqRecSize); err != nil {
+			return nil, readFailed(err, "read leaf seqs %d to %d", idx+1, idx+n)
+		}
+		j := uint64(0)
+		for ; k < len(seqs) && j < n; j++ {
+			i := idx + 1 + j
+			rec := buf[j*seqRecSize : (j+1)*seqRecSize]
+			v := binary.LittleEndian.Uint64(rec[:8])
+			if !bytes.Equal(appendSeqRec(nil, i, v), rec) {
+				return nil, fmt.Errorf("%w: leaf seq %d fails its checksum", ErrCorrupt, i)
+			}
+			switch {
+			case v == seqs[k]:
+				out[k] = i
+				k++
+			case v > seqs[k]:
+				return nil, fmt.Errorf("%w: no leaf with seq %d in %s", ErrNotFound, seqs[k], t)
+			}
+		}
+		lo = idx + 1 + j
+	}
+	return out, nil
+}
+
+// searchSeq finds the first leaf in [lo, size) whose seq is >= seq, and
+// that seq (index size when there is none).
+func searchSeq(ft *fileTree, lo, size, seq uint64) (uint64, uint64, error) {
 	var rerr error
 	read := func(i uint64) uint64 {
 		var rec [seqRecSize]byte
@@ -626,7 +716,7 @@ func (s *FileStore) FindSeq(_ context.Context, t TreeID, seq uint64) (uint64, er
 		}
 		return v
 	}
-	lo, hi := uint64(0), size // first index whose seq >= wanted
+	hi := size
 	for lo < hi && rerr == nil {
 		mid := lo + (hi-lo)/2
 		if read(mid) < seq {
@@ -635,17 +725,24 @@ func (s *FileStore) FindSeq(_ context.Context, t TreeID, seq uint64) (uint64, er
 			hi = mid
 		}
 	}
-	if rerr != nil {
-		return 0, rerr
+	if rerr != nil || lo >= size {
+		return lo, 0, rerr
 	}
-	if lo < size {
-		v := read(lo)
-		if rerr != nil {
-			return 0, rerr
-		}
-		if v == seq {
-			return lo, nil
-		}
+	v := read(lo)
+	return lo, v, rerr
+}
+
+func (s *FileStore) FindSeq(_ context.Context, t TreeID, seq uint64) (uint64, error) {
+	ft, size, err := s.committedTree(t)
+	if err != nil {
+		return 0, err
+	}
+	idx, v, err := searchSeq(ft, 0, size, seq)
+	if err != nil {
+		return 0, err
+	}
+	if idx < size && v == seq {
+		return idx, nil
 	}
 	return 0, fmt.Errorf("%w: no leaf with seq %d in %s", ErrNotFound, seq, t)
 }
