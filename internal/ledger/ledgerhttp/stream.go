@@ -3,8 +3,10 @@ package ledgerhttp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -27,31 +29,153 @@ type StreamEvidenceJSON struct {
 // stream (the receiver sees none and can ask the API later).
 const evidenceWait = 10 * time.Second
 
+// onDemandSignEvery is the least time between two checkpoints a stream
+// signs for one tree because no signed one covers its batch yet (the
+// periodic loop signs every CheckpointInterval, 1 s by default). It bounds
+// what evidence adds to a live stream's latency and the checkpoints a busy
+// stream adds to the history (at most 1/onDemandSignEvery per tree).
+const onDemandSignEvery = 200 * time.Millisecond
+
+// StreamLedger is what stream evidence needs of the ledger.
+type StreamLedger interface {
+	WaitFor(ctx context.Context, seq uint64) error
+	LatestCheckpoint(ctx context.Context, t ledger.TreeID) (ledger.Checkpoint, error)
+	CheckpointNow(ctx context.Context, t ledger.TreeID) (ledger.Checkpoint, error)
+	LocateEvents(ctx context.Context, events []event.Event, checkContent bool) ([]ledger.Leaf, error)
+	InclusionProofs(ctx context.Context, t ledger.TreeID, indexes []uint64, size uint64) ([]ledger.InclusionProof, error)
+}
+
+var _ StreamLedger = (*ledger.Ledger)(nil)
+
 // StreamEvidence returns the stream.Options.Evidence hook: for each batch
-// it waits until the ledger holds the events, makes sure a signed
-// checkpoint covers them (signing one on demand when the latest does not),
-// and proves each event against it.
-func StreamEvidence(l Ledger, log *slog.Logger) func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
+// it waits until the ledger holds the events (WaitFor their last Seq: the
+// appender's lag), takes a signed checkpoint of each tree that covers them
+// (the latest one, kept in memory; signed on demand at most every
+// onDemandSignEvery when none covers them yet) and proves each event
+// against it. Per tree, the batch's leaves are found with one search and
+// their proofs read with one node read (see ledger.LocateEvents and
+// ledger.InclusionProofs).
+func StreamEvidence(l StreamLedger, log *slog.Logger) func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
 	if log == nil {
 		log = slog.Default()
 	}
+	b := &evidenceBuilder{l: l, log: log, signEvery: onDemandSignEvery, trees: map[ledger.TreeID]*treeCheckpoint{}}
 	return func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
-		ev, err := buildEvidence(ctx, l, log, spec, events)
+		ev, err := b.build(ctx, spec, events)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("stream batch sent without tamper evidence", "connector", spec.ID, "events", len(events), "err", err)
 			}
 			return nil
 		}
-		b, err := json.Marshal(ev)
+		out, err := json.Marshal(ev)
 		if err != nil {
 			return nil
 		}
-		return b
+		return out
 	}
 }
 
-func buildEvidence(ctx context.Context, l Ledger, log *slog.Logger, spec stream.Spec, events []event.Event) (StreamEvidenceJSON, error) {
+// evidenceBuilder holds, per tree, the latest signed checkpoint it saw, so
+// that batches covered by it neither read nor verify one again.
+type evidenceBuilder struct {
+	l         StreamLedger
+	log       *slog.Logger
+	signEvery time.Duration
+
+	mu    sync.Mutex
+	trees map[ledger.TreeID]*treeCheckpoint
+}
+
+// treeCheckpoint is one tree's cached checkpoint. sem (one token) lets one
+// batch at a time refresh or sign; the others wait and then find it done.
+type treeCheckpoint struct {
+	sem      chan struct{}
+	cp       ledger.Checkpoint // guarded by evidenceBuilder.mu; only grows
+	lastSign time.Time         // guarded by sem
+}
+
+func (b *evidenceBuilder) tree(t ledger.TreeID) *treeCheckpoint {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tc := b.trees[t]
+	if tc == nil {
+		tc = &treeCheckpoint{sem: make(chan struct{}, 1)}
+		b.trees[t] = tc
+	}
+	return tc
+}
+
+// cached returns tc's checkpoint when it covers need leaves.
+func (b *evidenceBuilder) cached(tc *treeCheckpoint, need uint64) (ledger.Checkpoint, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return tc.cp, tc.cp.Size >= need && tc.cp.Note != nil
+}
+
+// keep makes cp the cached one unless a larger one is cached already, so
+// that every batch carries a checkpoint at least as large as the batches
+// before it (a receiver refuses a checkpoint that goes back).
+func (b *evidenceBuilder) keep(tc *treeCheckpoint, cp ledger.Checkpoint) ledger.Checkpoint {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cp.Size > tc.cp.Size || tc.cp.Note == nil {
+		tc.cp = cp
+	}
+	return tc.cp
+}
+
+// checkpoint returns a signed checkpoint of t with at least need leaves:
+// the cached one, else the latest stored (the periodic loop's or another
+// instance's), else one signed now, at most every signEvery per tree.
+func (b *evidenceBuilder) checkpoint(ctx context.Context, t ledger.TreeID, need uint64) (ledger.Checkpoint, error) {
+	tc := b.tree(t)
+	if cp, ok := b.cached(tc, need); ok {
+		return cp, nil
+	}
+	select {
+	case tc.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ledger.Checkpoint{}, ctx.Err()
+	}
+	defer func() { <-tc.sem }()
+	if cp, ok := b.cached(tc, need); ok {
+		return cp, nil // the batch before this one got it
+	}
+	if cp, err := b.l.LatestCheckpoint(ctx, t); err == nil {
+		if cp = b.keep(tc, cp); cp.Size >= need {
+			return cp, nil
+		}
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Checkpoint{}, fmt.Errorf("checkpoint %s: %w", t, err)
+	}
+	if wait := b.signEvery - time.Since(tc.lastSign); wait > 0 {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ledger.Checkpoint{}, ctx.Err()
+		}
+		// The periodic loop may have signed meanwhile.
+		if cp, err := b.l.LatestCheckpoint(ctx, t); err == nil {
+			if cp = b.keep(tc, cp); cp.Size >= need {
+				return cp, nil
+			}
+		}
+	}
+	tc.lastSign = time.Now()
+	cp, err := b.l.CheckpointNow(ctx, t)
+	if err != nil {
+		return ledger.Checkpoint{}, fmt.Errorf("checkpoint %s: %w", t, err)
+	}
+	if cp = b.keep(tc, cp); cp.Size < need {
+		return ledger.Checkpoint{}, fmt.Errorf("checkpoint of %s has %d leaves, the batch reaches %d", t, cp.Size, need)
+	}
+	return cp, nil
+}
+
+func (b *evidenceBuilder) build(ctx context.Context, spec stream.Spec, events []event.Event) (StreamEvidenceJSON, error) {
 	ctx, cancel := context.WithTimeout(ctx, evidenceWait)
 	defer cancel()
 	// Wait for these events only, not for whatever was stored since.
@@ -59,54 +183,51 @@ func buildEvidence(ctx context.Context, l Ledger, log *slog.Logger, spec stream.
 	for i := range events {
 		last = max(last, events[i].Seq)
 	}
-	if err := l.WaitFor(ctx, last); err != nil {
+	if err := b.l.WaitFor(ctx, last); err != nil {
 		return StreamEvidenceJSON{}, fmt.Errorf("wait for the ledger: %w", err)
 	}
-	leaves := make([]ledger.Leaf, len(events))
-	top := map[ledger.TreeID]uint64{} // per tree, the highest leaf index + 1
+	// A masking connector's batch holds masked copies, which no longer
+	// hash to their leaves: locate them by Seq alone.
+	leaves, err := b.l.LocateEvents(ctx, events, !spec.MaskPII)
+	if errors.Is(err, ledger.ErrVerify) && leaves != nil {
+		// Serve the stored leaves: the receiver's check of the content
+		// against them reports the altered events.
+		b.log.Error("TAMPERING: a stored event no longer matches its leaf in the ledger", "connector", spec.ID, "error", err)
+	} else if err != nil {
+		return StreamEvidenceJSON{}, fmt.Errorf("locate the batch's events: %w", err)
+	}
+	// Per tree, in order of first appearance: the batch's leaf indexes.
+	perTree := map[ledger.TreeID][]int{}
 	var order []ledger.TreeID
-	for i := range events {
-		var leaf ledger.Leaf
-		var err error
-		if spec.MaskPII {
-			// The batch holds masked copies, which no longer hash to their
-			// leaves: locate the stored events instead.
-			leaf, err = l.Locate(ctx, events[i].CompanyID, events[i].ID)
-		} else {
-			leaf, err = l.LocateEvent(ctx, &events[i])
-		}
-		leaf, err = storedLeaf(log, leaf, err)
-		if err != nil {
-			return StreamEvidenceJSON{}, fmt.Errorf("locate event %s: %w", events[i].ID, err)
-		}
-		leaves[i] = leaf
-		if _, seen := top[leaf.Tree]; !seen {
+	for i, leaf := range leaves {
+		if _, seen := perTree[leaf.Tree]; !seen {
 			order = append(order, leaf.Tree)
 		}
-		top[leaf.Tree] = max(top[leaf.Tree], leaf.Index+1)
+		perTree[leaf.Tree] = append(perTree[leaf.Tree], i)
 	}
 	out := StreamEvidenceJSON{Leaves: make([]ProofJSON, len(events)), Filtered: len(spec.Filters) > 0, Masked: spec.MaskPII}
-	sizes := map[ledger.TreeID]uint64{}
 	for _, t := range order {
-		cp, err := l.LatestCheckpoint(ctx, t)
-		if err != nil || cp.Size < top[t] {
-			// The periodic checkpoint has not caught up with these events.
-			if cp, err = l.CheckpointNow(ctx, t); err != nil {
-				return StreamEvidenceJSON{}, fmt.Errorf("checkpoint %s: %w", t, err)
-			}
+		idx := perTree[t]
+		indexes := make([]uint64, len(idx))
+		var top uint64
+		for k, i := range idx {
+			indexes[k] = leaves[i].Index
+			top = max(top, leaves[i].Index+1)
 		}
-		if cp.Size < top[t] {
-			return StreamEvidenceJSON{}, fmt.Errorf("checkpoint of %s has %d leaves, the batch reaches %d", t, cp.Size, top[t])
-		}
-		sizes[t] = cp.Size
-		out.Checkpoints = append(out.Checkpoints, string(cp.Note))
-	}
-	for i, leaf := range leaves {
-		p, err := l.InclusionProof(ctx, leaf.Tree, leaf.Index, sizes[leaf.Tree])
+		cp, err := b.checkpoint(ctx, t, top)
 		if err != nil {
-			return StreamEvidenceJSON{}, fmt.Errorf("prove event %s: %w", events[i].ID, err)
+			return StreamEvidenceJSON{}, err
 		}
-		out.Leaves[i] = proofJSON(events[i].ID, p)
+		out.Checkpoints = append(out.Checkpoints, string(cp.Note))
+		proofs, err := b.l.InclusionProofs(ctx, t, indexes, cp.Size)
+		if err != nil {
+			return StreamEvidenceJSON{}, fmt.Errorf("prove the batch's events in %s: %w", t, err)
+		}
+		for k, i := range idx {
+			// The stored leaf, which InclusionProofs read again, is what
+			// the receiver compares the event with.
+			out.Leaves[i] = proofJSON(events[i].ID, proofs[k])
+		}
 	}
 	return out, nil
 }
