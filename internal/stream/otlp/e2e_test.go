@@ -42,8 +42,8 @@ func TestEndToEnd(t *testing.T) {
 		e2e.Outage{Name: "collector restart", Down: each((*otlp.Collector).Stop), Up: each((*otlp.Collector).Start)},
 		e2e.Outage{Name: "pipeline refuses (503)", Down: each(func(c *otlp.Collector) { c.Refuse(true) }), Up: each(func(c *otlp.Collector) { c.Refuse(false) })},
 	)
-	sent := r.Sent()
 	for i, body := range []string{otlp.BodyJSON, otlp.BodyStructured} {
+		sent := r.SentTo(ids[i])
 		got, res := cols[i].Received()
 		// A request the receiver took just as it shut down may come again;
 		// the first copies must be every event once, in order.

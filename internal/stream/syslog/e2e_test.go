@@ -50,12 +50,15 @@ func TestEndToEnd(t *testing.T) {
 	kill := e2e.Outage{Name: "rsyslogd killed", Down: rs.Kill, Up: rs.Start}
 	r.Exercise(ids, kill, kill)
 
-	sent := r.Sent()
-	byID := make(map[string]*event.Event, len(sent))
-	for i := range sent {
-		byID[sent[i].ID] = &sent[i]
+	all := r.Sent()
+	byID := make(map[string]*event.Event, len(all))
+	for i := range all {
+		byID[all[i].ID] = &all[i]
 	}
-	for _, rc := range receivers {
+	for i, rc := range receivers {
+		// Each connector starts at its own creation (later ones after
+		// the earlier ones' ConnectorCreated events).
+		sent := r.SentTo(ids[i])
 		t.Run(rc.file, func(t *testing.T) {
 			lines := rs.Read(t, rc.file)
 			arrivals := make([]e2e.Arrival, len(lines))
@@ -96,11 +99,11 @@ func TestEndToEndUDP(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.WaitDelivered(30*time.Second, id)
-	probes := r.Count()
+	probed := r.Health(id).Head
 	r.Ingest("udp", 150)
 	r.WaitDelivered(30*time.Second, id)
 
-	sent := r.Sent()[probes:]
+	sent := r.SentAfter(probed)
 	byID := make(map[string]*event.Event, len(sent))
 	for i := range sent {
 		byID[sent[i].ID] = &sent[i]

@@ -138,9 +138,9 @@ func endToEnd(t *testing.T, opts servertest.Options) {
 		if errs := rv.Errors(); len(errs) > 0 {
 			t.Fatalf("receiver %d refused %d requests: %v", i, len(errs), errs[0])
 		}
-		want := sent
-		if rv == descopeRV {
-			want = ofProject
+		want := ofProject
+		if rv != descopeRV {
+			want = r.SentTo(ids[i])
 		}
 		dups := e2e.CheckOnceInOrder(t, want, e2e.InOrder(rv.IDs()), true)
 		t.Logf("receiver %d: %d events once each in order, %d repeats of batches whose answer was lost", i, len(want), dups)

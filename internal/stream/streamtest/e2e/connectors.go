@@ -22,7 +22,7 @@ func (r *Run) Connector(typ, name string, config any) string {
 	if c.ID == "" || c.Type != typ || c.Level != client.ConnectorLevelBoth || c.ProjectID != "" {
 		r.t.Fatalf("created connector %+v, want a company-wide %s connector", c, typ)
 	}
-	r.started(c.ID)
+	r.started(c.ID, c.Health.Cursor)
 	return c.ID
 }
 
@@ -43,7 +43,7 @@ func (r *Run) ProjectConnector(project, typ, name string, config any) string {
 	if c.ProjectID != project || c.Level != client.ConnectorLevelProject {
 		r.t.Fatalf("connector made with a key of %s: project %q level %q, want that project at level project", project, c.ProjectID, c.Level)
 	}
-	r.started(c.ID)
+	r.started(c.ID, c.Health.Cursor)
 	return c.ID
 }
 

@@ -37,10 +37,12 @@ type Run struct {
 	mu   sync.Mutex
 	sent []string // ids in ingest (acknowledgement) order
 	n    int      // events made so far, for ids and variety
-	// from is the store's head when the first connector was made: every
-	// later event of the company is for the connectors.
+	// from is the first connector's starting cursor (the store's head
+	// when it was made): every later event of the company is for the
+	// connectors. starts holds each connector's.
 	from    uint64
 	hasFrom bool
+	starts  map[string]uint64
 }
 
 // Start runs the server (opts as servertest takes them) and creates the
@@ -170,11 +172,11 @@ func (r *Run) Count() int {
 	return len(r.sent)
 }
 
-// Sent returns what the connectors must hold: every event of the company
-// the store holds past its head when the first connector was made, in Seq
-// (ingest) order, as stored. Besides the run's own events that includes
-// the ones the server records itself (an admin action such as creating a
-// key is a company-level event). It fails the test if an acknowledged
+// Sent returns what the first connector must hold: every event of the
+// company the store holds past its start, in Seq (ingest) order, as
+// stored. Besides the run's own events that includes the ones the server
+// records itself (an admin action such as creating a key or a connector is
+// a company-level event); SentTo is what a later connector must hold. It fails the test if an acknowledged
 // event is missing.
 func (r *Run) Sent() []event.Event {
 	r.t.Helper()
@@ -214,13 +216,44 @@ func (r *Run) Sent() []event.Event {
 	return out
 }
 
-// started notes the store's head once the first connector exists.
-func (r *Run) started(id string) {
-	head := r.Health(id).Head
+// SentTo is Sent for the connector id: the events past its own start.
+// Connectors made one after the other start at different points, if only
+// because creating one records a company-level ConnectorCreated event,
+// which the connectors that exist already (and the new one) deliver.
+func (r *Run) SentTo(id string) []event.Event {
+	r.t.Helper()
+	r.mu.Lock()
+	start, ok := r.starts[id]
+	r.mu.Unlock()
+	if !ok {
+		r.t.Fatalf("connector %s was not made through the run", id)
+	}
+	return r.SentAfter(start)
+}
+
+// SentAfter is Sent without the events up to Seq seq.
+func (r *Run) SentAfter(seq uint64) []event.Event {
+	r.t.Helper()
+	all := r.Sent()
+	for i, e := range all {
+		if e.Seq > seq {
+			return all[i:]
+		}
+	}
+	return nil
+}
+
+// started notes where a new connector starts: the cursor it was created
+// with, the store's head before its own ConnectorCreated event.
+func (r *Run) started(id string, cursor uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.starts == nil {
+		r.starts = map[string]uint64{}
+	}
+	r.starts[id] = cursor
 	if !r.hasFrom {
-		r.from, r.hasFrom = head, true
+		r.from, r.hasFrom = cursor, true
 	}
 }
 
