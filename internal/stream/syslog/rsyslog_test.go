@@ -319,7 +319,12 @@ func checkLine(t *testing.T, s *Sink, e *event.Event, l parsedLine) {
 	if e.ProjectID != "" {
 		wantSD += ` project="` + e.ProjectID + `"`
 	}
-	wantSD += ` user="` + e.UserID + `" level="` + string(e.Level) + `" type="` + e.Type + `"]`
+	// Empty parameters are left out (an event the server records itself,
+	// such as ConnectorCreated, has no user).
+	if e.UserID != "" {
+		wantSD += ` user="` + e.UserID + `"`
+	}
+	wantSD += ` level="` + string(e.Level) + `" type="` + e.Type + `"]`
 	if l.SD != wantSD {
 		t.Fatalf("event %s structured data %s, want %s", e.ID, l.SD, wantSD)
 	}
