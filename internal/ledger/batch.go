@@ -159,3 +159,26 @@ func (l *Ledger) InclusionProofs(ctx context.Context, t TreeID, indexes []uint64
 	}
 	return out, nil
 }
+
+// SignCurrent signs a checkpoint of t's committed size now and returns it
+// without adding it to the stored history: for stream batches that no
+// kept checkpoint covers yet, many times a second on a live stream, where
+// storing each (two fsyncs, under the commit lock) would slow the appender
+// and grow the history by the batch rate. Such a checkpoint is as valid as
+// a kept one (same key, origin, size and root of the committed tree); a
+// receiver holding one proves a later tree consistent with it by size
+// (ConsistencyProof takes any committed size). The periodic checkpoints
+// still sign and keep every tree that grew.
+func (l *Ledger) SignCurrent(ctx context.Context, t TreeID) (Checkpoint, error) {
+	if l.opts.Signer == nil {
+		return Checkpoint{}, ErrNoSigner
+	}
+	ts, err := l.opts.Trees.Tree(ctx, t)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if ts.Size == 0 {
+		return Checkpoint{}, fmt.Errorf("%w: tree %s has no event", ErrNotFound, t)
+	}
+	return signCheckpoint(l.opts.Signer, l.Origin(t), t, ts.Size, ts.Root, l.opts.Now())
+}

@@ -148,3 +148,58 @@ func TestBatchReadsMatchSingleReads(t *testing.T) {
 		})
 	}
 }
+
+// SignCurrent signs the committed tree (the key's signature, the tree's
+// size and root) without adding to the stored history, and a later tree
+// proves consistent with it by size.
+func TestSignCurrentIsValidAndUnstored(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := embedded.Open(embedded.Options{Dir: filepath.Join(dir, "events")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := newEnv(t, st, ledgertestMem(), func(o *ledger.Options) { o.CheckpointInterval = -1 })
+	appendEvents(t, st, storetest.Generate(1, 300, storetest.GenOptions{}))
+	e.l.Notify()
+	e.sync(t)
+	all, err := st.ReadFrom(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := ledger.TreeOf(&all[0])
+	ts, err := e.l.Tree(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := e.l.SignCurrent(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ledger.VerifyCheckpoint(cp.Note, e.vkey, e.l.Origin(tr))
+	if err != nil || got.Size != ts.Size || !bytes.Equal(got.Root, ts.Root) {
+		t.Fatalf("signed checkpoint %+v, %v; want size %d and the tree's root", got, err, ts.Size)
+	}
+	if _, err := e.l.LatestCheckpoint(ctx, tr); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("the history after SignCurrent: %v, want none kept", err)
+	}
+	more := storetest.Generate(1, 300, storetest.GenOptions{})
+	for i := range more {
+		more[i].ID += "-more" // not the same events again
+	}
+	appendEvents(t, st, more)
+	e.l.Notify()
+	e.sync(t)
+	later, err := e.l.CheckpointNow(ctx, tr)
+	if err != nil || later.Size <= got.Size {
+		t.Fatalf("later checkpoint %+v, %v", later, err)
+	}
+	p, err := e.l.ConsistencyProof(ctx, tr, got.Size, later.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(got, later); err != nil {
+		t.Fatalf("consistency from the unstored checkpoint: %v", err)
+	}
+}
