@@ -250,6 +250,45 @@ func (s *Store) FindSeq(ctx context.Context, t ledger.TreeID, seq uint64) (uint6
 	return uint64(idx), nil
 }
 
+// FindSeqs locates a batch's leaves with one query (ledger.SeqBatchFinder).
+func (s *Store) FindSeqs(ctx context.Context, t ledger.TreeID, seqs []uint64) ([]uint64, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	want := make([]int64, len(seqs))
+	for i, seq := range seqs {
+		want[i] = int64(seq)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT l.seq, l.idx FROM ledger_leaves l JOIN ledger_trees t ON t.id = l.tree_id
+		WHERE t.tree = $1 AND l.seq = ANY($2::bigint[]) AND l.idx < t.size`, t.String(), want)
+	if err != nil {
+		return nil, wrap("find leaves", err)
+	}
+	defer rows.Close()
+	got := make(map[uint64]uint64, len(seqs))
+	for rows.Next() {
+		var seq, idx int64
+		if err := rows.Scan(&seq, &idx); err != nil {
+			return nil, wrap("find leaves", err)
+		}
+		got[uint64(seq)] = uint64(idx)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("find leaves", err)
+	}
+	out := make([]uint64, len(seqs))
+	for i, seq := range seqs {
+		idx, ok := got[seq]
+		if !ok {
+			return nil, fmt.Errorf("%w: no leaf with seq %d in %s", ledger.ErrNotFound, seq, t)
+		}
+		out[i] = idx
+	}
+	return out, nil
+}
+
+var _ ledger.SeqBatchFinder = (*Store)(nil)
+
 func (s *Store) PutCheckpoint(ctx context.Context, t ledger.TreeID, cp ledger.StoredCheckpoint) error {
 	if err := s.check(); err != nil {
 		return err

@@ -87,6 +87,18 @@ func TestLedgerOnPostgres(t *testing.T) {
 			tr := ledger.TreeOf(&page[i])
 			byTree[tr] = append(byTree[tr], w)
 		}
+		// A stream batch's leaves in one query (FindSeqs) match the
+		// single lookups.
+		leaves, err := l.LocateEvents(ctx, page, true)
+		if err != nil {
+			t.Fatalf("LocateEvents: %v", err)
+		}
+		for i := range page {
+			one, err := l.LocateEvent(ctx, &page[i])
+			if err != nil || one.Index != leaves[i].Index || one.Tree != leaves[i].Tree || !bytes.Equal(one.Hash, leaves[i].Hash) {
+				t.Fatalf("event %d: LocateEvents %+v, LocateEvent %+v, %v", i, leaves[i], one, err)
+			}
+		}
 		after = page[len(page)-1].Seq
 	}
 	for tr, lines := range byTree {
