@@ -529,9 +529,18 @@ func checkStreams(t *testing.T, w *world) {
 			t.Fatalf("P1's connector missed its event %s", id)
 		}
 	}
+	c2Reader := w.inst.ClientFor(t, w.p3, w.c2Admin)
 	for id := range c2Recv.seen() {
-		if sc := written[id]; sc != "p3" && sc != "p4" && sc != "c2" {
-			t.Fatalf("company 2's connector delivered event %s of scope %q", id, sc)
+		if sc, ok := written[id]; ok {
+			if sc != "p3" && sc != "p4" && sc != "c2" {
+				t.Fatalf("company 2's connector delivered event %s of scope %q", id, sc)
+			}
+			continue
+		}
+		// Besides what was written: the ConnectorCreated company 2
+		// recorded for its own connector, readable with its key alone.
+		if r, err := c2Reader.Audit().Get(ctx, id); err != nil || r.Action != "ConnectorCreated" || r.Level != client.LevelCompany || r.Data["connectorId"] != c2Conn {
+			t.Fatalf("company 2's connector delivered event %s, not written here nor its own ConnectorCreated: %+v %v", id, r, err)
 		}
 	}
 	// Connectors are invisible across projects and companies.
