@@ -55,7 +55,7 @@ func (s *sectionWriter) end() {
 // are radix-sorted by their first 8 bytes as an integer, and only keys
 // that agree on those are compared as strings.
 func sortedPostings(m *memtable) []*posting {
-	items := make([]prefixItem, 0, len(m.postings))
+	items := make([]prefixItem, 0, m.postings.n)
 	m.allPostings(func(p *posting) {
 		var b [8]byte
 		copy(b[:], p.key)

@@ -85,7 +85,10 @@ func TestSortedPostings(t *testing.T) {
 	m := newMemtable()
 	var want []string
 	for _, k := range []string{"t", "ta", "tab", "t\x00", "t\x00a", "tabcdefgh", "tabcdefg", "tabcdefgi", "A", "", "u\xff", "tabcdefg\x00"} {
-		m.newPosting([]byte(k), postingHash(k)&3) // force hash collisions: chains must keep every key
+		h := postingHash(k) & 3 // force hash collisions: the table must keep every key
+		m.postings.reserve(1)
+		_, slot := m.postings.find(h, []byte(k))
+		m.newPosting([]byte(k), h, slot)
 		want = append(want, k)
 	}
 	slices.Sort(want)
@@ -95,6 +98,37 @@ func TestSortedPostings(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sortedKeys = %q, want %q", got, want)
+	}
+	// Keys sharing a hash are told apart by the table.
+	for _, k := range want {
+		if p, _ := m.postings.find(postingHash(k)&3, []byte(k)); p == nil || p.key != k {
+			t.Fatalf("find(%q) = %v", k, p)
+		}
+	}
+	if p, _ := m.postings.find(postingHash("absent")&3, []byte("absent")); p != nil {
+		t.Fatalf("find(absent) = %q", p.key)
+	}
+}
+
+func TestPostingTableGrows(t *testing.T) {
+	m := newMemtable()
+	if m.lookup("tx") != nil {
+		t.Fatal("empty memtable finds a key")
+	}
+	for i := range 5000 {
+		k := fmt.Sprintf("t%d", i)
+		m.postings.reserve(1)
+		p, slot := m.postings.find(postingHash(k), []byte(k))
+		if p != nil {
+			t.Fatalf("%q found before it was added", k)
+		}
+		m.newPosting([]byte(k), postingHash(k), slot)
+	}
+	for i := range 5000 {
+		k := fmt.Sprintf("t%d", i)
+		if p := m.lookup(k); p == nil || p.key != k {
+			t.Fatalf("lookup(%q) after growth = %v", k, p)
+		}
 	}
 }
 
@@ -124,10 +158,12 @@ func TestSortedPostingsMany(t *testing.T) {
 		if i%7 == 0 {
 			k = k[:1+i%9]
 		}
-		if m.lookup(k) != nil {
+		m.postings.reserve(1)
+		p, slot := m.postings.find(postingHash(k), []byte(k))
+		if p != nil {
 			continue
 		}
-		m.newPosting([]byte(k), postingHash(k))
+		m.newPosting([]byte(k), postingHash(k), slot)
 		want = append(want, k)
 	}
 	slices.Sort(want)
