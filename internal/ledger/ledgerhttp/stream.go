@@ -38,6 +38,13 @@ const evidenceWait = 10 * time.Second
 // batch's latency; batches waiting meanwhile share the one signed next.
 const onDemandSignEvery = 25 * time.Millisecond
 
+// carriesEvidence lists the destination types whose sink sends
+// Batch.Evidence (the webhook, as "evidence" beside "audits"). Batches of
+// the others get none: building it would cost CPU and, worse, hold each
+// batch until the appender reaches it, for nothing. A sink that starts
+// carrying evidence is added here.
+var carriesEvidence = map[string]bool{stream.WebhookType: true}
+
 // StreamLedger is what stream evidence needs of the ledger.
 type StreamLedger interface {
 	WaitFor(ctx context.Context, seq uint64) error
@@ -63,6 +70,9 @@ func StreamEvidence(l StreamLedger, log *slog.Logger) func(ctx context.Context, 
 	}
 	b := &evidenceBuilder{l: l, log: log, signEvery: onDemandSignEvery, trees: map[ledger.TreeID]*treeCheckpoint{}}
 	return func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
+		if !carriesEvidence[spec.Type] {
+			return nil
+		}
 		ev, err := b.build(ctx, spec, events)
 		if err != nil {
 			if ctx.Err() == nil {

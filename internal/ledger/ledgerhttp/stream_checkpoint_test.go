@@ -9,6 +9,7 @@ import (
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/ledger"
+	"github.com/audittrail/audittrail/internal/stream"
 )
 
 // fakeCheckpoints is a tree that grows as the test says, with a signer
@@ -18,6 +19,7 @@ type fakeCheckpoints struct {
 	committed uint64 // the tree's size
 	latest    uint64 // the latest stored checkpoint's size
 	signed    int    // SignCurrent calls that signed
+	waited    int    // WaitFor calls
 }
 
 func (f *fakeCheckpoints) cp(size uint64) ledger.Checkpoint {
@@ -30,7 +32,12 @@ func (f *fakeCheckpoints) grow(n uint64) {
 	f.committed += n
 }
 
-func (f *fakeCheckpoints) WaitFor(context.Context, uint64) error { return nil }
+func (f *fakeCheckpoints) WaitFor(context.Context, uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waited++
+	return nil
+}
 
 func (f *fakeCheckpoints) LatestCheckpoint(context.Context, ledger.TreeID) (ledger.Checkpoint, error) {
 	f.mu.Lock()
@@ -121,5 +128,23 @@ func TestStreamCheckpointRule(t *testing.T) {
 	}
 	if elapsed < (batches-1)*every {
 		t.Fatalf("%d uncovered batches took only %v: signing was not paced", batches, elapsed)
+	}
+}
+
+// Only the destinations that send the evidence get it: the others' batches
+// neither wait for the ledger nor cost a proof.
+func TestStreamEvidenceOnlyForCarriers(t *testing.T) {
+	f := &fakeCheckpoints{committed: 10, latest: 10}
+	hook := StreamEvidence(f, nil)
+	events := []event.Event{{ID: "e1", CompanyID: "c1", Seq: 1}}
+	for _, typ := range []string{"kafka", "nats", "splunk", "syslog"} {
+		if ev := hook(context.Background(), stream.Spec{ID: "x", Type: typ}, events); ev != nil || f.waited != 0 {
+			t.Fatalf("%s: evidence %s, %d waits for the ledger; want none", typ, ev, f.waited)
+		}
+	}
+	// A webhook batch asks the ledger (the fake cannot locate events, so
+	// the batch goes without evidence, as with a real failure).
+	if ev := hook(context.Background(), stream.Spec{ID: "w", Type: stream.WebhookType}, events); ev != nil || f.waited != 1 {
+		t.Fatalf("webhook: evidence %s, %d waits; want one wait and no evidence from the fake", ev, f.waited)
 	}
 }
