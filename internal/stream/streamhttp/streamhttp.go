@@ -229,12 +229,14 @@ func (h *handlers) setWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, created, err := h.m.Set(r.Context(), spec)
-	if err == nil {
-		if created || !found {
-			err = h.record(r, ActionConnectorCreated, v, nil)
-		} else {
-			err = h.record(r, ActionConnectorModified, v, map[string]any{"changed": changedFields(prev.Spec, v.Spec, spec.Config)})
-		}
+	switch {
+	case err != nil:
+	case created:
+		err = h.record(r, ActionConnectorCreated, v, nil)
+	case found:
+		err = h.record(r, ActionConnectorModified, v, map[string]any{"changed": changedFields(prev.Spec, v.Spec, spec.Config)})
+	default: // made by a concurrent call since: what changed is unknown
+		err = h.record(r, ActionConnectorModified, v, nil)
 	}
 	if err != nil {
 		writeError(w, r, err)
