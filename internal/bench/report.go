@@ -51,6 +51,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	perEngine(fmt.Sprintf("batch append (%d/call) ev/s", r.BatchSize), func(e EngineReport) string {
 		return thousands(int64(e.IngestPerSec))
 	})
+	perEngine("ingest CPU of this process µs/ev*", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.IngestCPUMicrosPerEvent) })
 	perEngine("load wall time s", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.LoadSeconds) })
 	perEngine("post-load (vacuum) s", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.PostLoadSeconds) })
 	perEngine(fmt.Sprintf("single events, %d clients ev/s", r.Concurrency), func(e EngineReport) string { return thousands(int64(e.SinglePerSec)) })
@@ -158,8 +159,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.budgetRanOut() {
 		fmt.Fprintf(&b, "\n(n=…): the shape's %.0f s budget ran out after n timed queries.", r.ShapeBudgetSec)
 	}
-	b.WriteString("\n* VmHWM of this process while the engine ran: the whole engine when it runs in process (embedded),\n" +
-		"  only the client for PostgreSQL engines, whose server is another process.\n" +
+	b.WriteString("\n* VmHWM, or CPU time less the trail generator's, of this process while the engine ran: the whole\n" +
+		"  engine when it runs in process (embedded), only the client for PostgreSQL engines, whose server is\n" +
+		"  another process.\n" +
 		"** PostgreSQL engines: all postgres processes of this machine (shared buffers counted once), sampled\n" +
 		"   every 0.5 s; the server is shared, so other databases' work counts too.\n")
 	if n := len(r.Disagreements); n > 0 {

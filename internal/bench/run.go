@@ -190,6 +190,11 @@ type EngineReport struct {
 	// PostLoadSeconds is work after the load before queries (VACUUM ANALYZE
 	// for PostgreSQL tables); not part of the ingest rate.
 	PostLoadSeconds float64 `json:"postLoadSeconds,omitempty"`
+	// IngestCPUMicrosPerEvent is this process's CPU time during the load,
+	// less the generator's, per event: the whole engine's cost when it runs
+	// in process (embedded), only the client's for PostgreSQL engines. Unlike
+	// the rate, it barely moves with other processes' load on the machine.
+	IngestCPUMicrosPerEvent float64 `json:"ingestCpuMicrosPerEvent,omitempty"`
 
 	SingleEvents     int     `json:"singleEvents"`
 	SingleSeconds    float64 `json:"singleSeconds"`
@@ -362,9 +367,21 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	}
 	buf := make([]event.Event, opts.BatchSize)
 	var appendTime time.Duration
+	// The generator's CPU is counted on its own thread and left out of the
+	// ingest CPU.
+	runtime.LockOSThread()
+	locked := true
+	defer func() {
+		if locked {
+			runtime.UnlockOSThread()
+		}
+	}()
+	var genCPU time.Duration
+	cpu0 := processCPU()
 	start := time.Now()
 	lastLog := start
 	for {
+		g0 := threadCPU()
 		batch := gen.Fill(buf)
 		if len(batch) == 0 {
 			break
@@ -374,6 +391,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 				sample.Observe(&batch[i])
 			}
 		}
+		genCPU += threadCPU() - g0
 		t0 := time.Now()
 		if err := eng.Append(ctx, batch); err != nil {
 			return er, nil, gen.Stats(), fmt.Errorf("append: %w", err)
@@ -384,10 +402,15 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 			log.Info("loading", "done", gen.Stats().Events, "eventsPerSec", int(float64(gen.Stats().Events)/appendTime.Seconds()))
 		}
 	}
+	runtime.UnlockOSThread() // the queries run on any thread
+	locked = false
 	stats = gen.Stats()
 	er.LoadSeconds = time.Since(start).Seconds()
 	er.AppendSeconds = appendTime.Seconds()
 	er.IngestPerSec = float64(stats.Events) / appendTime.Seconds()
+	if cpu := processCPU() - cpu0 - genCPU; cpu > 0 && stats.Events > 0 {
+		er.IngestCPUMicrosPerEvent = float64(cpu.Microseconds()) / float64(stats.Events)
+	}
 	log.Info("loaded", "seconds", er.LoadSeconds, "eventsPerSec", int(er.IngestPerSec))
 
 	if v, ok := eng.(interface{ Vacuum(context.Context) error }); ok {

@@ -78,6 +78,9 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("%s: ingest %.0f/s, single %.0f/s (%d events), visibility %d probes %d missed",
 				e.Name, e.IngestPerSec, e.SinglePerSec, e.SingleEvents, e.VisibilityProbes, e.VisibilityMisses)
 		}
+		if e.Name == "embedded" && e.IngestCPUMicrosPerEvent <= 0 {
+			t.Errorf("embedded: ingest CPU %.1f µs/event", e.IngestCPUMicrosPerEvent)
+		}
 		if e.Name == "embedded" && (e.RestartAcked == 0 || e.RestartFound < e.RestartAcked || e.RestartSeconds <= 0) {
 			t.Errorf("embedded restart after kill -9: %d acknowledged, %d found, %.2f s",
 				e.RestartAcked, e.RestartFound, e.RestartSeconds)
