@@ -21,6 +21,41 @@ type StreamEvidence struct {
 	Masked bool `json:"masked,omitempty"`
 }
 
+// UnmarshalJSON decodes the wire form, in which the proofs' hashes may be
+// shared: "nodes" holds each distinct hash once and a leaf's "path" the
+// positions of its proof's hashes there. They are put back in place, so
+// Leaves[i].Hashes always holds the proof.
+func (ev *StreamEvidence) UnmarshalJSON(b []byte) error {
+	var wire struct {
+		Checkpoints []string `json:"checkpoints"`
+		Leaves      []struct {
+			InclusionProof
+			Path []int `json:"path"`
+		} `json:"leaves"`
+		Nodes    [][]byte `json:"nodes"`
+		Filtered bool     `json:"filtered"`
+		Masked   bool     `json:"masked"`
+	}
+	if err := json.Unmarshal(b, &wire); err != nil {
+		return err
+	}
+	*ev = StreamEvidence{Checkpoints: wire.Checkpoints, Filtered: wire.Filtered, Masked: wire.Masked, Leaves: make([]InclusionProof, len(wire.Leaves))}
+	for i, l := range wire.Leaves {
+		p := l.InclusionProof
+		if len(p.Hashes) == 0 && len(l.Path) > 0 {
+			p.Hashes = make([][]byte, len(l.Path))
+			for j, k := range l.Path {
+				if k < 0 || k >= len(wire.Nodes) {
+					return fmt.Errorf("evidence: proof %d names shared hash %d of %d", i, k, len(wire.Nodes))
+				}
+				p.Hashes[j] = wire.Nodes[k]
+			}
+		}
+		ev.Leaves[i] = p
+	}
+	return nil
+}
+
 // EvidenceProblem is one thing a StreamVerifier found wrong.
 type EvidenceProblem struct {
 	ID     string // the event's id, when known

@@ -36,7 +36,10 @@ type ProofJSON struct {
 	Size     uint64   `json:"size,omitempty"`
 	LeafHash []byte   `json:"leafHash,omitempty"`
 	Hashes   [][]byte `json:"hashes"`
-	Error    string   `json:"error,omitempty"`
+	// Path, in a stream batch, replaces Hashes: positions in the
+	// evidence's shared Nodes (see StreamEvidenceJSON).
+	Path  []int  `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 func proofJSON(id string, p ledger.InclusionProof) ProofJSON {
