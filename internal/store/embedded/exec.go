@@ -274,7 +274,7 @@ func (m *memtable) posting(k string) (*roaring.Bitmap, error) {
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
 	posts := m.tokenKeys
 	if len(p) >= tokenBucketLen {
-		posts = m.tokenBuckets[tokenBucket(p)]
+		posts = m.tokenBucketOf(p)
 	}
 	for _, post := range posts {
 		if strings.HasPrefix(post.key, p) {

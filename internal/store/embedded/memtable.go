@@ -42,7 +42,7 @@ type memtable struct {
 	// prefix search (a map cannot be range-scanned by prefix): a query
 	// token that long only scans its bucket.
 	tokenKeys    []*posting
-	tokenBuckets map[uint32][]*posting
+	tokenBuckets [][]*posting // 1<<tokenBucketBits, made for the first long token
 	// postingSlab and keyArena hold the postings and their keys in big
 	// allocations rather than one or two per key (see newPosting).
 	postingSlab []posting
@@ -57,10 +57,9 @@ type memtable struct {
 
 func newMemtable() *memtable {
 	return &memtable{
-		byKey:        make(map[dedupeKey]uint32),
-		tokenBuckets: make(map[uint32][]*posting),
-		compIdx:      make(map[string]uint32),
-		deleted:      roaring.New(),
+		byKey:   make(map[dedupeKey]uint32),
+		compIdx: make(map[string]uint32),
+		deleted: roaring.New(),
 	}
 }
 
@@ -119,6 +118,9 @@ func (m *memtable) newPosting(k []byte, h uint64, slot int) *posting {
 	if len(p.key) > 0 && p.key[0] == keyToken {
 		m.tokenKeys = append(m.tokenKeys, p)
 		if len(p.key) >= tokenBucketLen {
+			if m.tokenBuckets == nil {
+				m.tokenBuckets = make([][]*posting, 1<<tokenBucketBits)
+			}
 			b := tokenBucket(p.key)
 			m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
 		}
@@ -245,10 +247,26 @@ const postingBitmapAt = 256
 // buckets memtable tokens.
 const tokenBucketLen = 4
 
-// tokenBucket names the bucket of a key at least tokenBucketLen long: its
-// three bytes after the field byte, as an integer (cheaper to hash than a
-// string, and the writer files a few new tokens per event).
-func tokenBucket(k string) uint32 { return uint32(k[1])<<16 | uint32(k[2])<<8 | uint32(k[3]) }
+// tokenBucket is the bucket of a key at least tokenBucketLen long: a hash
+// of its three bytes after the field byte. A bucket holds several such
+// prefixes (prefix search filters them); a fixed table of buckets costs
+// the writer an index, where a map of prefixes cost a hash lookup and many
+// small slices for each new token.
+func tokenBucket(k string) uint32 {
+	v := uint32(k[1])<<16 | uint32(k[2])<<8 | uint32(k[3])
+	return (v * 2654435761) >> (32 - tokenBucketBits)
+}
+
+const tokenBucketBits = 14
+
+// tokenBucketOf returns the bucket of the token prefix p (at least
+// tokenBucketLen long).
+func (m *memtable) tokenBucketOf(p string) []*posting {
+	if m.tokenBuckets == nil {
+		return nil
+	}
+	return m.tokenBuckets[tokenBucket(p)]
+}
 
 // add appends row; slab lends single-row postings their row.
 func (p *posting) add(row uint32, slab *[]uint32) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/store/storetest"
 )
@@ -173,5 +175,38 @@ func TestSortedPostingsMany(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sortedPostings disagrees with slices.Sort on %d keys", len(want))
+	}
+}
+
+func TestMemtablePrefixPostings(t *testing.T) {
+	m := newMemtable()
+	keys := []string{"tabcd", "tabce", "tabc", "tabx", "tab", "uabcd", "tzzzz"}
+	for i := range 3000 { // enough tokens that buckets hold several prefixes
+		keys = append(keys, fmt.Sprintf("t%x", i*7919))
+	}
+	for row, k := range keys {
+		h := postingHash(k)
+		m.postings.reserve(1)
+		p, slot := m.postings.find(h, []byte(k))
+		if p == nil {
+			p = m.newPosting([]byte(k), h, slot)
+		}
+		p.add(uint32(row), &m.rowSlab)
+	}
+	for _, prefix := range []string{"tabc", "tab", "ta", "tzzz", "t1f0", "tqqq"} {
+		var want []uint32
+		for row, k := range keys {
+			if k[0] == keyToken && strings.HasPrefix(k, prefix) {
+				want = append(want, uint32(row))
+			}
+		}
+		var got []uint32
+		if err := m.prefixPostings(prefix, func(bm *roaring.Bitmap) { got = append(got, bm.ToArray()...) }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("prefix %q: rows %v, want %v", prefix, got, want)
+		}
 	}
 }
