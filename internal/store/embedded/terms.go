@@ -299,7 +299,7 @@ func dataStrings(data json.RawMessage, fn func(s string)) {
 	if len(data) == 0 {
 		return
 	}
-	if bytes.IndexByte(data, '\\') >= 0 || !utf8.Valid(data) || !json.Valid(data) {
+	if bytes.IndexByte(data, '\\') >= 0 || !utf8.Valid(data) || !validJSON(data) {
 		event.DataStrings(data, fn)
 		return
 	}
