@@ -63,6 +63,12 @@ const evidenceWait = 10 * time.Second
 // batch's latency; batches waiting meanwhile share the one signed next.
 const onDemandSignEvery = 25 * time.Millisecond
 
+// checkpointRefresh is how long a cached checkpoint is handed out without
+// looking for a newer stored one: batches carry the latest checkpoint, or
+// one at most this much older (a backlog drain otherwise carries the same
+// one throughout).
+const checkpointRefresh = time.Second
+
 // carriesEvidence lists the destination types whose sink sends
 // Batch.Evidence (the webhook, as "evidence" beside "audits"). Batches of
 // the others get none: building it would cost CPU and, worse, hold each
@@ -93,7 +99,7 @@ func StreamEvidence(l StreamLedger, log *slog.Logger) func(ctx context.Context, 
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &evidenceBuilder{l: l, log: log, signEvery: onDemandSignEvery, trees: map[ledger.TreeID]*treeCheckpoint{}}
+	b := &evidenceBuilder{l: l, log: log, signEvery: onDemandSignEvery, refresh: checkpointRefresh, trees: map[ledger.TreeID]*treeCheckpoint{}}
 	return func(ctx context.Context, spec stream.Spec, events []event.Event) json.RawMessage {
 		if !carriesEvidence[spec.Type] {
 			return nil
@@ -119,6 +125,7 @@ type evidenceBuilder struct {
 	l         StreamLedger
 	log       *slog.Logger
 	signEvery time.Duration
+	refresh   time.Duration
 
 	mu    sync.Mutex
 	trees map[ledger.TreeID]*treeCheckpoint
@@ -129,6 +136,7 @@ type evidenceBuilder struct {
 type treeCheckpoint struct {
 	sem      chan struct{}
 	cp       ledger.Checkpoint // guarded by evidenceBuilder.mu; only grows
+	checked  time.Time         // guarded by evidenceBuilder.mu: when the store was last asked
 	lastSign time.Time         // guarded by sem
 }
 
@@ -143,20 +151,24 @@ func (b *evidenceBuilder) tree(t ledger.TreeID) *treeCheckpoint {
 	return tc
 }
 
-// cached returns tc's checkpoint when it covers need leaves.
+// cached returns tc's checkpoint when it covers need leaves and the store
+// was asked for a newer one less than refresh ago.
 func (b *evidenceBuilder) cached(tc *treeCheckpoint, need uint64) (ledger.Checkpoint, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return tc.cp, tc.cp.Size >= need && tc.cp.Note != nil
+	return tc.cp, tc.cp.Size >= need && tc.cp.Note != nil && time.Since(tc.checked) < b.refresh
 }
 
 // keep makes cp the cached one unless a larger one is cached already, so
 // that every batch carries a checkpoint at least as large as the batches
 // before it (a receiver refuses a checkpoint that goes back).
-func (b *evidenceBuilder) keep(tc *treeCheckpoint, cp ledger.Checkpoint) ledger.Checkpoint {
+func (b *evidenceBuilder) keep(tc *treeCheckpoint, cp ledger.Checkpoint, fromStore bool) ledger.Checkpoint {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if cp.Size > tc.cp.Size || tc.cp.Note == nil {
+	if fromStore {
+		tc.checked = time.Now()
+	}
+	if cp.Note != nil && (cp.Size > tc.cp.Size || tc.cp.Note == nil) {
 		tc.cp = cp
 	}
 	return tc.cp
@@ -180,12 +192,17 @@ func (b *evidenceBuilder) checkpoint(ctx context.Context, t ledger.TreeID, need 
 	if cp, ok := b.cached(tc, need); ok {
 		return cp, nil // the batch before this one got it
 	}
-	if cp, err := b.l.LatestCheckpoint(ctx, t); err == nil {
-		if cp = b.keep(tc, cp); cp.Size >= need {
-			return cp, nil
-		}
-	} else if !errors.Is(err, ledger.ErrNotFound) {
+	latest, err := b.l.LatestCheckpoint(ctx, t)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		latest = ledger.Checkpoint{} // none stored yet: keep what is cached
+	case err != nil:
 		return ledger.Checkpoint{}, fmt.Errorf("checkpoint %s: %w", t, err)
+	}
+	// The larger of the stored one and the cached one (which may have been
+	// signed here, unstored).
+	if cp := b.keep(tc, latest, true); cp.Note != nil && cp.Size >= need {
+		return cp, nil
 	}
 	if wait := b.signEvery - time.Since(tc.lastSign); wait > 0 {
 		timer := time.NewTimer(wait)
@@ -197,7 +214,7 @@ func (b *evidenceBuilder) checkpoint(ctx context.Context, t ledger.TreeID, need 
 		}
 		// The periodic loop may have signed meanwhile.
 		if cp, err := b.l.LatestCheckpoint(ctx, t); err == nil {
-			if cp = b.keep(tc, cp); cp.Size >= need {
+			if cp = b.keep(tc, cp, true); cp.Size >= need {
 				return cp, nil
 			}
 		}
@@ -207,7 +224,7 @@ func (b *evidenceBuilder) checkpoint(ctx context.Context, t ledger.TreeID, need 
 	if err != nil {
 		return ledger.Checkpoint{}, fmt.Errorf("checkpoint %s: %w", t, err)
 	}
-	if cp = b.keep(tc, cp); cp.Size < need {
+	if cp = b.keep(tc, cp, false); cp.Size < need {
 		return ledger.Checkpoint{}, fmt.Errorf("checkpoint of %s has %d leaves, the batch reaches %d", t, cp.Size, need)
 	}
 	return cp, nil

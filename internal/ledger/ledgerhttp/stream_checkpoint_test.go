@@ -72,7 +72,7 @@ func TestStreamCheckpointRule(t *testing.T) {
 	tree := ledger.TreeID{CompanyID: "c1", ProjectID: "p1"}
 	f := &fakeCheckpoints{committed: 100, latest: 50}
 	const every = 50 * time.Millisecond
-	b := &evidenceBuilder{l: f, signEvery: every, trees: map[ledger.TreeID]*treeCheckpoint{}}
+	b := &evidenceBuilder{l: f, signEvery: every, refresh: time.Hour, trees: map[ledger.TreeID]*treeCheckpoint{}}
 
 	// Covered by the stored latest: no signing.
 	if cp, err := b.checkpoint(ctx, tree, 40); err != nil || cp.Size != 50 || f.signed != 0 {
@@ -128,6 +128,28 @@ func TestStreamCheckpointRule(t *testing.T) {
 	}
 	if elapsed < (batches-1)*every {
 		t.Fatalf("%d uncovered batches took only %v: signing was not paced", batches, elapsed)
+	}
+
+	// A batch the cached checkpoint covers signs nothing more, whether or
+	// not the store holds one; past refresh, a newer stored one is handed
+	// out instead of the cached one.
+	signed := f.signed
+	if cp, err := b.checkpoint(ctx, tree, last); err != nil || cp.Size != last || f.signed != signed {
+		t.Fatalf("covered by the cache: %+v, %v, %d more signed", cp, err, f.signed-signed)
+	}
+	f.mu.Lock()
+	f.latest = 0 // nothing stored at all
+	f.mu.Unlock()
+	b.refresh = 0
+	if cp, err := b.checkpoint(ctx, tree, last); err != nil || cp.Size != last || f.signed != signed {
+		t.Fatalf("covered by the cache, none stored: %+v, %v, %d more signed", cp, err, f.signed-signed)
+	}
+	f.grow(5)
+	f.mu.Lock()
+	f.latest = f.committed // the periodic loop signed and stored
+	f.mu.Unlock()
+	if cp, err := b.checkpoint(ctx, tree, 10); err != nil || cp.Size != last+5 || f.signed != signed {
+		t.Fatalf("after refresh: %+v, %v; want the newer stored one (%d), none signed", cp, err, last+5)
 	}
 }
 
