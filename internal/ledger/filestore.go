@@ -18,6 +18,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/audittrail/audittrail/internal/filelock"
 	"github.com/transparency-dev/merkle/compact"
 )
 
@@ -103,7 +104,7 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, treesDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger store: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, "LOCK"))
+	unlock, err := filelock.Lock(filepath.Join(dir, "LOCK"))
 	if err != nil {
 		return nil, fmt.Errorf("ledger store %s: %w", dir, err)
 	}

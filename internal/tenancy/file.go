@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/audittrail/audittrail/internal/filelock"
 )
 
 // FileDirectory keeps the whole directory in memory and in one JSON file,
@@ -51,7 +53,7 @@ const fileVersion = 1
 // 0600) when absent. The file is locked against a second process: two
 // writers would silently undo each other's changes.
 func OpenFileDirectory(path string) (*FileDirectory, error) {
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := filelock.Lock(path + ".lock")
 	if err != nil {
 		return nil, fmt.Errorf("lock tenancy directory %s: %w", path, err)
 	}
