@@ -90,6 +90,10 @@ type Config struct {
 	// ledger.key in DataDir, created on the first start. Instances sharing
 	// one PostgreSQL database must be given the same key.
 	LedgerKeyFile string
+	// StreamAutoPauseAfter pauses a connector that has failed without a
+	// single success for that long (Descope: 7 days), so a destination
+	// gone for good stops costing retries; its cursor is kept.
+	StreamAutoPauseAfter time.Duration
 	// CORSOrigins are the browser origins allowed to call the API from
 	// another site; empty (the default) sends no CORS headers, so browsers
 	// keep other sites' pages from reading API responses.
@@ -106,16 +110,17 @@ type Config struct {
 // with no other service and listens on loopback only.
 func Defaults() Config {
 	return Config{
-		Addr:               "127.0.0.1:8080",
-		DataDir:            "./data",
-		SearchRateLimit:    10,
-		Store:              StoreEmbedded,
-		LogLevel:           slog.LevelInfo,
-		LogFormat:          "text",
-		RetentionInterval:  time.Hour,
-		ShutdownTimeout:    30 * time.Second,
-		Ledger:             true,
-		CheckpointInterval: time.Second,
+		Addr:                 "127.0.0.1:8080",
+		DataDir:              "./data",
+		SearchRateLimit:      10,
+		Store:                StoreEmbedded,
+		LogLevel:             slog.LevelInfo,
+		LogFormat:            "text",
+		RetentionInterval:    time.Hour,
+		ShutdownTimeout:      30 * time.Second,
+		Ledger:               true,
+		CheckpointInterval:   time.Second,
+		StreamAutoPauseAfter: 7 * 24 * time.Hour,
 		// Generous for a 10 MiB batch over a slow link and a long export,
 		// short enough that trickling or idle clients cannot hold
 		// connections forever.
@@ -146,6 +151,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("country_header", c.CountryHeader),
 		slog.Bool("ledger", c.Ledger),
 		slog.Duration("checkpoint_interval", c.CheckpointInterval),
+		slog.Duration("stream_auto_pause_after", c.StreamAutoPauseAfter),
 		slog.String("ledger_key_file", c.LedgerKeyFile),
 		slog.Any("cors_origins", c.CORSOrigins),
 		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
@@ -232,6 +238,7 @@ func options() []option {
 		str("country-header", "header a trusted proxy sets to the client's country (e.g. cf-ipcountry)", func(c *Config) *string { return &c.CountryHeader }),
 		boolean("ledger", "keep tamper-evident Merkle trees and signed checkpoints of every trail", func(c *Config) *bool { return &c.Ledger }),
 		duration("checkpoint-interval", "how often a signed checkpoint of every grown tree is made", func(c *Config) *time.Duration { return &c.CheckpointInterval }),
+		duration("stream-auto-pause-after", "pause a stream connector that has failed continuously for this long", func(c *Config) *time.Duration { return &c.StreamAutoPauseAfter }),
 		str("ledger-key-file", "Ed25519 checkpoint signing key (default ledger.key in --data-dir, created on first start)", func(c *Config) *string { return &c.LedgerKeyFile }),
 		{name: "cors-origins", usage: "comma-separated origins (https://app.example.com) allowed to call the API from a browser; empty = no CORS",
 			set: func(c *Config, v string) error {
@@ -485,6 +492,9 @@ func (c Config) Validate() error {
 		if t.d <= 0 {
 			bad("%s must be positive (without it any client can hold a connection open forever)", t.name)
 		}
+	}
+	if c.StreamAutoPauseAfter < time.Minute {
+		bad("stream-auto-pause-after must be at least 1m, not %s", c.StreamAutoPauseAfter)
 	}
 	if c.Ledger && c.CheckpointInterval < 10*time.Millisecond {
 		bad("checkpoint-interval must be at least 10ms, not %s", c.CheckpointInterval)

@@ -156,6 +156,20 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+func TestStreamAutoPauseAfter(t *testing.T) {
+	c, err := load(t, nil, nil, nil)
+	if err != nil || c.StreamAutoPauseAfter != 7*24*time.Hour {
+		t.Fatalf("default: %s, %v", c.StreamAutoPauseAfter, err)
+	}
+	c, err = load(t, nil, map[string]string{"AUDITTRAIL_STREAM_AUTO_PAUSE_AFTER": "36h"}, nil)
+	if err != nil || c.StreamAutoPauseAfter != 36*time.Hour {
+		t.Fatalf("from the environment: %s, %v", c.StreamAutoPauseAfter, err)
+	}
+	if _, err := load(t, []string{"--stream-auto-pause-after", "5s"}, nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("5s accepted: %v", err)
+	}
+}
+
 func TestLedgerSettings(t *testing.T) {
 	c, err := load(t, nil, nil, nil)
 	if err != nil {

@@ -436,7 +436,8 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	var err error
 	s.streams, err = stream.New(stream.Options{Store: s.store, State: s.streamState, Lease: s.streamLease, ReloadInterval: s.streamReload, Destinations: registry.Destinations(), Logger: s.log,
-		Evidence: s.streamEvidence()})
+		AutoPauseAfter: s.cfg.StreamAutoPauseAfter,
+		Evidence:       s.streamEvidence()})
 	if err != nil {
 		return fmt.Errorf("stream delivery: %w", err)
 	}
