@@ -282,6 +282,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	return nil
 }
+
 // Close stops every delivery loop (an in-flight write is cancelled and will
 // be redelivered after a restart) and saves each cursor.
 func (m *Manager) Close(ctx context.Context) error {
