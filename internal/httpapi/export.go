@@ -56,7 +56,7 @@ func (a *API) handleExport(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	if err := a.checkRateLimit(r, p, company.Settings); err != nil {
+	if err := a.TakeSearchToken(r, p, company.Settings); err != nil {
 		WriteError(w, r, err)
 		return
 	}

@@ -219,7 +219,7 @@ func (a *API) handleSearch(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	if err := a.checkRateLimit(r, p, company.Settings); err != nil {
+	if err := a.TakeSearchToken(r, p, company.Settings); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -285,16 +285,11 @@ func (a *API) withLeafIndexes(r *http.Request, p Principal, evs []event.Event) (
 }
 
 // TakeSearchToken spends one token of the caller's per-project search
-// budget (the same limiter key and limit /search uses), so routes mounted
-// beside the API (the console's tail and histogram) share that budget
-// instead of copying its logic. It answers a CodeRateLimited *Error with
-// RetryAfter when the budget is spent, and fails open if the limiter is down.
+// budget. /search, export and the routes mounted beside the API (the
+// console's tail and histogram) all take theirs here, so they share one
+// budget. It answers a CodeRateLimited *Error with RetryAfter when the
+// budget is spent, and fails open if the limiter is down.
 func (a *API) TakeSearchToken(r *http.Request, p Principal, s tenancy.Settings) error {
-	return a.checkRateLimit(r, p, s)
-}
-
-// checkRateLimit takes one search token for the caller's project.
-func (a *API) checkRateLimit(r *http.Request, p Principal, s tenancy.Settings) error {
 	if a.opts.Limiter == nil {
 		return nil
 	}
