@@ -487,27 +487,93 @@ func TestConsoleInBrowser(t *testing.T) {
 				Data: map[string]any{"n": i}})
 		}
 		b.ingest(recs...)
-		total, ids := b.open("/audit?tenant=t-big&size=1000&range=1h")
-		if total != 1200 || len(ids) != 1000 {
-			t.Fatalf("%d events, %d rows; want 1200 and a page of 1000", total, len(ids))
+		_, wantIDs := b.apiSearch(client.SearchOptions{Tenants: []string{"t-big"}, From: now.Add(-time.Hour)})
+		if len(wantIDs) < 1000 {
+			t.Fatalf("the API has %d events of t-big", len(wantIDs))
 		}
-		d := b.renders[len(b.renders)-1]
-		b.renders = b.renders[:len(b.renders)-1] // reported apart from the 50-row pages
-		b.searched = b.searched[:len(b.searched)-1]
-		dom := b.doms[len(b.doms)-1]
-		b.doms = b.doms[:len(b.doms)-1]
-		all := eval[float64](b, `performance.getEntriesByName('audit-render-all').at(-1).duration`)
-		t.Logf("1000 rows: API answer → first rows in the DOM %.0f ms, → first screen painted %.0f ms, → all 1000 rows painted %.0f ms", dom, d, all)
-		writeMetric(t, b.shots, "render-1000", map[string]float64{"domMs": dom, "firstScreenPaintedMs": d, "allRowsPaintedMs": all})
-		// Loose bounds: the 200 ms goal is checked on the median of every
-		// search below; this page is measured to show what 1000 rows cost.
-		if d > 1000 {
-			t.Errorf("the first screen of a 1000-row page painted %.0f ms after the API's answer", d)
+		// The page is windowed: the rows in the DOM are those in view plus
+		// a buffer, each with its aria-rowindex (the header row is 1).
+		// Opened several times: the goal is checked on the median.
+		var firsts, alls, doms []float64
+		for range 5 {
+			total, ids := b.open("/audit?tenant=t-big&size=1000&range=1h")
+			if total != 1200 || len(ids) == 0 || len(ids) >= 1000 {
+				t.Fatalf("%d events, %d rows in the DOM; want 1200 and a window of the 1000-row page", total, len(ids))
+			}
+			if !slices.Equal(ids, wantIDs[:len(ids)]) {
+				t.Fatalf("the window's rows %v are not the API's first %d", ids, len(ids))
+			}
+			if n := eval[string](b, `document.querySelector('table.results').getAttribute('aria-rowcount')`); n != "1001" {
+				t.Fatalf("aria-rowcount %q, want 1001 (header + 1000 rows)", n)
+			}
+			firsts = append(firsts, b.renders[len(b.renders)-1])
+			b.renders = b.renders[:len(b.renders)-1] // reported apart from the 50-row pages
+			b.searched = b.searched[:len(b.searched)-1]
+			doms = append(doms, b.doms[len(b.doms)-1])
+			b.doms = b.doms[:len(b.doms)-1]
+			alls = append(alls, eval[float64](b, `performance.getEntriesByName('audit-render-all').at(-1).duration`))
 		}
-		// The rows past the first screen follow in later frames.
-		if all > 5000 {
-			t.Errorf("all 1000 rows painted %.0f ms after the API's answer", all)
+		med := func(v []float64) float64 { v = slices.Clone(v); sort.Float64s(v); return v[len(v)/2] }
+		dom, d, all := med(doms), med(firsts), med(alls)
+		t.Logf("1000 rows, median of %d: API answer → rows in the DOM %.0f ms, → first screen painted %.0f ms, → every row in view painted (table no longer busy) %.0f ms; all: %.0f", len(alls), dom, d, all, alls)
+		writeMetric(t, b.shots, "render-1000", map[string]any{"domMs": dom, "firstScreenPaintedMs": d, "allRowsPaintedMs": all, "allRowsPaintedEachMs": alls})
+		// The issue's goal holds for this page too.
+		if all > 200 {
+			t.Errorf("a 1000-row page is rendered (median) %.0f ms after the API's answer (goal: 200 ms)", all)
 		}
+
+		// Keyboard: Tab goes from row to row past the first window (rows
+		// are added as the focused one scrolls into view), focus kept.
+		b.do(chromedp.Focus(chromedp.CSS(`table.results tr[aria-rowindex="2"] button.linklike`)))
+		for k := 1; k <= 80; k++ {
+			b.do(chromedp.KeyEvent("\t"))
+			want := strconv.Itoa(2 + k)
+			got := waitFor[string](b, `document.activeElement?.closest('tr')?.getAttribute('aria-rowindex') || 'none'`)
+			if got != want {
+				t.Fatalf("after %d Tabs from the first row the focus is on row %s, want row %s", k, got, want)
+			}
+		}
+		if id := eval[string](b, `document.activeElement.closest('tr').dataset.id`); id != wantIDs[80] {
+			t.Fatalf("the 81st row holds %s, want %s", id, wantIDs[80])
+		}
+
+		// Scrolling to the bottom shows the last row, with the API's 1000th
+		// id, and every row in the DOM sits at its place in the page.
+		b.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.documentElement.scrollHeight)`))
+		waitFor[bool](b, `(() => {
+			const tr = document.querySelector('table.results tr[aria-rowindex="1001"]');
+			if (!tr) return false;
+			const r = tr.getBoundingClientRect();
+			// At the bottom still: the page did not jump back while rows
+			// were swapped.
+			return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight + 1 &&
+				scrollY + innerHeight >= document.documentElement.scrollHeight - 2;
+		})()`)
+		raw := eval[string](b, `JSON.stringify([...document.querySelectorAll('table.results tbody tr[data-id]')].map((tr) => [Number(tr.getAttribute('aria-rowindex')), tr.dataset.id]))`)
+		var rows [][2]any
+		if err := json.Unmarshal([]byte(raw), &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 0 || len(rows) >= 1000 {
+			t.Fatalf("%d rows in the DOM at the bottom", len(rows))
+		}
+		for i, r := range rows {
+			idx := int(r[0].(float64))
+			if idx < 2 || idx > 1001 || r[1].(string) != wantIDs[idx-2] || (i > 0 && idx != int(rows[i-1][0].(float64))+1) {
+				t.Fatalf("row %d at the bottom: aria-rowindex %d, id %v (want consecutive rows matching the API)", i, idx, r[1])
+			}
+		}
+		if last := rows[len(rows)-1]; int(last[0].(float64)) != 1001 || last[1].(string) != wantIDs[999] {
+			t.Fatalf("the last row is %v, want 1001 %s", last, wantIDs[999])
+		}
+		// Keyboard: the last row opens with Enter on its action, and the
+		// focus comes back to it when the panel closes.
+		b.do(chromedp.Focus(chromedp.CSS(`table.results tr[aria-rowindex="1001"] button.linklike`)))
+		b.pressEnter()
+		waitFor[bool](b, `!document.querySelector('#detail').hidden && document.querySelector('#detail').textContent.includes(`+strconv.Quote(wantIDs[999])+`)`)
+		b.do(chromedp.KeyEvent("\x1b"))
+		waitFor[bool](b, `document.activeElement === document.querySelector('table.results tr[aria-rowindex="1001"] button.linklike')`)
+		b.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	})
 
 	t.Run("filters", func(t *testing.T) {
