@@ -574,6 +574,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.do(chromedp.KeyEvent("\x1b"))
 		waitFor[bool](b, `document.activeElement === document.querySelector('table.results tr[aria-rowindex="1001"] button.linklike')`)
 		b.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+
+		// Live tail on a windowed page: the new event becomes row 2 and the
+		// API's first row moves to row 3; the page stays at 1000 rows.
+		b.do(chromedp.Click(chromedp.CSS(`button.toggle`)))
+		waitFor[bool](b, `document.querySelector('.tail-info').textContent.includes('waiting')`)
+		b.ingest(client.Record{ID: "big-live", UserID: "u-big-live", Action: "UserRefresh", Type: "info", Occurred: time.Now().UTC(), Tenants: []string{"t-big"}})
+		waitFor[bool](b, `!!document.querySelector('table.results tr.fresh[data-id="big-live"][aria-rowindex="2"]')`)
+		if next := eval[string](b, `document.querySelector('table.results tr[aria-rowindex="3"]').dataset.id`); next != wantIDs[0] {
+			t.Errorf("row 3 after a live event is %s, want %s", next, wantIDs[0])
+		}
+		if n := eval[string](b, `document.querySelector('table.results').getAttribute('aria-rowcount')`); n != "1001" {
+			t.Errorf("aria-rowcount %q after a live event, want 1001 (the page keeps 1000 rows)", n)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`button.toggle`)))
 	})
 
 	t.Run("filters", func(t *testing.T) {

@@ -338,6 +338,7 @@ class AuditPage {
     ++this.rowsSeq;
     for (const ev of this.rows) this.learn(ev);
     this.rowEls = new Map();
+    this.freshIds = new Set(); // live-tail events, highlighted when built
     this.windowed = this.rows.length > WINDOW_MIN;
     this.table.classList.toggle('windowed', this.windowed);
     document.documentElement.classList.toggle('windowed-page', this.windowed);
@@ -369,7 +370,7 @@ class AuditPage {
   rowAt(i) {
     let tr = this.rowEls.get(i);
     if (!tr) {
-      tr = this.row(this.rows[i]);
+      tr = this.row(this.rows[i], this.freshIds.has(this.rows[i].id));
       if (this.windowed) tr.setAttribute('aria-rowindex', String(i + 2));
       this.rowEls.set(i, tr);
     }
@@ -633,6 +634,7 @@ class AuditPage {
         if (ids.has(ev.id)) continue; // also in the search's page
         this.learn(ev);
         this.rows.unshift(ev);
+        this.freshIds.add(ev.id);
       }
       this.rows.length = Math.min(this.rows.length, TAIL_MAX_ROWS);
       this.rowEls = new Map();
