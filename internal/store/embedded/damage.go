@@ -308,7 +308,7 @@ func (e *Engine) repairSegment(path string, gen uint64) (*segment, error) {
 		for _, i := range idx {
 			m.add(&sv.events[i], sv.encs[i], indexEvent(&sv.events[i]))
 		}
-		if _, err := writeSegment(e.segDir, m, e.zenc); err != nil {
+		if _, err := e.writeMemtableSegment(m); err != nil {
 			return nil, fmt.Errorf("rewrite damaged segment: %w", err)
 		}
 		var err error

@@ -85,7 +85,7 @@ func (e *Engine) flushFrozen() error {
 	fz := e.ix.frozen
 	e.mu.RUnlock()
 	start := time.Now()
-	path, err := writeSegment(e.segDir, fz, e.zenc)
+	path, err := e.writeMemtableSegment(fz)
 	if err != nil {
 		return err
 	}
