@@ -120,6 +120,7 @@ func (v *StreamVerifier) VerifyBatch(audits []json.RawMessage, ev *StreamEvidenc
 		problems = append(problems, EvidenceProblem{ID: id, Tree: tree, Index: index, Reason: fmt.Sprintf(format, a...)})
 	}
 	cps := map[string]Checkpoint{}
+	rolledBack := map[string]bool{}
 	for _, note := range ev.Checkpoints {
 		cp, err := VerifyCheckpoint(note, v.VerifierKey)
 		if err != nil {
@@ -130,6 +131,7 @@ func (v *StreamVerifier) VerifyBatch(audits []json.RawMessage, ev *StreamEvidenc
 		switch {
 		case cp.Size < tp.size:
 			add("", cp.Tree, -1, "checkpoint of size %d after one of size %d: the log was rolled back", cp.Size, tp.size)
+			rolledBack[cp.Tree] = true
 		case cp.Size == tp.size && tp.root != nil && !bytes.Equal(cp.Root, tp.root):
 			add("", cp.Tree, -1, "two different roots signed for size %d: the log was rewritten", cp.Size)
 		}
@@ -191,7 +193,13 @@ func (v *StreamVerifier) VerifyBatch(audits []json.RawMessage, ev *StreamEvidenc
 		batchLast[p.Tree] = p.Index
 		if tp.started && p.Index <= tp.last {
 			if h, seen := tp.seen[p.Index]; seen && h == string(p.LeafHash) {
-				continue // a redelivery of a verified event
+				// A redelivery of a verified event, unless it comes with an
+				// older checkpoint than one seen since: the engine retries a
+				// batch with its own evidence, before any later batch.
+				if rolledBack[p.Tree] {
+					add(head.ID, p.Tree, idx, "delivered before, now again with an older checkpoint: an old batch replayed")
+				}
+				continue
 			}
 			add(head.ID, p.Tree, idx, "leaf %d was already delivered or skipped (last verified %d): repeated or out of order", p.Index, tp.last)
 			continue

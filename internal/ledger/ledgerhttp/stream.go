@@ -74,7 +74,12 @@ const checkpointRefresh = time.Second
 // the others get none: building it would cost CPU and, worse, hold each
 // batch until the appender reaches it, for nothing. A sink that starts
 // carrying evidence is added here.
-var carriesEvidence = map[string]bool{stream.WebhookType: true}
+var carriesEvidence = map[string]bool{
+	stream.WebhookType: true,
+	"kafka":            true, // a header on each group's first record
+	"nats":             true, // a header on each group's first message
+	"s3":               true, // an evidence object per batch
+}
 
 // StreamLedger is what stream evidence needs of the ledger.
 type StreamLedger interface {

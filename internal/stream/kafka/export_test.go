@@ -35,6 +35,23 @@ func ConsumeAll(t *testing.T, addr string, atLeast int) []Consumed {
 
 func (c consumed) EventID() string { return c.event.ID }
 func (c consumed) Key() string     { return c.key }
+func (c consumed) Value() []byte   { return c.value }
+
+// Evidence is the record's evidence header, nil when it has none.
+func (c consumed) Evidence() []byte {
+	if v, ok := c.headers[HeaderEvidence]; ok {
+		return []byte(v)
+	}
+	return nil
+}
+
+// SetMaxEvidenceBytes changes the evidence header's bound until the test
+// ends, so that groups are cut by size.
+func SetMaxEvidenceBytes(t *testing.T, n int) {
+	old := maxEvidenceBytes
+	maxEvidenceBytes = n
+	t.Cleanup(func() { maxEvidenceBytes = old })
+}
 
 // FailProduces makes the broker store every produce but answer it with an
 // error, until heal is called: the producer cannot know the records are

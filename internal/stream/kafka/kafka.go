@@ -53,7 +53,19 @@ const (
 	HeaderAction = "audit-action"
 	HeaderType   = "audit-type"
 	HeaderLevel  = "audit-level"
+	// HeaderEvidence, with the ledger on, is on the first record of each
+	// group: the batch's records of one key (one tree), cut so that the
+	// group's evidence stays under maxEvidenceBytes. Its value is the
+	// group's proofs in the webhook's wire form (client.StreamEvidence);
+	// client.ChannelVerifier pairs the records of the key with it.
+	HeaderEvidence = "audit-evidence"
 )
+
+// maxEvidenceBytes bounds one evidence header. A record, headers included,
+// must fit in the producer's batch (1 MB by default, as the brokers'
+// message.max.bytes): a 500-event group of one project needs ~150 KB, so
+// groups are cut only when batches are configured larger.
+var maxEvidenceBytes = 256 << 10
 
 var _ stream.Sink = (*Sink)(nil)
 
@@ -228,6 +240,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 			},
 		}
 	}
+	s.attachEvidence(b, records)
 	// Past the deadline franz-go fails the records it never sent, but it
 	// keeps a record it already sent until it knows the record's fate
 	// (failing it would break the idempotent sequence). A broker that is
@@ -258,6 +271,39 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
 	}
 	return nil
+}
+
+// attachEvidence puts each group's evidence on the group's first record.
+// A batch whose evidence cannot be cut goes without (logged), as a batch
+// the ledger could not prove does: delivery is never held up by it.
+func (s *Sink) attachEvidence(b stream.Batch, records []*kgo.Record) {
+	g, err := stream.OpenEvidence(b)
+	if err != nil {
+		slog.Warn("kafka: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	if g == nil {
+		return
+	}
+	byKey := map[string][]int{}
+	var keys []string
+	for i, r := range records {
+		k := string(r.Key)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	for _, k := range keys {
+		runs, evs, err := g.Split(byKey[k], maxEvidenceBytes)
+		if err != nil {
+			slog.Warn("kafka: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+			return
+		}
+		for j, run := range runs {
+			r := records[run[0]]
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderEvidence, Value: evs[j]})
+		}
+	}
 }
 
 // Close flushes nothing (Write already waited) and releases the client.

@@ -108,6 +108,7 @@ type consumed struct {
 	offset    int64
 	key       string
 	headers   map[string]string
+	value     []byte
 	event     event.Event
 }
 
@@ -142,7 +143,7 @@ func consumeAll(t *testing.T, addr string, atLeast int) []consumed {
 		}
 		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
 		fs.EachRecord(func(r *kgo.Record) {
-			c := consumed{partition: r.Partition, offset: r.Offset, key: string(r.Key), headers: map[string]string{}}
+			c := consumed{partition: r.Partition, offset: r.Offset, key: string(r.Key), headers: map[string]string{}, value: r.Value}
 			for _, h := range r.Headers {
 				c.headers[h.Key] = string(h.Value)
 			}

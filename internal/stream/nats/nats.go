@@ -49,7 +49,18 @@ const (
 	HeaderType    = "Audit-Type"
 	HeaderProject = "Audit-Project"
 	HeaderLevel   = "Audit-Level"
+	// HeaderEvidence, with the ledger on, is on the first message of each
+	// group: the batch's messages of one subject (one tree), cut so that
+	// the group's evidence stays under maxEvidenceBytes. Its value is the
+	// group's proofs in the webhook's wire form (client.StreamEvidence);
+	// client.ChannelVerifier pairs the messages of the subject with it.
+	HeaderEvidence = "Audit-Evidence"
 )
+
+// maxEvidenceBytes bounds one evidence header. Headers count towards the
+// server's max_payload (1 MB by default, often set lower), so a group's
+// evidence is kept well under it: ~200 events of one project a group.
+var maxEvidenceBytes = 64 << 10
 
 var _ stream.Sink = (*Sink)(nil)
 
@@ -170,11 +181,20 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.Timeout))
 	defer cancel()
+	msgs := make([]*natsgo.Msg, len(b.Events))
+	for i := range b.Events {
+		m, err := s.message(&b.Events[i])
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	attachEvidence(b, msgs)
 	var err error
 	if s.syncPublish {
-		err = s.publishSync(ctx, b.Events)
+		err = s.publishSync(ctx, b.Events, msgs)
 	} else {
-		err = s.publishAsync(ctx, b.Events)
+		err = s.publishAsync(ctx, b.Events, msgs)
 	}
 	if err != nil {
 		// A fresh connection for the retry: see the package comment.
@@ -200,13 +220,46 @@ func (s *Sink) message(e *event.Event) (*natsgo.Msg, error) {
 	return m, nil
 }
 
-func (s *Sink) publishAsync(ctx context.Context, events []event.Event) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
-	for i := range events {
-		m, err := s.message(&events[i])
-		if err != nil {
-			return err
+// attachEvidence puts each group's evidence on the group's first message.
+// A batch whose evidence cannot be cut goes without (logged), as a batch
+// the ledger could not prove does.
+//
+// JetStream drops a message whose Nats-Msg-Id it stored within its
+// duplicate window, headers and all: a batch cut differently after a
+// restart (events 1-100 stored, then 1-150 sent) loses the evidence of a
+// group that starts on a stored event, and the receiver reports that
+// group's new events as unproven (docs/tamper-evidence.md).
+func attachEvidence(b stream.Batch, msgs []*natsgo.Msg) {
+	g, err := stream.OpenEvidence(b)
+	if err != nil {
+		slog.Warn("nats: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	if g == nil {
+		return
+	}
+	bySubject := map[string][]int{}
+	var subjects []string
+	for i, m := range msgs {
+		if _, ok := bySubject[m.Subject]; !ok {
+			subjects = append(subjects, m.Subject)
 		}
+		bySubject[m.Subject] = append(bySubject[m.Subject], i)
+	}
+	for _, subj := range subjects {
+		runs, evs, err := g.Split(bySubject[subj], maxEvidenceBytes)
+		if err != nil {
+			slog.Warn("nats: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+			return
+		}
+		for j, run := range runs {
+			msgs[run[0]].Header.Set(HeaderEvidence, string(evs[j]))
+		}
+	}
+}
+
+func (s *Sink) publishAsync(ctx context.Context, events []event.Event, msgs []*natsgo.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for i, m := range msgs {
 		f, err := s.js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
 		if err != nil {
 			return fmt.Errorf("nats: publish event %s: %w", events[i].ID, err)
@@ -225,12 +278,8 @@ func (s *Sink) publishAsync(ctx context.Context, events []event.Event) error {
 	return nil
 }
 
-func (s *Sink) publishSync(ctx context.Context, events []event.Event) error {
-	for i := range events {
-		m, err := s.message(&events[i])
-		if err != nil {
-			return err
-		}
+func (s *Sink) publishSync(ctx context.Context, events []event.Event, msgs []*natsgo.Msg) error {
+	for i, m := range msgs {
 		if _, err := s.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(0)); err != nil {
 			return fmt.Errorf("%w: event %s: %w", ErrNotAcknowledged, events[i].ID, err)
 		}

@@ -188,7 +188,62 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// After the objects it names: a receiver that finds the evidence finds
+	// them too.
+	return s.putEvidence(ctx, client, b, objects)
+}
+
+// EvidenceDir is where, under the prefix, each batch's evidence object
+// goes. Hive, Spark and Athena skip paths starting with "_", so a table
+// over the prefix still reads events only.
+const EvidenceDir = "_evidence"
+
+// EvidenceKey is the key of the evidence object of the batch of events
+// first to last (Seqs, zero-padded so that listing returns batches in
+// delivery order).
+func EvidenceKey(prefix string, first, last uint64) string {
+	return fmt.Sprintf("%s/%s/%020d-%020d.json", prefix, EvidenceDir, first, last)
+}
+
+// EvidenceBody is the evidence object of a batch (client.S3Evidence): the
+// batch's evidence as the ledger made it, and for each object which of
+// its proofs the object's lines are.
+func EvidenceBody(b stream.Batch, objects []Object) ([]byte, error) {
+	type objectLines struct {
+		Key   string `json:"key"`
+		Lines []int  `json:"lines"`
+	}
+	pos := make(map[uint64]int, len(b.Events))
+	for i := range b.Events {
+		pos[b.Events[i].Seq] = i
+	}
+	out := struct {
+		Objects  []objectLines   `json:"objects"`
+		Evidence json.RawMessage `json:"evidence"`
+	}{Objects: make([]objectLines, len(objects)), Evidence: b.Evidence}
+	for i, o := range objects {
+		lines := make([]int, len(o.Events))
+		for j := range o.Events {
+			lines[j] = pos[o.Events[j].Seq]
+		}
+		out.Objects[i] = objectLines{Key: o.Key, Lines: lines}
+	}
+	return json.Marshal(out)
+}
+
+func (s *Sink) putEvidence(ctx context.Context, client *s3.Client, b stream.Batch, objects []Object) error {
+	if len(b.Evidence) == 0 || len(b.Events) == 0 {
+		return nil
+	}
+	body, err := EvidenceBody(b, objects)
+	if err != nil {
+		return fmt.Errorf("s3: encode evidence: %w", err)
+	}
+	key := EvidenceKey(s.cfg.Prefix, b.Events[0].Seq, b.Events[len(b.Events)-1].Seq)
+	return s.upload(ctx, client, key, body, "application/json")
 }
 
 func (s *Sink) put(ctx context.Context, client *s3.Client, o Object) error {
@@ -196,14 +251,18 @@ func (s *Sink) put(ctx context.Context, client *s3.Client, o Object) error {
 	if err != nil {
 		return err
 	}
+	return s.upload(ctx, client, o.Key, body, ContentType)
+}
+
+func (s *Sink) upload(ctx context.Context, client *s3.Client, key string, body []byte, contentType string) error {
 	sum := md5.Sum(body)
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
-		Key:           aws.String(o.Key),
+		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
 		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		ContentType:   aws.String(ContentType),
+		ContentType:   aws.String(contentType),
 	}
 	if s.cfg.ServerSideEncryption != "" {
 		in.ServerSideEncryption = types.ServerSideEncryption(s.cfg.ServerSideEncryption)
@@ -215,7 +274,7 @@ func (s *Sink) put(ctx context.Context, client *s3.Client, o Object) error {
 		in.StorageClass = types.StorageClass(s.cfg.StorageClass)
 	}
 	if _, err := client.PutObject(ctx, in); err != nil {
-		return fmt.Errorf("s3: put %s: %w", o.Key, err)
+		return fmt.Errorf("s3: put %s: %w", key, err)
 	}
 	return nil
 }
