@@ -33,3 +33,14 @@ func (f *fakeS3) LoseAnswers(n int32) { f.loseAcks.Store(n) }
 // events), the events of the objects under prefix trail/ in key order,
 // checking each object's key, encoding and content type.
 func ReadArchive(t *testing.T, f *FakeS3) map[string][]event.Event { return readArchive(t, f) }
+
+// ArchivedBatch is one batch as a receiver reads it back.
+type ArchivedBatch = archivedBatch
+
+// ReadEvidence returns every batch's evidence object, in delivery order,
+// with the objects it names (decompressed).
+func ReadEvidence(t *testing.T, f *FakeS3) []ArchivedBatch { return readEvidence(t, f) }
+
+func (b archivedBatch) Key() string                { return b.key }
+func (b archivedBatch) Evidence() []byte           { return b.evidence }
+func (b archivedBatch) Objects() map[string][]byte { return b.objects }

@@ -204,6 +204,70 @@ func (f *fakeS3) sink(t *testing.T) *Sink {
 
 var keyPattern = regexp.MustCompile(`^trail/([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{20})-(\d{20})\.ndjson\.gz$`)
 
+// archivedBatch is what a receiver reads of one batch: its evidence
+// object and, decompressed, the objects it names.
+type archivedBatch struct {
+	key      string
+	evidence []byte
+	objects  map[string][]byte
+}
+
+// readEvidence returns every batch under trail/_evidence/, in key
+// (delivery) order, with the objects each names.
+func readEvidence(t *testing.T, f *fakeS3) []archivedBatch {
+	t.Helper()
+	client := awss3.New(awss3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String("http://" + f.addr), UsePathStyle: true,
+		Credentials:                aws.AnonymousCredentials{},
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+	ctx := context.Background()
+	get := func(key string) []byte {
+		obj, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		defer obj.Body.Close()
+		b, err := io.ReadAll(obj.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var keys []string
+	p := awss3.NewListObjectsV2Paginator(client, &awss3.ListObjectsV2Input{Bucket: aws.String(testBucket), Prefix: aws.String("trail/" + EvidenceDir + "/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, *o.Key)
+		}
+	}
+	slices.Sort(keys)
+	var out []archivedBatch
+	for _, key := range keys {
+		b := archivedBatch{key: key, evidence: get(key), objects: map[string][]byte{}}
+		var names struct{ Objects []struct{ Key string } }
+		if err := json.Unmarshal(b.evidence, &names); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		for _, o := range names.Objects {
+			zr, err := gzip.NewReader(bytes.NewReader(get(o.Key)))
+			if err != nil {
+				t.Fatalf("%s: %v", o.Key, err)
+			}
+			if b.objects[o.Key], err = io.ReadAll(zr); err != nil {
+				t.Fatalf("%s: %v", o.Key, err)
+			}
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // readArchive lists the bucket and returns, per project directory, the
 // events of its objects in key order, checking each object against its
 // key on the way.
@@ -230,6 +294,9 @@ func readArchive(t *testing.T, f *fakeS3) map[string][]event.Event {
 	slices.Sort(keys)
 	out := map[string][]event.Event{}
 	for _, key := range keys {
+		if strings.HasPrefix(key, "trail/"+EvidenceDir+"/") {
+			continue // readEvidence reads them
+		}
 		m := keyPattern.FindStringSubmatch(key)
 		if m == nil {
 			t.Fatalf("object key %q does not follow the layout", key)
