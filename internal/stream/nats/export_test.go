@@ -26,3 +26,20 @@ func ReadStream(t *testing.T, url, name string) []Received { return readStream(t
 
 func (r received) EventID() string { return r.event.ID }
 func (r received) Subject() string { return r.subject }
+func (r received) Data() []byte    { return r.data }
+
+// Evidence is the message's evidence header, nil when it has none.
+func (r received) Evidence() []byte {
+	if v := r.header.Get(HeaderEvidence); v != "" {
+		return []byte(v)
+	}
+	return nil
+}
+
+// SetMaxEvidenceBytes changes the evidence header's bound until the test
+// ends, so that groups are cut by size.
+func SetMaxEvidenceBytes(t *testing.T, n int) {
+	old := maxEvidenceBytes
+	maxEvidenceBytes = n
+	t.Cleanup(func() { maxEvidenceBytes = old })
+}

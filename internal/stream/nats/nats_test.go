@@ -66,6 +66,7 @@ func uniqueStream(t *testing.T, url string) (name, prefix string) {
 type received struct {
 	subject string
 	header  natsgo.Header
+	data    []byte
 	event   event.Event
 }
 
@@ -111,7 +112,7 @@ func readStream(t *testing.T, url, name string) []received {
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
 				t.Fatalf("message %s is not an event: %v", m.Data(), err)
 			}
-			out = append(out, received{subject: m.Subject(), header: m.Headers(), event: e})
+			out = append(out, received{subject: m.Subject(), header: m.Headers(), data: m.Data(), event: e})
 			n++
 		}
 		if batch.Error() != nil {
