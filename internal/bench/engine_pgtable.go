@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
@@ -63,7 +65,7 @@ CREATE INDEX events_changed_fields ON events USING gin (changed_fields);
 CREATE INDEX events_search ON events USING gin (search);
 `
 
-const pgTableColumns = 18
+const pgTableColumns = 18 // len(pgTableCopyColumns)
 
 const pgTableInsertPrefix = `INSERT INTO events (company_id, id, project_id, level, user_id, action, type, actor_id,
 	occurred, device, method, geo, remote_address, login_ids, tenants, changed_fields, data, search) VALUES `
@@ -72,8 +74,8 @@ const pgTableSelect = `seq, id, project_id, level, user_id, action, type, actor_
 	remote_address, login_ids, tenants, data`
 
 // PGTable is the baseline engine: the pgTableSchema table, batches written
-// as one multi-row INSERT … ON CONFLICT DO NOTHING, searches as a count and
-// a page sent together.
+// with COPY (a multi-row INSERT … ON CONFLICT DO NOTHING when the batch
+// holds an id already stored), searches as a count and a page sent together.
 type PGTable struct {
 	pool     *connPool
 	db       string
@@ -104,53 +106,91 @@ func openPGTable(ctx context.Context, cfg EngineConfig) (Engine, error) {
 func (t *PGTable) Note() string {
 	return "one table in database " + t.db + ": btree (company, project, occurred desc, seq desc), btree user_id, " +
 		"btree remote_address, GIN login_ids/tenants/changed_fields, GIN tsvector of event.Tokens (prefix match), " +
+		"batches by binary COPY (INSERT … ON CONFLICT DO NOTHING when a batch repeats an id), " +
 		"plan_cache_mode=force_custom_plan"
 }
 
-// Append writes the batch in one statement, so it is all or nothing.
+var pgTableCopyColumns = []string{"company_id", "id", "project_id", "level", "user_id", "action", "type", "actor_id",
+	"occurred", "device", "method", "geo", "remote_address", "login_ids", "tenants", "changed_fields", "data", "search"}
+
+// Append writes the batch in one transaction, so it is all or nothing. It
+// is what an engineer loading in bulk writes: binary COPY, which refuses
+// the whole batch if any id is already stored (a retried batch); only then
+// is the batch sent again as one INSERT … ON CONFLICT DO NOTHING, which
+// stores the new events and skips the rest.
 func (t *PGTable) Append(ctx context.Context, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var sql strings.Builder
-	sql.WriteString(pgTableInsertPrefix)
-	args := make([]any, 0, len(events)*pgTableColumns)
+	rows := make([][]any, len(events))
 	for i := range events {
 		e := &events[i]
-		if i > 0 {
-			sql.WriteByte(',')
-		}
-		n := len(args)
-		sql.WriteByte('(')
-		for c := 1; c <= pgTableColumns; c++ {
-			if c > 1 {
-				sql.WriteByte(',')
-			}
-			if c == pgTableColumns {
-				sql.WriteString("array_to_tsvector($" + strconv.Itoa(n+c) + "::text[])")
-			} else {
-				sql.WriteString("$" + strconv.Itoa(n+c))
-			}
-		}
-		sql.WriteByte(')')
 		var data any
 		if len(e.Data) > 0 {
 			data = json.RawMessage(e.Data)
 		}
-		args = append(args, e.CompanyID, e.ID, e.ProjectID, string(e.Level), e.UserID, e.Action, e.Type, e.ActorID,
+		rows[i] = []any{e.CompanyID, e.ID, e.ProjectID, string(e.Level), e.UserID, e.Action, e.Type, e.ActorID,
 			e.Occurred, e.Device, e.Method, e.Geo, e.RemoteAddress, nonNil(e.LoginIDs), nonNil(e.Tenants),
-			nonNil(e.ChangedFields()), data, e.Tokens())
+			nonNil(e.ChangedFields()), data, tokensTSVector(e.Tokens())}
 	}
-	sql.WriteString(" ON CONFLICT (company_id, id) DO NOTHING")
 	conn, err := t.pool.get(ctx)
 	if err != nil {
 		return err
 	}
 	defer t.pool.put(conn)
-	if _, err := conn.Exec(ctx, sql.String(), args...); err != nil {
+	// COPY runs in its own implicit transaction: a unique violation rolls
+	// back every row of it.
+	_, err = conn.CopyFrom(ctx, pgx.Identifier{"events"}, pgTableCopyColumns, pgx.CopyFromRows(rows))
+	if err == nil {
+		return nil
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != pgUniqueViolation {
+		return fmt.Errorf("pgtable: copy %d events: %w", len(events), err)
+	}
+	if err := t.insertIgnoringStored(ctx, conn, rows); err != nil {
 		return fmt.Errorf("pgtable: insert %d events: %w", len(events), err)
 	}
 	return nil
+}
+
+// pgUniqueViolation is SQLSTATE unique_violation.
+const pgUniqueViolation = "23505"
+
+// insertIgnoringStored writes rows (in pgTableCopyColumns order) as one
+// multi-row INSERT that skips ids already stored, or repeated in the batch.
+func (t *PGTable) insertIgnoringStored(ctx context.Context, conn *pgx.Conn, rows [][]any) error {
+	var sql strings.Builder
+	sql.WriteString(pgTableInsertPrefix)
+	args := make([]any, 0, len(rows)*pgTableColumns)
+	for i, row := range rows {
+		if i > 0 {
+			sql.WriteByte(',')
+		}
+		sql.WriteByte('(')
+		for c := range row {
+			if c > 0 {
+				sql.WriteByte(',')
+			}
+			args = append(args, row[c])
+			sql.WriteString("$" + strconv.Itoa(len(args)))
+		}
+		sql.WriteByte(')')
+	}
+	sql.WriteString(" ON CONFLICT (company_id, id) DO NOTHING")
+	_, err := conn.Exec(ctx, sql.String(), args...)
+	return err
+}
+
+// tokensTSVector is array_to_tsvector(tokens) built in Go and sent in
+// binary: event.Tokens are distinct, and every lexeme is taken as it is
+// (no parser, no stemming), which is what makes prefixTSQuery's matching
+// exactly query.Match's.
+func tokensTSVector(tokens []string) pgtype.TSVector {
+	tv := pgtype.TSVector{Lexemes: make([]pgtype.TSVectorLexeme, len(tokens)), Valid: true}
+	for i, t := range tokens {
+		tv.Lexemes[i] = pgtype.TSVectorLexeme{Word: t}
+	}
+	return tv
 }
 
 // Search sends the count and the page in one round trip. When both levels

@@ -30,8 +30,10 @@ func TestPGTableMatchesReference(t *testing.T) {
 	})
 	ref := storetest.NewMemStore()
 	events := storetest.Generate(21, 600, storetest.GenOptions{})
-	for lo := 0; lo < len(events); lo += 200 {
-		batch := events[lo : lo+200]
+	// The last batch repeats ten stored events: COPY refuses it, and the
+	// INSERT that follows must store its 200 new ones and skip the ten.
+	for _, r := range [][2]int{{0, 200}, {200, 400}, {390, 600}} {
+		batch := events[r[0]:r[1]]
 		if err := eng.Append(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
