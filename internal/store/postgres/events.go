@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -85,30 +87,41 @@ func (s *EventStore) Append(ctx context.Context, events []event.Event) error {
 	}
 	// Tokenising is the costly part of a batch: do it before the
 	// transaction, so that its locks are held for the inserts alone.
-	derived := make([]derivedColumns, len(events))
-	for _, i := range candidates {
-		derived[i] = derive(&events[i])
-	}
+	derived := deriveAll(events, candidates)
 
 	var seqs []int64
 	stored := make([]int, 0, len(candidates))
 	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+		// The three statements go in one round trip; the server still runs
+		// them one after the other, each finished before the next starts.
+		b := &pgx.Batch{}
 		// A client that stalls mid-batch must not hold back readers for long.
-		if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = '60s'"); err != nil {
-			return err
-		}
+		b.Queue("SET LOCAL idle_in_transaction_session_timeout = '60s'")
 		// The argument is evaluated before the lock is taken: the key is at
 		// most every seq this transaction draws below.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1::bigint +
-			(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq))`, readHorizonLockBase); err != nil {
+		b.Queue(`SELECT pg_advisory_xact_lock_shared($1::bigint +
+			(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq))`, readHorizonLockBase)
+		b.Queue("SELECT nextval('event_seq') FROM generate_series(1, $1)", len(candidates))
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
 			return err
 		}
-		rows, err := tx.Query(ctx, "SELECT nextval('event_seq') FROM generate_series(1, $1)", len(candidates))
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		rows, err := br.Query()
 		if err != nil {
+			br.Close()
 			return err
 		}
 		drawn, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
 			return err
 		}
 		slices.Sort(drawn)
@@ -192,6 +205,42 @@ type derivedColumns struct {
 	tokens     pgtype.TSVector
 	longTokens []string // nil: NULL
 }
+
+// deriveAll derives the columns of events[i] for every i in candidates
+// (the others stay zero). Batches are split across the processors: the
+// tokenising is CPU bound, and the caller waits for all of it.
+func deriveAll(events []event.Event, candidates []int) []derivedColumns {
+	derived := make([]derivedColumns, len(events))
+	workers := min(runtime.GOMAXPROCS(0), len(candidates)/deriveChunk)
+	if workers <= 1 {
+		for _, i := range candidates {
+			derived[i] = derive(&events[i])
+		}
+		return derived
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				hi := int(next.Add(deriveChunk))
+				lo := hi - deriveChunk
+				if lo >= len(candidates) {
+					return
+				}
+				for _, i := range candidates[lo:min(hi, len(candidates))] {
+					derived[i] = derive(&events[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return derived
+}
+
+// deriveChunk is how many events a deriving goroutine takes at a time:
+// enough that handing them out costs nothing next to tokenising them.
+const deriveChunk = 64
 
 func derive(e *event.Event) derivedColumns {
 	lexemes, long := tokenColumns(e.Tokens())
