@@ -10,7 +10,7 @@ import (
 // sink which splits the batch (Kafka and NATS by record key or subject,
 // S3 by object, all of them by size) can give each part the proofs of its
 // own events only, in the same wire form (client.StreamEvidence decodes
-// either). Hashes stay undecoded: a part copies them as they came.
+// either). Hashes stay base64 strings: a part copies them as they came.
 type GroupEvidence struct {
 	wire evidenceWire
 }
@@ -18,11 +18,11 @@ type GroupEvidence struct {
 // evidenceWire mirrors ledgerhttp.StreamEvidenceJSON and ProofJSON
 // (this package cannot import them: ledgerhttp imports stream).
 type evidenceWire struct {
-	Checkpoints []string          `json:"checkpoints"`
-	Leaves      []evidenceLeaf    `json:"leaves"`
-	Nodes       []json.RawMessage `json:"nodes,omitempty"`
-	Filtered    bool              `json:"filtered,omitempty"`
-	Masked      bool              `json:"masked,omitempty"`
+	Checkpoints []string       `json:"checkpoints"`
+	Leaves      []evidenceLeaf `json:"leaves"`
+	Nodes       []string       `json:"nodes,omitempty"` // base64, as sent
+	Filtered    bool           `json:"filtered,omitempty"`
+	Masked      bool           `json:"masked,omitempty"`
 }
 
 type evidenceLeaf struct {
@@ -30,7 +30,7 @@ type evidenceLeaf struct {
 	Tree     string          `json:"tree,omitempty"`
 	Index    uint64          `json:"index"`
 	Size     uint64          `json:"size,omitempty"`
-	LeafHash json.RawMessage `json:"leafHash,omitempty"`
+	LeafHash string          `json:"leafHash,omitempty"`
 	Hashes   json.RawMessage `json:"hashes"`
 	Path     []int           `json:"path,omitempty"`
 	Error    string          `json:"error,omitempty"`
@@ -130,4 +130,31 @@ func (g *GroupEvidence) Split(positions []int, maxBytes int) (runs [][]int, evid
 		return nil, nil, err
 	}
 	return append(r1, r2...), append(e1, e2...), nil
+}
+
+// EvidenceRuns cuts a batch's evidence along groups (positions of the
+// batch's events, each group ascending, e.g. one per record key) and by
+// size (see Split): runs[i] is a run of one group, evidence[i] its proofs.
+// A batch of one group whose evidence fits is passed on as it came,
+// without decoding it (the ~9 µs per event of cutting: BenchmarkGroupEvidence).
+// No evidence gives no runs.
+func EvidenceRuns(b Batch, groups [][]int, maxBytes int) (runs [][]int, evidence [][]byte, err error) {
+	if len(b.Evidence) == 0 {
+		return nil, nil, nil
+	}
+	if len(groups) == 1 && len(groups[0]) == len(b.Events) && len(b.Evidence) <= maxBytes {
+		return groups, [][]byte{b.Evidence}, nil
+	}
+	g, err := OpenEvidence(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, group := range groups {
+		r, e, err := g.Split(group, maxBytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		runs, evidence = append(runs, r...), append(evidence, e...)
+	}
+	return runs, evidence, nil
 }

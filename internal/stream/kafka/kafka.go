@@ -277,13 +277,6 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 // A batch whose evidence cannot be cut goes without (logged), as a batch
 // the ledger could not prove does: delivery is never held up by it.
 func (s *Sink) attachEvidence(b stream.Batch, records []*kgo.Record) {
-	g, err := stream.OpenEvidence(b)
-	if err != nil {
-		slog.Warn("kafka: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
-	}
-	if g == nil {
-		return
-	}
 	byKey := map[string][]int{}
 	var keys []string
 	for i, r := range records {
@@ -293,16 +286,18 @@ func (s *Sink) attachEvidence(b stream.Batch, records []*kgo.Record) {
 		}
 		byKey[k] = append(byKey[k], i)
 	}
-	for _, k := range keys {
-		runs, evs, err := g.Split(byKey[k], maxEvidenceBytes)
-		if err != nil {
-			slog.Warn("kafka: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
-			return
-		}
-		for j, run := range runs {
-			r := records[run[0]]
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderEvidence, Value: evs[j]})
-		}
+	groups := make([][]int, len(keys))
+	for i, k := range keys {
+		groups[i] = byKey[k]
+	}
+	runs, evs, err := stream.EvidenceRuns(b, groups, maxEvidenceBytes)
+	if err != nil {
+		slog.Warn("kafka: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+		return
+	}
+	for j, run := range runs {
+		r := records[run[0]]
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderEvidence, Value: evs[j]})
 	}
 }
 

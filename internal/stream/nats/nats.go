@@ -230,13 +230,6 @@ func (s *Sink) message(e *event.Event) (*natsgo.Msg, error) {
 // group that starts on a stored event, and the receiver reports that
 // group's new events as unproven (docs/tamper-evidence.md).
 func attachEvidence(b stream.Batch, msgs []*natsgo.Msg) {
-	g, err := stream.OpenEvidence(b)
-	if err != nil {
-		slog.Warn("nats: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
-	}
-	if g == nil {
-		return
-	}
 	bySubject := map[string][]int{}
 	var subjects []string
 	for i, m := range msgs {
@@ -245,15 +238,17 @@ func attachEvidence(b stream.Batch, msgs []*natsgo.Msg) {
 		}
 		bySubject[m.Subject] = append(bySubject[m.Subject], i)
 	}
-	for _, subj := range subjects {
-		runs, evs, err := g.Split(bySubject[subj], maxEvidenceBytes)
-		if err != nil {
-			slog.Warn("nats: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
-			return
-		}
-		for j, run := range runs {
-			msgs[run[0]].Header.Set(HeaderEvidence, string(evs[j]))
-		}
+	groups := make([][]int, len(subjects))
+	for i, subj := range subjects {
+		groups[i] = bySubject[subj]
+	}
+	runs, evs, err := stream.EvidenceRuns(b, groups, maxEvidenceBytes)
+	if err != nil {
+		slog.Warn("nats: batch sent without tamper evidence", "connector", b.ConnectorID, "err", err)
+		return
+	}
+	for j, run := range runs {
+		msgs[run[0]].Header.Set(HeaderEvidence, string(evs[j]))
 	}
 }
 
