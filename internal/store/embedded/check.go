@@ -96,7 +96,7 @@ func (e *Engine) Check(ctx context.Context) (Report, error) {
 				problem("memtable row %d: a deletion rule covers it but it is live", i)
 			}
 			addLive(ev, "memtable")
-			if got, ok := m.byKey[dedupeKey{ev.CompanyID, ev.ID}]; !ok || got != uint32(i) {
+			if got, ok := m.get(ev.CompanyID, ev.ID); !ok || got != uint32(i) {
 				problem("memtable row %d: not found by its key", i)
 			}
 			for _, k := range indexKeys(ev) {

@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sort"
 	"unsafe"
@@ -34,7 +36,10 @@ type memtable struct {
 	// minOccurred and maxOccurred bound occurred, so that a time filter
 	// that covers the whole memtable costs nothing.
 	minOccurred, maxOccurred int64
-	byKey                    map[dedupeKey]uint32
+	// ids finds a row by (CompanyID, ID), for deduplication and Get;
+	// idHashes[row] is the row's idHash, for growing ids.
+	ids      idTable
+	idHashes []uint64
 	// postings finds a key's posting by postingHash(key).
 	postings postingTable
 	// tokenKeys lists the token posting keys in first-seen order, and
@@ -43,21 +48,22 @@ type memtable struct {
 	// token that long only scans its bucket.
 	tokenKeys    []*posting
 	tokenBuckets [][]*posting // 1<<tokenBucketBits, made for the first long token
-	// postingSlab and keyArena hold the postings and their keys in big
-	// allocations rather than one or two per key (see newPosting).
-	postingSlab []posting
-	fullSlabs   [][]posting // earlier postingSlabs, full
-	keyArena    []byte
+	// slabs and keyArena hold the postings and their keys in big
+	// allocations rather than one or two per key (see newPosting). Posting
+	// n is slabs[n/slabLen][n%slabLen]; only the last slab has room left.
+	slabs    [][]posting
+	keyArena []byte
 	rowSlab     []uint32
 	deleted     *roaring.Bitmap
 	live        int
 	// gen is the newest log generation whose events this memtable holds.
 	gen uint64
+	// touched is the sum of what touch loaded (see there).
+	touched uint32
 }
 
 func newMemtable() *memtable {
 	return &memtable{
-		byKey:   make(map[dedupeKey]uint32),
 		compIdx: make(map[string]uint32),
 		deleted: roaring.New(),
 	}
@@ -66,7 +72,7 @@ func newMemtable() *memtable {
 func (m *memtable) len() int { return len(m.enc) }
 
 func (m *memtable) has(company, id string) bool {
-	_, ok := m.byKey[dedupeKey{company, id}]
+	_, ok := m.get(company, id)
 	return ok
 }
 
@@ -74,8 +80,10 @@ func (m *memtable) has(company, id string) bool {
 // posting keys (from indexKeys).
 func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 	row := uint32(len(m.enc))
-	m.byKey[dedupeKey{ev.CompanyID, ev.ID}] = row
 	m.enc = append(m.enc, enc)
+	h := idHash(ev.CompanyID, ev.ID)
+	m.idHashes = append(m.idHashes, h)
+	m.ids.insert(h, row, m.idHashes)
 	m.seqs = append(m.seqs, ev.Seq)
 	m.occurred = append(m.occurred, ev.Occurred)
 	c, ok := m.compIdx[ev.CompanyID]
@@ -91,10 +99,11 @@ func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 	if ev.Occurred > m.maxOccurred {
 		m.maxOccurred = ev.Occurred
 	}
-	m.postings.reserve(len(ek.hashes))
+	m.reservePostings(len(ek.hashes))
+	m.touch(&ek)
 	for i, h := range ek.hashes {
 		k := ek.key(i)
-		p, slot := m.postings.find(h, k)
+		p, slot := m.find(h, k)
 		if p == nil {
 			p = m.newPosting(k, h, slot)
 		}
@@ -103,18 +112,45 @@ func (m *memtable) add(ev *event.Event, enc []byte, ek eventKeys) {
 	m.live++
 }
 
+// touch loads, for every key of an event, its home slot in the posting
+// table and the posting and key bytes there, before find needs them. Most
+// of a memtable's keys are rare, so each of these loads is a cache miss;
+// issued here, independent of one another, the processor overlaps them,
+// where find, one key after the other, waits for each in turn. The sums
+// only keep the compiler from dropping the loads.
+func (m *memtable) touch(ek *eventKeys) {
+	slots := m.postings.slots
+	mask := uint64(len(slots) - 1)
+	var sum uint32
+	for _, h := range ek.hashes {
+		sum += slots[h&mask].idx
+	}
+	for _, h := range ek.hashes {
+		s := slots[h&mask]
+		if s.idx != 0 && s.tag == uint32(h>>32) {
+			p := m.postingAt(s.idx)
+			if len(p.key) > 0 {
+				sum += uint32(p.key[0])
+			}
+			if len(p.rows) > 0 {
+				sum += p.rows[len(p.rows)-1]
+			}
+		}
+	}
+	m.touched += sum
+}
+
 // newPosting files a posting for key k, whose hash is h, in the empty
 // slot that postings.find returned for it.
 func (m *memtable) newPosting(k []byte, h uint64, slot int) *posting {
-	if len(m.postingSlab) == cap(m.postingSlab) {
-		if m.postingSlab != nil {
-			m.fullSlabs = append(m.fullSlabs, m.postingSlab)
-		}
-		m.postingSlab = make([]posting, 0, slabLen)
+	if len(m.slabs) == 0 || len(m.slabs[len(m.slabs)-1]) == slabLen {
+		m.slabs = append(m.slabs, make([]posting, 0, slabLen))
 	}
-	m.postingSlab = append(m.postingSlab, posting{key: m.internKey(k)})
-	p := &m.postingSlab[len(m.postingSlab)-1]
-	m.postings.insert(slot, h, p)
+	last := &m.slabs[len(m.slabs)-1]
+	*last = append(*last, posting{key: m.internKey(k)})
+	p := &(*last)[len(*last)-1]
+	m.postings.slots[slot] = postingSlot{tag: uint32(h >> 32), idx: uint32(m.postings.n + 1)}
+	m.postings.n++
 	if len(p.key) > 0 && p.key[0] == keyToken {
 		m.tokenKeys = append(m.tokenKeys, p)
 		if len(p.key) >= tokenBucketLen {
@@ -160,81 +196,91 @@ type posting struct {
 
 // lookup returns the posting of key k, or nil.
 func (m *memtable) lookup(k string) *posting {
-	p, _ := m.postings.find(postingHash(k), unsafe.Slice(unsafe.StringData(k), len(k)))
+	p, _ := m.find(postingHash(k), unsafe.Slice(unsafe.StringData(k), len(k)))
 	return p
 }
 
 // postingTable is an open-addressing hash table (linear probing, at most
-// half full) of postings by key hash. It does what a map[uint64]*posting
-// with collision chains did, with one cache miss per probe instead of two
-// (a Go map keeps control bytes and slots on different cache lines), which
-// matters because most of a memtable's keys are rare and out of cache.
+// half full) of postings by key hash. A slot is 8 bytes and holds no
+// pointer: the posting's number and 32 more bits of the hash, so that a
+// probe rarely looks at a posting that is not the one sought. Most of a
+// memtable's keys are rare and out of cache, so the table's size is what
+// the writer's probes pay for, and the garbage collector does not scan it.
 type postingTable struct {
 	slots []postingSlot
-	n     int
+	n     int // postings, numbered 1..n in slab order
 }
 
 type postingSlot struct {
-	h uint64
-	p *posting // nil: empty
+	tag uint32 // the hash's high 32 bits; the low bits chose the slot
+	idx uint32 // posting number; 0: empty
+}
+
+// postingAt returns posting number idx (from 1).
+func (m *memtable) postingAt(idx uint32) *posting {
+	n := idx - 1
+	return &m.slabs[n/slabLen][n%slabLen]
 }
 
 // find returns the posting of key k (hash h), or nil and the slot where
-// insert must put it.
+// newPosting must put it.
 // It never changes the table, so readers may call it concurrently.
-func (t *postingTable) find(h uint64, k []byte) (*posting, int) {
-	if len(t.slots) == 0 {
+func (m *memtable) find(h uint64, k []byte) (*posting, int) {
+	slots := m.postings.slots
+	if len(slots) == 0 {
 		return nil, -1
 	}
-	mask := len(t.slots) - 1
+	mask := len(slots) - 1
+	tag := uint32(h >> 32)
 	i := int(h) & mask
 	for {
-		s := &t.slots[i]
-		if s.p == nil {
+		s := slots[i]
+		if s.idx == 0 {
 			return nil, i
 		}
-		if s.h == h && s.p.key == string(k) {
-			return s.p, i
+		if s.tag == tag {
+			if p := m.postingAt(s.idx); p.key == string(k) {
+				return p, i
+			}
 		}
 		i = (i + 1) & mask
 	}
 }
 
-// reserve makes room for extra more postings, so that the slots find
-// returns stay valid for insert until then.
-func (t *postingTable) reserve(extra int) {
-	for 2*(t.n+extra) > len(t.slots) {
-		t.grow()
+// reservePostings makes room for extra more postings, so that the slots
+// find returns stay valid for newPosting until then.
+func (m *memtable) reservePostings(extra int) {
+	t := &m.postings
+	if 2*(t.n+extra) <= len(t.slots) {
+		return
 	}
-}
-
-// insert puts p (hash h) into slot, as returned by find after reserve and
-// with no other change to the table in between.
-func (t *postingTable) insert(slot int, h uint64, p *posting) {
-	t.slots[slot] = postingSlot{h, p}
-	t.n++
-}
-
-func (t *postingTable) grow() {
-	old := t.slots
-	t.slots = make([]postingSlot, max(1024, 2*len(old)))
-	mask := len(t.slots) - 1
-	for _, s := range old {
-		if s.p == nil {
-			continue
+	size := max(1024, len(t.slots))
+	for 2*(t.n+extra) > size {
+		size *= 2
+	}
+	// The postings are walked in slab order, which is contiguous memory,
+	// and their hashes computed again, rather than the old table's slots
+	// read: cheaper than a hash kept per posting for this alone.
+	t.slots = make([]postingSlot, size)
+	mask := size - 1
+	idx := uint32(0)
+	for _, slab := range m.slabs {
+		for j := range slab {
+			idx++
+			h := postingHash(slab[j].key)
+			i := int(h) & mask
+			for t.slots[i].idx != 0 {
+				i = (i + 1) & mask
+			}
+			t.slots[i] = postingSlot{tag: uint32(h >> 32), idx: idx}
 		}
-		i := int(s.h) & mask
-		for t.slots[i].p != nil {
-			i = (i + 1) & mask
-		}
-		t.slots[i] = s
 	}
 }
 
 // allPostings calls fn with every posting, walking the slabs (contiguous
 // memory) rather than the map.
 func (m *memtable) allPostings(fn func(*posting)) {
-	for _, slab := range append(m.fullSlabs, m.postingSlab) {
+	for _, slab := range m.slabs {
 		for i := range slab {
 			fn(&slab[i])
 		}
@@ -325,9 +371,74 @@ func (m *memtable) event(row uint32) (event.Event, error) {
 	return ev, nil
 }
 
+// get returns the live row of (company, id).
 func (m *memtable) get(company, id string) (uint32, bool) {
-	i, ok := m.byKey[dedupeKey{company, id}]
-	return i, ok
+	return m.ids.find(idHash(company, id), func(row uint32) bool {
+		if m.deleted.Contains(row) {
+			return false
+		}
+		i, c := encodedKeyBytes(m.enc[row])
+		return string(i) == id && string(c) == company
+	})
+}
+
+// idHash hashes (company, id) for the memtable's idTable.
+func idHash(company, id string) uint64 {
+	return maphash.String(keySetSeed, id) ^ bits.RotateLeft64(maphash.String(keySetSeed, company), 29)
+}
+
+// idTable finds rows by idHash: open addressing, linear probing, at most
+// half full, slots of 8 bytes without pointers (a map of the two strings
+// cost the writer a tenth of its time and kept every event's ID alive for
+// the garbage collector to scan). Rows are checked against their encoded
+// key, so collisions only cost a probe. A deleted row keeps its slot and is
+// skipped, so that the same ID may be stored again.
+type idTable struct {
+	slots []idSlot
+	n     int
+}
+
+type idSlot struct {
+	tag uint32 // the hash's high 32 bits
+	row uint32 // row + 1; 0: empty
+}
+
+// insert files row under h; hashes[r] is the hash of every row r, for
+// growing.
+func (t *idTable) insert(h uint64, row uint32, hashes []uint64) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.slots = make([]idSlot, max(1024, 2*len(t.slots)))
+		t.n = 0
+		for r, h := range hashes[:row] {
+			t.put(h, uint32(r))
+		}
+	}
+	t.put(h, row)
+}
+
+func (t *idTable) put(h uint64, row uint32) {
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].row != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = idSlot{uint32(h >> 32), row + 1}
+	t.n++
+}
+
+// find returns the first row filed under h for which is returns true.
+func (t *idTable) find(h uint64, is func(row uint32) bool) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	tag := uint32(h >> 32)
+	for i := h & mask; t.slots[i].row != 0; i = (i + 1) & mask {
+		if s := t.slots[i]; s.tag == tag && is(s.row-1) {
+			return s.row - 1, true
+		}
+	}
+	return 0, false
 }
 
 // deleteWhere marks the rows the rule covers and forgets their keys, so
@@ -339,9 +450,7 @@ func (m *memtable) deleteWhere(r *deleteRule) int64 {
 			m.deleted.Contains(uint32(i)) {
 			continue
 		}
-		m.deleted.Add(uint32(i))
-		id, company := encodedKey(m.enc[i])
-		delete(m.byKey, dedupeKey{company, id})
+		m.deleted.Add(uint32(i)) // get skips it from now on
 		m.live--
 		n++
 	}

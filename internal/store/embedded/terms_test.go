@@ -88,8 +88,8 @@ func TestSortedPostings(t *testing.T) {
 	var want []string
 	for _, k := range []string{"t", "ta", "tab", "t\x00", "t\x00a", "tabcdefgh", "tabcdefg", "tabcdefgi", "A", "", "u\xff", "tabcdefg\x00"} {
 		h := postingHash(k) & 3 // force hash collisions: the table must keep every key
-		m.postings.reserve(1)
-		_, slot := m.postings.find(h, []byte(k))
+		m.reservePostings(1)
+		_, slot := m.find(h, []byte(k))
 		m.newPosting([]byte(k), h, slot)
 		want = append(want, k)
 	}
@@ -103,11 +103,11 @@ func TestSortedPostings(t *testing.T) {
 	}
 	// Keys sharing a hash are told apart by the table.
 	for _, k := range want {
-		if p, _ := m.postings.find(postingHash(k)&3, []byte(k)); p == nil || p.key != k {
+		if p, _ := m.find(postingHash(k)&3, []byte(k)); p == nil || p.key != k {
 			t.Fatalf("find(%q) = %v", k, p)
 		}
 	}
-	if p, _ := m.postings.find(postingHash("absent")&3, []byte("absent")); p != nil {
+	if p, _ := m.find(postingHash("absent")&3, []byte("absent")); p != nil {
 		t.Fatalf("find(absent) = %q", p.key)
 	}
 }
@@ -119,8 +119,8 @@ func TestPostingTableGrows(t *testing.T) {
 	}
 	for i := range 5000 {
 		k := fmt.Sprintf("t%d", i)
-		m.postings.reserve(1)
-		p, slot := m.postings.find(postingHash(k), []byte(k))
+		m.reservePostings(1)
+		p, slot := m.find(postingHash(k), []byte(k))
 		if p != nil {
 			t.Fatalf("%q found before it was added", k)
 		}
@@ -160,8 +160,8 @@ func TestSortedPostingsMany(t *testing.T) {
 		if i%7 == 0 {
 			k = k[:1+i%9]
 		}
-		m.postings.reserve(1)
-		p, slot := m.postings.find(postingHash(k), []byte(k))
+		m.reservePostings(1)
+		p, slot := m.find(postingHash(k), []byte(k))
 		if p != nil {
 			continue
 		}
@@ -186,8 +186,8 @@ func TestMemtablePrefixPostings(t *testing.T) {
 	}
 	for row, k := range keys {
 		h := postingHash(k)
-		m.postings.reserve(1)
-		p, slot := m.postings.find(h, []byte(k))
+		m.reservePostings(1)
+		p, slot := m.find(h, []byte(k))
 		if p == nil {
 			p = m.newPosting([]byte(k), h, slot)
 		}
