@@ -53,9 +53,9 @@ type memtable struct {
 	// n is slabs[n/slabLen][n%slabLen]; only the last slab has room left.
 	slabs    [][]posting
 	keyArena []byte
-	rowSlab     []uint32
-	deleted     *roaring.Bitmap
-	live        int
+	rowSlab  []uint32
+	deleted  *roaring.Bitmap
+	live     int
 	// gen is the newest log generation whose events this memtable holds.
 	gen uint64
 	// touched is the sum of what touch loaded (see there).
