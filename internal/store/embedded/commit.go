@@ -121,19 +121,31 @@ func (e *Engine) commitGroup(group []*request) {
 	// part of a group: all of it is durable already, and Seq order holds.
 	// The memtable keeps the encoded events, sliced from one copy of the
 	// group's log bytes (record headers included, a few bytes each).
-	arena := bytes.Clone(buf)
+	// The buffer itself becomes the memtable's, unless it has much room
+	// left that the memtable would keep: the next group gets a new one a
+	// little larger than this group needed, which costs no more than the
+	// copy would.
+	arena := buf
+	if cap(buf)-len(buf) > len(buf)/8 {
+		arena = bytes.Clone(buf)
+	} else {
+		e.w.buf = make([]byte, 0, len(buf)+len(buf)/16)
+	}
 	e.mu.Lock()
+	mem := e.ix.mem
 	n := 0
 	for _, r := range group {
 		for j, i := range r.stored {
 			sp := r.spans[j]
-			e.ix.mem.add(&r.events[i], arena[sp.lo:sp.hi:sp.hi], r.keys[i])
+			mem.add(&r.events[i], arena[sp.lo:sp.hi:sp.hi], r.keys[i])
 			if n++; n%applyChunk == 0 {
+				mem.settle()
 				e.mu.Unlock()
 				e.mu.Lock()
 			}
 		}
 	}
+	mem.settle()
 	e.mu.Unlock()
 	for _, r := range group {
 		r.done <- nil

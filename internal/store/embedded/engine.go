@@ -463,9 +463,7 @@ func parallelKeys(evs []event.Event) []eventKeys {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				keys[i] = indexEvent(&evs[i])
-			}
+			indexEvents(evs[lo:hi], keys[lo:hi])
 		}(w*chunk, min(len(evs), (w+1)*chunk))
 	}
 	wg.Wait()
@@ -546,9 +544,7 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 		keys = parallelKeys(events)
 	} else {
 		keys = make([]eventKeys, len(events))
-		for i := range events {
-			keys[i] = indexEvent(&events[i])
-		}
+		indexEvents(events, keys)
 	}
 	return e.submit(ctx, &request{kind: reqAppend, events: events, keys: keys})
 }

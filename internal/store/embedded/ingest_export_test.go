@@ -32,6 +32,10 @@ func (fb *FilingBench) File() int {
 	m := newMemtable()
 	for i := range fb.evs {
 		m.add(&fb.evs[i], fb.encs[i], fb.keys[i])
+		if (i+1)%applyChunk == 0 {
+			m.settle()
+		}
 	}
+	m.settle()
 	return m.len()
 }

@@ -74,6 +74,44 @@ var keySetSeed = maphash.MakeSeed()
 // hold it to that.
 func indexEvent(e *event.Event) eventKeys {
 	b := keyBuilders.Get().(*keyBuilder)
+	b.build(e)
+	out := eventKeys{
+		buf:    bytes.Clone(b.ek.buf),
+		ends:   slices.Clone(b.ek.ends),
+		hashes: slices.Clone(b.ek.hashes),
+	}
+	keyBuilders.Put(b)
+	return out
+}
+
+// indexEvents sets out[i] to indexEvent(&evs[i]), carving the keys of
+// many events from a few shared allocations rather than three each.
+func indexEvents(evs []event.Event, out []eventKeys) {
+	b := keyBuilders.Get().(*keyBuilder)
+	var buf []byte
+	var ends []uint32
+	var hashes []uint64
+	for i := range evs {
+		b.build(&evs[i])
+		n, nb := len(b.ek.ends), len(b.ek.buf)
+		if cap(buf)-len(buf) < nb {
+			buf = make([]byte, 0, max(nb, 32<<10))
+		}
+		if cap(ends)-len(ends) < n {
+			ends = make([]uint32, 0, max(n, 2048))
+			hashes = make([]uint64, 0, max(n, 2048))
+		}
+		lo, klo := len(buf), len(ends)
+		buf = append(buf, b.ek.buf...)
+		ends = append(ends, b.ek.ends...)
+		hashes = append(hashes, b.ek.hashes...)
+		out[i] = eventKeys{buf: buf[lo:len(buf):len(buf)], ends: ends[klo:len(ends):len(ends)], hashes: hashes[klo:len(hashes):len(hashes)]}
+	}
+	keyBuilders.Put(b)
+}
+
+// build collects the keys of e into b.ek.
+func (b *keyBuilder) build(e *event.Event) {
 	b.reset()
 	b.field(keyCompany, e.CompanyID)
 	switch e.Level {
@@ -112,13 +150,6 @@ func indexEvent(e *event.Event) eventKeys {
 		b.tokens(s)
 	}
 	dataStrings(e.Data, b.tokensFn)
-	out := eventKeys{
-		buf:    bytes.Clone(b.ek.buf),
-		ends:   slices.Clone(b.ek.ends),
-		hashes: slices.Clone(b.ek.hashes),
-	}
-	keyBuilders.Put(b)
-	return out
 }
 
 // indexKeys is indexEvent as strings, for checks and tests.

@@ -1,0 +1,126 @@
+package embedded
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+func TestIndexEventsAgreesWithIndexEvent(t *testing.T) {
+	evs := make([]event.Event, 3000)
+	for i := range evs {
+		evs[i] = memEvent(i)
+		evs[i].Tenants = []string{fmt.Sprintf("tenant %d", i%5), "Größe"}
+		evs[i].LoginIDs = []string{fmt.Sprintf("user%d@example.com", i)}
+		// Data of growing size, so that events outgrow the shared buffers.
+		evs[i].Data = fmt.Appendf(nil, `{"change":{"field%d":1},"text":"%0*d"}`, i%3, i*11, i)
+	}
+	keys := make([]eventKeys, len(evs))
+	indexEvents(evs, keys)
+	for i := range evs {
+		want := indexEvent(&evs[i])
+		got := keys[i]
+		if got.len() != want.len() || !slices.Equal(got.hashes, want.hashes) {
+			t.Fatalf("event %d: %d keys, want %d", i, got.len(), want.len())
+		}
+		for j := range want.len() {
+			if string(got.key(j)) != string(want.key(j)) {
+				t.Fatalf("event %d key %d = %q, want %q", i, j, got.key(j), want.key(j))
+			}
+		}
+	}
+	// Keys of one event never run into the next one's (capacity is cut).
+	k0 := keys[0]
+	_ = append(k0.buf, 'x')
+	want1 := indexEvent(&evs[1])
+	if string(keys[1].key(0)) != string(want1.key(0)) {
+		t.Fatal("appending to one event's keys overwrote the next event's")
+	}
+}
+
+// memEvent is an event for memtable tests: every one shares the company
+// key, a frequent key whose posting becomes a bitmap.
+func memEvent(i int) event.Event {
+	return event.Event{ID: fmt.Sprintf("id%d", i), CompanyID: "c1", Occurred: int64(1000 + i), Seq: uint64(i + 1),
+		Action: "a", UserID: fmt.Sprintf("u%d", i%7)}
+}
+
+func TestMemtableTailsBeforeAndAfterSettle(t *testing.T) {
+	m := newMemtable()
+	const n = 3*postingBitmapAt + 17
+	for i := range n {
+		ev := memEvent(i)
+		m.add(&ev, appendEvent(nil, &ev), indexEvent(&ev))
+		if i == 2*postingBitmapAt {
+			m.settle()
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		p := m.lookup(string([]byte{keyCompany}) + "c1")
+		if p == nil || p.bm == nil {
+			t.Fatalf("%s: company posting %v is not a bitmap", when, p)
+		}
+		if got := p.bitmap().GetCardinality(); got != n {
+			t.Fatalf("%s: bitmap has %d rows, want %d", when, got, n)
+		}
+		rows := p.appendRows(nil)
+		if len(rows) != n || !slices.IsSorted(rows) || rows[n-1] != n-1 {
+			t.Fatalf("%s: appendRows gives %d rows, last %d", when, len(rows), rows[len(rows)-1])
+		}
+		u := m.lookup(string([]byte{keyUser}) + "u3")
+		var want []uint32
+		for i := 3; i < n; i += 7 {
+			want = append(want, uint32(i))
+		}
+		if got := u.appendRows(nil); !slices.Equal(got, want) {
+			t.Fatalf("%s: user posting rows %v, want %v", when, got, want)
+		}
+	}
+	if len(m.unsettled) == 0 {
+		t.Fatal("rows added since settle left no tail: the test tests nothing")
+	}
+	check("unsettled")
+	m.settle()
+	if p := m.lookup(string([]byte{keyCompany}) + "c1"); len(p.rows) != 0 {
+		t.Fatalf("settle left %d rows in the tail", len(p.rows))
+	}
+	check("settled")
+}
+
+func TestMemtableIDTable(t *testing.T) {
+	m := newMemtable()
+	const n = 5000 // several growths of the table
+	for i := range n {
+		ev := memEvent(i)
+		m.add(&ev, appendEvent(nil, &ev), indexEvent(&ev))
+	}
+	for i := range n {
+		if row, ok := m.get("c1", fmt.Sprintf("id%d", i)); !ok || row != uint32(i) {
+			t.Fatalf("get(id%d) = %d, %v", i, row, ok)
+		}
+	}
+	for _, k := range [][2]string{{"c1", "id"}, {"c2", "id1"}, {"c1", "id5000"}, {"", ""}, {"c1id", "1"}} {
+		if m.has(k[0], k[1]) {
+			t.Fatalf("has(%q, %q) for a key never added", k[0], k[1])
+		}
+	}
+	// A deleted row is no longer found, and its ID may be stored again.
+	if got := m.deleteWhere(&deleteRule{CompanyID: "c1", Before: 1000 + 10, MaxSeq: n}); got != 10 {
+		t.Fatalf("deleted %d rows, want 10", got)
+	}
+	if m.has("c1", "id3") {
+		t.Fatal("a deleted row is still found")
+	}
+	ev := memEvent(3)
+	ev.Seq = n + 1
+	m.add(&ev, appendEvent(nil, &ev), indexEvent(&ev))
+	if row, ok := m.get("c1", "id3"); !ok || row != n {
+		t.Fatalf("get(id3) after re-adding = %d, %v, want row %d", row, ok, n)
+	}
+	if row, ok := m.get("c1", "id11"); !ok || row != 11 {
+		t.Fatalf("get(id11) = %d, %v", row, ok)
+	}
+}
