@@ -89,6 +89,7 @@ var actions = []Action{
 	company(streamhttp.ActionConnectorPaused, event.TypeWarn, "A stream connector was paused by a management call.", connectorKeys...),
 	company(streamhttp.ActionConnectorResumed, event.TypeInfo, "A stream connector was resumed (also after an automatic pause).", connectorKeys...),
 	company(streamhttp.ActionConnectorTested, event.TypeInfo, "A test event was sent to a stream connector's destination; data.ok tells whether it was accepted.", append(connectorKeys, "ok")...),
+	company(streamhttp.ActionConnectorAutoPaused, event.TypeWarn, "A stream connector paused itself after its destination failed for --stream-auto-pause-after (actor: audittrail); nothing is delivered until it is resumed.", append(connectorKeys, "failingForSeconds")...),
 	company(streamhttp.ActionConnectorReplayed, event.TypeInfo, "A stream connector was rewound to redeliver events from data.from; data.cursor is its new position.", append(connectorKeys, "from", "cursor")...),
 }
 

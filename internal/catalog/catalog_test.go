@@ -60,7 +60,7 @@ func TestCatalogue(t *testing.T) {
 		"ProjectCreated": "info", "ProjectDeleted": "warn", "ManagementKeyCreated": "info",
 		"ManagementKeyRevoked": "warn", "ManagementKeyRotated": "info", "CompanySettingsModified": "info",
 		"ConnectorCreated": "info", "ConnectorModified": "info", "ConnectorDeleted": "warn", "ConnectorPaused": "warn",
-		"ConnectorResumed": "info", "ConnectorTested": "info", "ConnectorReplayed": "info",
+		"ConnectorResumed": "info", "ConnectorTested": "info", "ConnectorReplayed": "info", "ConnectorAutoPaused": "warn",
 	} {
 		a, ok := Lookup(name)
 		if !ok || a.Type != typ {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,22 +16,37 @@ import (
 // written, and that failure reaches the caller as an error. data must hold
 // no secret: company-level events are read and streamed like any other.
 func (a *API) RecordCompanyEvent(r *http.Request, p Principal, action, typ string, data map[string]any) error {
+	return a.recordCompanyEvent(r.Context(), p.CompanyID, p.Key.ID, action, typ, data)
+}
+
+// SystemActor is the actor of company-level events that audittrail records
+// on its own, not on a caller's behalf (a connector pausing itself).
+const SystemActor = "audittrail"
+
+// RecordSystemEvent stores a company-level event of something the server
+// did by itself, with SystemActor as actor; the same rules as
+// RecordCompanyEvent hold for data.
+func (a *API) RecordSystemEvent(ctx context.Context, companyID, action, typ string, data map[string]any) error {
+	return a.recordCompanyEvent(ctx, companyID, SystemActor, action, typ, data)
+}
+
+func (a *API) recordCompanyEvent(ctx context.Context, companyID, actorID, action, typ string, data map[string]any) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("encode %s data: %w", action, err)
 	}
 	e := event.Event{
-		CompanyID: p.CompanyID,
+		CompanyID: companyID,
 		Level:     event.LevelCompany,
 		Action:    action,
 		Type:      typ,
-		ActorID:   p.Key.ID,
+		ActorID:   actorID,
 		Occurred:  a.now().UnixMilli(),
 		Data:      raw,
 	}
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("company event %s: %w", action, err)
 	}
-	_, err = a.ingest(r, "admin", []event.Event{e})
+	_, err = a.ingest(ctx, "admin", []event.Event{e})
 	return err
 }

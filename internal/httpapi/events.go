@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,14 +285,14 @@ func (a *API) authorizeEvents(r *http.Request, p Principal, events []event.Event
 }
 
 // ingest stores events durably and returns their ids in request order.
-func (a *API) ingest(r *http.Request, api string, events []event.Event) ([]string, error) {
+func (a *API) ingest(ctx context.Context, api string, events []event.Event) ([]string, error) {
 	for i := range events {
 		if events[i].ID == "" {
 			events[i].ID = event.NewID()
 		}
 	}
 	start := time.Now()
-	err := a.opts.Store.Append(r.Context(), events)
+	err := a.opts.Store.Append(ctx, events)
 	a.met.ingestSeconds.With(api).ObserveSince(start)
 	if err != nil {
 		return nil, fmt.Errorf("append %d events: %w", len(events), err)
@@ -328,7 +329,7 @@ func (a *API) handleCreateEvent(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	ids, err := a.ingest(r, "event", events)
+	ids, err := a.ingest(r.Context(), "event", events)
 	if err != nil {
 		WriteError(w, r, err)
 		return
@@ -364,7 +365,7 @@ func (a *API) storeBatch(w http.ResponseWriter, r *http.Request, p Principal, ev
 		WriteError(w, r, err)
 		return
 	}
-	ids, err := a.ingest(r, "batch", events)
+	ids, err := a.ingest(r.Context(), "batch", events)
 	if err != nil {
 		WriteError(w, r, err)
 		return

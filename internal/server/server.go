@@ -148,6 +148,9 @@ type Server struct {
 	// enricher fills device, geo and request details at ingest.
 	enricher *enrich.Enricher
 	streams  *stream.Manager
+	// apiReady is s.api once built: connectors start delivering (and may
+	// pause themselves) before it exists.
+	apiReady atomic.Pointer[httpapi.API]
 	// ledger keeps the tamper-evident trees (nil with --ledger=false);
 	// ledgerTrees is where it keeps them (see ledger.go).
 	ledger      *ledger.Ledger
@@ -232,6 +235,7 @@ func Run(ctx context.Context, cfg config.Config, ro RunOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	s.apiReady.Store(s.api)
 	s.metrics.NewCollector("streams", func(w io.Writer) error { return s.streams.WritePrometheus(context.Background(), w) })
 	if d, ok := s.store.(damageReporter); ok {
 		s.metrics.NewCollector("store_damage", func(w io.Writer) error { return writeDamageMetrics(w, d.Damage()) })
@@ -437,6 +441,7 @@ func (s *Server) open(ctx context.Context) error {
 	var err error
 	s.streams, err = stream.New(stream.Options{Store: s.store, State: s.streamState, Lease: s.streamLease, ReloadInterval: s.streamReload, Destinations: registry.Destinations(), Logger: s.log,
 		AutoPauseAfter: s.cfg.StreamAutoPauseAfter,
+		OnAutoPause:    s.recordAutoPause,
 		Evidence:       s.streamEvidence()})
 	if err != nil {
 		return fmt.Errorf("stream delivery: %w", err)
@@ -447,6 +452,17 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.enricher = en
 	return nil
+}
+
+// recordAutoPause is the stream manager's OnAutoPause: the trail records a
+// connector pausing itself as it records a pause by a user.
+func (s *Server) recordAutoPause(ctx context.Context, spec stream.Spec, failingFor time.Duration) {
+	api := s.apiReady.Load()
+	if api == nil {
+		s.log.Error("a connector paused itself before the API was ready; not recorded in the trail", "connector", spec.ID)
+		return
+	}
+	streamhttp.RecordAutoPause(ctx, api, s.log.With("component", "streamhttp"), spec, failingFor)
 }
 
 // close releases the components in reverse order of use.

@@ -508,7 +508,9 @@ func (c *connector) deliver(ctx context.Context, sink Sink, connected *bool, b B
 			log.Warn("delivery failed", "err", err, "consecutive_failures", failures)
 		}
 		if failingFor >= o.AutoPauseAfter {
-			c.autoPause(ctx)
+			if c.autoPause(ctx) && o.OnAutoPause != nil {
+				o.OnAutoPause(context.WithoutCancel(ctx), c.view(ctx).Spec, failingFor)
+			}
 			log.Warn("connector paused itself after failing too long", "failing_for", failingFor.String())
 			return false
 		}
@@ -548,7 +550,10 @@ func (c *connector) recordFailure(err error, events int) (int, time.Duration) {
 	return failures, now.Sub(since)
 }
 
-func (c *connector) autoPause(ctx context.Context) {
+// autoPause marks the connector auto-paused and saves it, and reports
+// whether the pause was saved. One that was not is not announced: after a
+// restart the connector, still failing, pauses itself again.
+func (c *connector) autoPause(ctx context.Context) bool {
 	c.mu.Lock()
 	c.rec.AutoPaused = true
 	c.mu.Unlock()
@@ -559,11 +564,12 @@ func (c *connector) autoPause(ctx context.Context) {
 	})
 	if err != nil {
 		c.m.log.Warn("save auto-pause", "connector", c.id, "err", err)
-		return
+		return false
 	}
 	c.mu.Lock()
 	c.rec.Revision, c.rec.AutoPaused = r.Revision, r.AutoPaused
 	c.mu.Unlock()
+	return true
 }
 
 // advance moves the durable cursor after an acknowledgement (or past

@@ -69,6 +69,11 @@ type Options struct {
 	// its answer becomes Batch.Evidence (tamper evidence). It may wait for
 	// the ledger to cover the events; nil means the batch goes without.
 	Evidence func(ctx context.Context, spec Spec, events []event.Event) json.RawMessage
+	// OnAutoPause, when set, is called once each time a connector pauses
+	// itself after failing for AutoPauseAfter, once the pause is saved: the
+	// server records it in the trail, as it does a pause by a user. spec is
+	// redacted. In a fleet only the instance delivering it pauses it.
+	OnAutoPause func(ctx context.Context, spec Spec, failingFor time.Duration)
 
 	Now   func() time.Time
 	NewID func() string

@@ -438,7 +438,20 @@ func TestMaskPIIDelivery(t *testing.T) {
 }
 
 func TestAutoPauseAndResume(t *testing.T) {
-	e := newEnv(t, func(o *stream.Options) { o.AutoPauseAfter = 150 * time.Millisecond })
+	type pause struct {
+		spec       stream.Spec
+		failingFor time.Duration
+	}
+	var pausesMu sync.Mutex
+	var pauses []pause
+	e := newEnv(t, func(o *stream.Options) {
+		o.AutoPauseAfter = 150 * time.Millisecond
+		o.OnAutoPause = func(_ context.Context, spec stream.Spec, failingFor time.Duration) {
+			pausesMu.Lock()
+			pauses = append(pauses, pause{spec, failingFor})
+			pausesMu.Unlock()
+		}
+	})
 	e.sink.set(func(f *fakeSink) { f.failAll = true })
 	v := e.create(stream.Spec{})
 	e.append(streamtest.Events("C1", "P1", "a", 5))
@@ -446,6 +459,11 @@ func TestAutoPauseAndResume(t *testing.T) {
 		h, _ := e.m.Health(context.Background(), "C1", v.ID)
 		return h.State == stream.StateAutoPaused
 	})
+	pausesMu.Lock()
+	if len(pauses) != 1 || pauses[0].spec.ID != v.ID || pauses[0].spec.CompanyID != "C1" || pauses[0].failingFor < 150*time.Millisecond {
+		t.Fatalf("OnAutoPause calls: %+v", pauses)
+	}
+	pausesMu.Unlock()
 	e.sink.mu.Lock()
 	attempts := e.sink.attempts
 	e.sink.mu.Unlock()

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/audittrail/audittrail/client"
 	"github.com/audittrail/audittrail/internal/catalog"
+	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/server/servertest"
 )
 
@@ -152,4 +156,63 @@ func asStrings(v any) []string {
 		out[i], _ = x.(string)
 	}
 	return out
+}
+
+// TestAutoPauseIsAudited: a connector whose destination keeps failing
+// pauses itself, and the trail records it once, as ConnectorAutoPaused by
+// the server itself, naming the connector and not the destination.
+func TestAutoPauseIsAudited(t *testing.T) {
+	var attempts atomic.Int64
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(dead.Close)
+	const pauseAfter = 300 * time.Millisecond
+	inst := servertest.Start(t, servertest.Options{Configure: func(c *config.Config) { c.StreamAutoPauseAfter = pauseAfter }})
+	ctx := context.Background()
+	c := inst.ClientFor(t, "", inst.Creds.ManagementKey)
+	hookPath := "/hook-path-4471"
+	v, err := c.Connectors().Create(ctx, client.ConnectorOptions{Name: "doomed", Type: client.ConnectorWebhook,
+		ProjectID: inst.Creds.ProjectID, Config: map[string]any{"url": dead.URL + hookPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, inst.Client(t), client.Record{ProjectID: inst.Creds.ProjectID, Action: "LoginSucceed", ActorID: "a", UserID: "u1"})
+	wait(t, "the connector to pause itself", func() bool {
+		h, err := c.Connectors().Health(ctx, v.ID)
+		return err == nil && h.State == client.ConnectorAutoPaused
+	})
+	var recs []client.Record
+	wait(t, "ConnectorAutoPaused in the trail", func() bool {
+		recs, err = inst.Client(t).Audit().Search(ctx, client.SearchOptions{Actions: []string{"ConnectorAutoPaused"}, Levels: []client.Level{client.LevelCompany}})
+		return err == nil && len(recs) > 0
+	})
+	// Paused, it tries no more, so no second event follows.
+	tried := attempts.Load()
+	time.Sleep(2 * pauseAfter)
+	recs, err = inst.Client(t).Audit().Search(ctx, client.SearchOptions{Actions: []string{"ConnectorAutoPaused"}, Levels: []client.Level{client.LevelCompany}})
+	if err != nil || len(recs) != 1 || attempts.Load() != tried {
+		t.Fatalf("after the pause: %d ConnectorAutoPaused events (%v), attempts %d then %d", len(recs), err, tried, attempts.Load())
+	}
+	r := recs[0]
+	a, known := catalog.Lookup("ConnectorAutoPaused")
+	failing, _ := r.Data["failingForSeconds"].(float64)
+	if !known || r.Type != a.Type || r.Type != "warn" || r.ActorID != "audittrail" || r.ProjectID != "" ||
+		r.Data["connectorId"] != v.ID || r.Data["name"] != "doomed" || r.Data["projectId"] != inst.Creds.ProjectID || failing < 0 {
+		t.Fatalf("recorded %+v", r)
+	}
+	raw, _ := json.Marshal(r)
+	for _, leak := range []string{hookPath, strings.TrimPrefix(dead.URL, "http://"), "maintenance"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("the event holds %q: %s", leak, raw)
+		}
+	}
+	// Resuming is a management call like any other, so it is recorded too.
+	if _, err := c.Connectors().Resume(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := inst.Client(t).Audit().Search(ctx, client.SearchOptions{Actions: []string{"ConnectorResumed"}, Levels: []client.Level{client.LevelCompany}}); err != nil || len(recs) != 1 {
+		t.Fatalf("ConnectorResumed after the auto-pause: %d (%v)", len(recs), err)
+	}
 }

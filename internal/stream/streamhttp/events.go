@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"reflect"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/stream"
 )
 
@@ -21,6 +24,10 @@ const (
 	ActionConnectorResumed  = "ConnectorResumed"
 	ActionConnectorTested   = "ConnectorTested"
 	ActionConnectorReplayed = "ConnectorReplayed"
+	// ActionConnectorAutoPaused is recorded by the server itself (actor
+	// httpapi.SystemActor) when a connector pauses itself after failing
+	// for --stream-auto-pause-after.
+	ActionConnectorAutoPaused = "ConnectorAutoPaused"
 )
 
 // actionTypes are the event types of the actions: deleting or pausing a
@@ -33,6 +40,8 @@ var actionTypes = map[string]string{
 	ActionConnectorResumed:  event.TypeInfo,
 	ActionConnectorTested:   event.TypeInfo,
 	ActionConnectorReplayed: event.TypeInfo,
+	// Nothing leaves for this destination until someone resumes it.
+	ActionConnectorAutoPaused: event.TypeWarn,
 }
 
 // record stores the company-level event of a connector call that
@@ -104,4 +113,15 @@ func jsonValue(v any) any {
 		return nil
 	}
 	return out
+}
+
+// RecordAutoPause records that a connector paused itself (the server's
+// stream.Options.OnAutoPause). Like record, its data names the connector,
+// never its config nor the destination's last error, which may name hosts.
+func RecordAutoPause(ctx context.Context, api *httpapi.API, log *slog.Logger, spec stream.Spec, failingFor time.Duration) {
+	data := map[string]any{"connectorId": spec.ID, "name": spec.Name, "type": spec.Type, "projectId": spec.ProjectID,
+		"failingForSeconds": int64(failingFor.Seconds())}
+	if err := api.RecordSystemEvent(ctx, spec.CompanyID, ActionConnectorAutoPaused, actionTypes[ActionConnectorAutoPaused], data); err != nil {
+		log.Error("cannot record a connector's automatic pause in the trail", "connector", spec.ID, "err", err)
+	}
 }
