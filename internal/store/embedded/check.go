@@ -124,7 +124,7 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 	bc := newBlockCache(nil) // Check reads from disk, not from the cache
 	want := make(map[string]*roaring.Bitmap)
 	for row := range s.n {
-		if row%rowsPerBlock == 0 {
+		if row%s.rpb == 0 {
 			bc.reset()
 			if ctx.Err() != nil {
 				return
@@ -170,7 +170,7 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 	seen := roaring.New()
 	var prev uint64
 	for i := range s.n {
-		row := s.u32(secBySeq, i)
+		row := s.bySeq(i)
 		if int(row) >= s.n || seen.Contains(row) {
 			problem("%s: Seq order entry %d is not a permutation", name, i)
 			break

@@ -160,9 +160,16 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 	tr := b[len(b)-segTrailerSize:]
 	footerOff := binary.LittleEndian.Uint64(tr)
 	footerEnd := uint64(len(b) - segTrailerSize)
-	if string(tr[16:]) != segMagic || binary.LittleEndian.Uint32(tr[8:]) != numSections ||
-		footerOff > footerEnd || footerEnd-footerOff != numSections*segFooterEntry {
+	// The section count tells the version apart when meta is damaged.
+	nsec := int(binary.LittleEndian.Uint32(tr[8:]))
+	if string(tr[16:]) != segMagic || (nsec != numSections && nsec != numSectionsV4) ||
+		footerOff > footerEnd || footerEnd-footerOff != uint64(nsec*segFooterEntry) {
 		return fail("trailer damaged: the sections cannot be found")
+	}
+	v4 := nsec == numSectionsV4
+	rpb := rowsPerBlockV5
+	if v4 {
+		rpb = rowsPerBlockV4
 	}
 	footer := b[footerOff:footerEnd]
 	if crc32.Checksum(footer, castagnoli) != binary.LittleEndian.Uint32(tr[12:]) {
@@ -171,7 +178,7 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 	var sec [numSections][]byte
 	var ok [numSections]bool
 	var bad []string
-	for i := range numSections {
+	for i := range nsec {
 		e := footer[i*segFooterEntry:]
 		off, ln := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
 		if off > footerOff || ln > footerOff-off {
@@ -192,21 +199,64 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 	if blocksOK {
 		nb = len(sec[secBlockOffs])/8 - 1
 	}
-	n, exact := nb*rowsPerBlock, false
+	n, exact := nb*rpb, false
 	var meta segMeta
-	if ok[secMeta] && json.Unmarshal(sec[secMeta], &meta) == nil && meta.Rows > 0 {
+	metaOK := ok[secMeta] && json.Unmarshal(sec[secMeta], &meta) == nil && meta.Rows > 0
+	if metaOK {
 		n, exact = meta.Rows, true
-	} else if ok[secKeyOffs] && len(sec[secKeyOffs]) >= 8 {
+	} else if v4 && ok[secKeyOffs] && len(sec[secKeyOffs]) >= 8 {
 		n, exact = len(sec[secKeyOffs])/4-1, true
 	}
-	keysOK := ok[secKeyOffs] && ok[secKeyBytes] && len(sec[secKeyOffs]) == 4*(n+1)
-	lostIDs := func(first, last int) {
-		for row := first; keysOK && row <= last && len(sv.lost.LostIDs) < maxLostIDs; row++ {
+	// key returns company/id of a row from the key column, if intact.
+	var key func(row int) (string, bool)
+	if v4 && ok[secKeyOffs] && ok[secKeyBytes] && len(sec[secKeyOffs]) == 4*(n+1) {
+		key = func(row int) (string, bool) {
 			klo, khi := binary.LittleEndian.Uint32(sec[secKeyOffs][4*row:]), binary.LittleEndian.Uint32(sec[secKeyOffs][4*row+4:])
-			if klo <= khi && int(khi) <= len(sec[secKeyBytes]) {
-				company, id := splitKey(sec[secKeyBytes][klo:khi])
-				sv.lost.LostIDs = append(sv.lost.LostIDs, company+"/"+id)
+			if klo > khi || int(khi) > len(sec[secKeyBytes]) {
+				return "", false
 			}
+			company, id := splitKey(sec[secKeyBytes][klo:khi])
+			return company + "/" + id, true
+		}
+	} else if koffs, err := parsePacked(sec[secKeyOffs], n+1); !v4 && exact && ok[secKeyOffs] && ok[secKeyBytes] && err == nil {
+		key = func(row int) (string, bool) {
+			klo, khi := koffs.get(row), koffs.get(row+1)
+			if klo > khi || khi > uint64(len(sec[secKeyBytes])) {
+				return "", false
+			}
+			k := sec[secKeyBytes][klo:khi]
+			c, w := binary.Uvarint(k)
+			if w <= 0 || c >= uint64(len(meta.Companies)) {
+				return "", false
+			}
+			return meta.Companies[c] + "/" + string(k[w:]), true
+		}
+	}
+	lostIDs := func(first, last int) {
+		for row := first; key != nil && row <= last && len(sv.lost.LostIDs) < maxLostIDs; row++ {
+			if k, ok := key(row); ok {
+				sv.lost.LostIDs = append(sv.lost.LostIDs, k)
+			}
+		}
+	}
+	// Version 5 blocks need the segment's zstd dictionary: either copy
+	// that passes its checksum will do.
+	if !v4 && blocksOK {
+		switch {
+		case ok[secZDict] && len(sec[secZDict]) > 0, ok[secZDictCopy] && len(sec[secZDictCopy]) > 0:
+			zdict := sec[secZDict]
+			if !ok[secZDict] {
+				zdict = sec[secZDictCopy]
+			}
+			zd, err := newDictDecoder(zdict)
+			if err != nil {
+				blocksOK = false
+				break
+			}
+			defer zd.Close()
+			dec = zd
+		case !ok[secZDict] && !ok[secZDictCopy]:
+			blocksOK = false
 		}
 	}
 	if !blocksOK {
@@ -219,9 +269,13 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 		return sv
 	}
 	lost := 0
+	// Without meta or key offsets every block but the last is known to
+	// be full: the count stays exact unless the last block is lost.
+	lastKnown := exact
+	exact = true
 	for blk := range nb {
 		lo, hi := binary.LittleEndian.Uint64(sec[secBlockOffs][8*blk:]), binary.LittleEndian.Uint64(sec[secBlockOffs][8*blk+8:])
-		first, last := blk*rowsPerBlock, min(n, (blk+1)*rowsPerBlock)-1
+		first, last := blk*rpb, min(n, (blk+1)*rpb)-1
 		evs, encs, err := salvageBlock(sec[secBlocks], lo, hi, binary.LittleEndian.Uint32(sec[secBlockCRCs][4*blk:]), dec)
 		if err == nil {
 			sv.events = append(sv.events, evs...)
@@ -229,6 +283,9 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 			continue
 		}
 		lost += last - first + 1
+		if blk == nb-1 && !lastKnown {
+			exact = false
+		}
 		sv.lost.LostRows = append(sv.lost.LostRows, fmt.Sprintf("rows %d-%d (block %d: %v)", first, last, blk, err))
 		lostIDs(first, last)
 	}
@@ -244,6 +301,7 @@ var sectionNames = [numSections]string{
 	secKeyOffs: "key offsets", secKeyBytes: "keys", secBlockOffs: "block offsets", secBlockCRCs: "block checksums",
 	secBlocks: "event blocks", secDictOffs: "dictionary offsets", secDictKeys: "dictionary", secPostOffs: "posting offsets",
 	secPostCRCs: "posting checksums", secPosts: "postings",
+	secZDict: "zstd dictionary", secZDictCopy: "zstd dictionary copy",
 }
 
 // salvageBlock decodes one block if it passes its checksum.

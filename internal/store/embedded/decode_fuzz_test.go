@@ -175,7 +175,7 @@ func FuzzRowInBlock(f *testing.F) {
 	f.Add(block[:len(block)-3], 3)
 	f.Add([]byte{0xff, 0xff}, 0)
 	f.Fuzz(func(t *testing.T, raw []byte, idx int) {
-		if idx < 0 || idx >= rowsPerBlock {
+		if idx < 0 || idx >= rowsPerBlockV4 {
 			return // rows of a block are numbered by the engine, not read from disk
 		}
 		enc, err := rowInBlock(raw, idx)
@@ -315,7 +315,7 @@ func readSegment(t *testing.T, s *segment, dec *zstd.Decoder) {
 		}
 		_, err = s.key(row)
 		corrupt("key", err)
-		_ = s.u32(secBySeq, row)
+		_ = s.bySeq(row)
 	}
 	s.rowRange(1, 1<<62)
 	keys := 0

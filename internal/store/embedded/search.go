@@ -143,9 +143,9 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 		if s.meta.MaxSeq <= after {
 			continue
 		}
-		i := sort.Search(s.n, func(i int) bool { return s.seq(int(s.u32(secBySeq, i))) > after })
+		i := sort.Search(s.n, func(i int) bool { return s.seq(int(s.bySeq(i))) > after })
 		for ; i < s.n && len(out) < limit; i++ {
-			row := s.u32(secBySeq, i)
+			row := s.bySeq(i)
 			if s.deleted.Contains(row) {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"syscall"
 
@@ -33,6 +34,13 @@ type segment struct {
 	crcs   [numSections]uint32
 	n      int
 	id     uint32 // key of Engine.ix.segByID
+	ver    int    // meta.Version
+	rpb    int    // rows per block
+	// cols are the packed columns of a version 5 segment.
+	cols struct{ occ, seq, bySeq, keyOffs, postOffs packedCol }
+	// zd decodes the blocks of a version 5 segment that has a zstd
+	// dictionary; nil otherwise (the engine's decoder is used).
+	zd *zstd.Decoder
 	// deleted marks rows hidden by deletion rules.
 	deleted *roaring.Bitmap
 }
@@ -77,19 +85,19 @@ func (s *segment) parse() error {
 		return corruptf("bad magic")
 	}
 	footerOff := binary.LittleEndian.Uint64(tr)
-	nsec := binary.LittleEndian.Uint32(tr[8:])
-	if nsec != numSections {
-		return corruptf("%d sections, want %d", nsec, numSections)
+	nsec := int(binary.LittleEndian.Uint32(tr[8:]))
+	if nsec != numSections && nsec != numSectionsV4 {
+		return corruptf("%d sections, want %d or %d", nsec, numSectionsV4, numSections)
 	}
 	footerEnd := uint64(len(mm) - segTrailerSize)
-	if footerOff > footerEnd || footerEnd-footerOff != numSections*segFooterEntry {
+	if footerOff > footerEnd || footerEnd-footerOff != uint64(nsec*segFooterEntry) {
 		return corruptf("bad footer offset")
 	}
 	footer := mm[footerOff:footerEnd]
 	if crc32.Checksum(footer, castagnoli) != binary.LittleEndian.Uint32(tr[12:]) {
 		return corruptf("footer checksum mismatch")
 	}
-	for i := range numSections {
+	for i := range nsec {
 		e := footer[i*segFooterEntry:]
 		off, ln := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
 		if off > footerOff || ln > footerOff-off {
@@ -106,12 +114,26 @@ func (s *segment) parse() error {
 		return corruptf("meta: %v", err)
 	}
 	m := &s.meta
-	n := m.Rows
-	nb := (n + rowsPerBlock - 1) / rowsPerBlock
 	switch {
-	case m.Version != segVersion:
-		return fmt.Errorf("%w: %d, this build reads %d", ErrVersion, m.Version, segVersion)
-	case m.RowsPerBlock != rowsPerBlock:
+	case m.Version != segVersion && m.Version != segVersionV4:
+		return fmt.Errorf("%w: %d, this build reads %d and %d", ErrVersion, m.Version, segVersionV4, segVersion)
+	case (m.Version == segVersion) != (nsec == numSections):
+		return corruptf("version %d with %d sections", m.Version, nsec)
+	}
+	s.ver = m.Version
+	if s.ver == segVersionV4 {
+		return s.parseV4()
+	}
+	return s.parseV5()
+}
+
+func (s *segment) parseV4() error {
+	m := &s.meta
+	n := m.Rows
+	s.rpb = rowsPerBlockV4
+	nb := (n + s.rpb - 1) / s.rpb
+	switch {
+	case m.RowsPerBlock != s.rpb:
 		return corruptf("rows per block %d", m.RowsPerBlock)
 	case n <= 0,
 		len(s.sec[secOccurred]) != 8*n, len(s.sec[secSeq]) != 8*n, len(s.sec[secBySeq]) != 4*n,
@@ -130,17 +152,108 @@ func (s *segment) parse() error {
 	return nil
 }
 
+func (s *segment) parseV5() error {
+	m := &s.meta
+	n := m.Rows
+	s.rpb = rowsPerBlockV5
+	nb := (n + s.rpb - 1) / s.rpb
+	switch {
+	case m.RowsPerBlock != s.rpb:
+		return corruptf("rows per block %d", m.RowsPerBlock)
+	case n <= 0 || m.Keys < 0 || len(m.Companies) == 0,
+		len(s.sec[secBlockOffs]) != 8*(nb+1), len(s.sec[secBlockCRCs]) != 4*nb,
+		len(s.sec[secDictOffs]) != 4*((m.Keys+dictBlockKeys-1)/dictBlockKeys+1),
+		len(s.sec[secPostCRCs]) != 4*((m.Keys+postingsPerCRC-1)/postingsPerCRC):
+		return corruptf("section sizes do not match %d rows, %d keys", n, m.Keys)
+	}
+	c := &s.cols
+	for _, p := range []struct {
+		col *packedCol
+		sec int
+		n   int
+	}{{&c.occ, secOccurred, n}, {&c.seq, secSeq, n}, {&c.bySeq, secBySeq, n}, {&c.keyOffs, secKeyOffs, n + 1}, {&c.postOffs, secPostOffs, m.Keys + 1}} {
+		var err error
+		if *p.col, err = parsePacked(s.sec[p.sec], p.n); err != nil {
+			return corruptf("section %d: %v", p.sec, err)
+		}
+	}
+	s.n = n
+	switch {
+	case uint64(len(s.sec[secKeyBytes])) != s.offAt(secKeyOffs, n),
+		uint64(len(s.sec[secDictKeys])) != uint64(s.u32(secDictOffs, (m.Keys+dictBlockKeys-1)/dictBlockKeys)),
+		uint64(len(s.sec[secBlocks])) != s.u64(secBlockOffs, nb),
+		uint64(len(s.sec[secPosts])) != s.offAt(secPostOffs, m.Keys):
+		return corruptf("offset tables do not match their data")
+	case !bytes.Equal(s.sec[secZDict], s.sec[secZDictCopy]):
+		return corruptf("the two copies of the zstd dictionary differ")
+	}
+	if len(s.sec[secZDict]) > 0 {
+		zd, err := newDictDecoder(s.sec[secZDict])
+		if err != nil {
+			return corruptf("zstd dictionary: %v", err)
+		}
+		s.zd = zd
+	}
+	return nil
+}
+
+// newDictDecoder returns a decoder of blocks compressed with the raw zstd
+// dictionary dict (copied: the decoder may outlive a mapping). Frames
+// carry no dictionary ID (it would cost bytes in every block), so the
+// dictionary is registered as ID 0, which such frames use.
+func newDictDecoder(dict []byte) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithDecoderMaxMemory(maxBlockBytes), zstd.WithDecoderDictRaw(0, bytes.Clone(dict)))
+}
+
+// maxBlockBytes bounds a decompressed block (rows of at most a few
+// hundred KiB each), so that a forged frame header cannot make the decoder
+// allocate without limit.
+const maxBlockBytes = 256 << 20
+
 func (s *segment) u32(sec, i int) uint32 { return binary.LittleEndian.Uint32(s.sec[sec][4*i:]) }
 func (s *segment) u64(sec, i int) uint64 { return binary.LittleEndian.Uint64(s.sec[sec][8*i:]) }
 
-func (s *segment) occurred(row int) int64 { return int64(s.u64(secOccurred, row)) }
-func (s *segment) seq(row int) uint64     { return s.u64(secSeq, row) }
+func (s *segment) occurred(row int) int64 {
+	if s.ver == segVersionV4 {
+		return int64(s.u64(secOccurred, row))
+	}
+	return int64(s.cols.occ.get(row) ^ 1<<63)
+}
+
+func (s *segment) seq(row int) uint64 {
+	if s.ver == segVersionV4 {
+		return s.u64(secSeq, row)
+	}
+	return s.cols.seq.get(row)
+}
+
+// bySeq returns the row holding the i-th smallest Seq.
+func (s *segment) bySeq(i int) uint32 {
+	if s.ver == segVersionV4 {
+		return s.u32(secBySeq, i)
+	}
+	return uint32(s.cols.bySeq.get(i))
+}
+
+// offAt returns entry i of the offset table offSec.
+func (s *segment) offAt(offSec, i int) uint64 {
+	if s.ver != segVersionV4 {
+		switch offSec {
+		case secKeyOffs:
+			return s.cols.keyOffs.get(i)
+		case secPostOffs:
+			return s.cols.postOffs.get(i)
+		}
+	}
+	return uint64(s.u32(offSec, i))
+}
 
 // span returns bytes [offs[i], offs[i+1]) of data, checking the offsets
 // (a checksummed table can still be inconsistent if written by a bug).
 func (s *segment) span(offSec, dataSec, i int) ([]byte, error) {
-	lo, hi := s.u32(offSec, i), s.u32(offSec, i+1)
-	if lo > hi || int(hi) > len(s.sec[dataSec]) {
+	lo, hi := s.offAt(offSec, i), s.offAt(offSec, i+1)
+	if lo > hi || hi > uint64(len(s.sec[dataSec])) {
 		return nil, corruptf("segment %s: bad offsets in section %d", filepath.Base(s.path), offSec)
 	}
 	return s.sec[dataSec][lo:hi], nil
@@ -148,15 +261,27 @@ func (s *segment) span(offSec, dataSec, i int) ([]byte, error) {
 
 // spanRange returns bytes [offs[i], offs[j]) of data.
 func (s *segment) spanRange(offSec, dataSec, i, j int) ([]byte, error) {
-	lo, hi := s.u32(offSec, i), s.u32(offSec, j)
-	if lo > hi || int(hi) > len(s.sec[dataSec]) {
+	lo, hi := s.offAt(offSec, i), s.offAt(offSec, j)
+	if lo > hi || hi > uint64(len(s.sec[dataSec])) {
 		return nil, corruptf("segment %s: bad offsets in section %d", filepath.Base(s.path), offSec)
 	}
 	return s.sec[dataSec][lo:hi], nil
 }
 
 // key is company, 0x00, id of the row.
-func (s *segment) key(row int) ([]byte, error) { return s.span(secKeyOffs, secKeyBytes, row) }
+func (s *segment) key(row int) ([]byte, error) {
+	b, err := s.span(secKeyOffs, secKeyBytes, row)
+	if err != nil || s.ver == segVersionV4 {
+		return b, err
+	}
+	c, n := binary.Uvarint(b)
+	if n <= 0 || c >= uint64(len(s.meta.Companies)) {
+		return nil, corruptf("segment %s: bad key of row %d", filepath.Base(s.path), row)
+	}
+	company := s.meta.Companies[c]
+	k := make([]byte, 0, len(company)+1+len(b)-n)
+	return append(append(append(k, company...), 0), b[n:]...), nil
+}
 
 // The dictionary is front-coded in blocks of dictBlockKeys keys: the first
 // key of a block whole (uvarint length, bytes), each next one as the
@@ -240,14 +365,20 @@ func (s *segment) postingAt(i int) (*roaring.Bitmap, error) {
 	if crc32.Checksum(run, castagnoli) != s.u32(secPostCRCs, j) {
 		return nil, corruptf("segment %s: postings %d-%d checksum mismatch", filepath.Base(s.path), j*postingsPerCRC, (j+1)*postingsPerCRC-1)
 	}
-	bm, err := decodePosting(b)
+	var bm *roaring.Bitmap
+	if s.ver == segVersionV4 {
+		bm, err = decodePostingV4(b)
+	} else {
+		bm, err = decodePosting(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: posting %d: %w", filepath.Base(s.path), i, err)
 	}
 	return bm, nil
 }
 
-func decodePosting(b []byte) (*roaring.Bitmap, error) {
+// decodePostingV4 reads a posting of a version 4 segment.
+func decodePostingV4(b []byte) (*roaring.Bitmap, error) {
 	if len(b) == 0 {
 		return nil, corruptf("empty posting")
 	}
@@ -282,6 +413,51 @@ func decodePosting(b []byte) (*roaring.Bitmap, error) {
 		return bm, nil
 	}
 	return nil, corruptf("posting kind %d", b[0])
+}
+
+// decodePosting reads a posting of a version 5 segment (see appendPosting).
+func decodePosting(b []byte) (*roaring.Bitmap, error) {
+	d := decoder{b: b}
+	head := d.uvarint()
+	if d.err != nil {
+		return nil, corruptf("bad posting head")
+	}
+	switch head & 3 {
+	case postOne:
+		if len(d.b) != 0 || head>>2 > math.MaxUint32 {
+			return nil, corruptf("bad one-row posting")
+		}
+		return roaring.BitmapOf(uint32(head >> 2)), nil
+	case postList:
+		n := head >> 2
+		if n < 2 || n > postListMax {
+			return nil, corruptf("posting list of %d", n)
+		}
+		rows := make([]uint32, 0, n)
+		var row uint64
+		for range n {
+			row += d.uvarint()
+			rows = append(rows, uint32(row))
+		}
+		if d.err != nil || len(d.b) != 0 || row > math.MaxUint32 {
+			return nil, corruptf("bad posting list")
+		}
+		return roaring.BitmapOf(rows...), nil
+	case postRoaring:
+		if head != postRoaring {
+			return nil, corruptf("bad posting head %d", head)
+		}
+		bm := roaring.New()
+		if _, err := bm.FromBuffer(d.b); err != nil {
+			return nil, corruptf("bad roaring posting: %v", err)
+		}
+		// See decodePostingV4: FromBuffer checks the framing only.
+		if err := bm.Validate(); err != nil {
+			return nil, corruptf("bad roaring posting: %v", err)
+		}
+		return bm, nil
+	}
+	return nil, corruptf("posting kind %d", head&3)
 }
 
 // posting returns the rows indexed under key k, or nil when none are.
@@ -332,8 +508,12 @@ func (s *segment) rowRange(from, to int64) (int, int) {
 	return lo, max(lo, hi)
 }
 
-// block returns the decompressed block b, checking its checksum.
+// block returns the decompressed block b, checking its checksum. dec
+// decodes blocks of segments without a dictionary of their own.
 func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
+	if s.zd != nil {
+		dec = s.zd
+	}
 	lo, hi := s.u64(secBlockOffs, b), s.u64(secBlockOffs, b+1)
 	if lo > hi || hi > uint64(len(s.sec[secBlocks])) {
 		return nil, corruptf("segment %s: bad block offsets", filepath.Base(s.path))
@@ -378,7 +558,7 @@ func newBlockCache(lru *blockLRU) *blockCache {
 func (c *blockCache) reset() { clear(c.m) }
 
 func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
-	b := row / rowsPerBlock
+	b := row / s.rpb
 	raw, ok := c.m[s][b]
 	if !ok {
 		raw, ok = c.lru.get(blockKey{s.id, b})
@@ -394,7 +574,7 @@ func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event,
 		}
 		c.m[s][b] = raw
 	}
-	enc, err := rowInBlock(raw, row%rowsPerBlock)
+	enc, err := rowInBlock(raw, row%s.rpb)
 	if err != nil {
 		return event.Event{}, fmt.Errorf("segment %s: %w", filepath.Base(s.path), err)
 	}
@@ -419,10 +599,19 @@ func (s *segment) release() {
 }
 
 func (s *segment) close() error {
+	s.closeDecoder()
 	if s.mm == nil {
 		return nil
 	}
 	err := syscall.Munmap(s.mm)
 	s.mm = nil
 	return err
+}
+
+// closeDecoder releases the segment's own zstd decoder, if any.
+func (s *segment) closeDecoder() {
+	if s.zd != nil {
+		s.zd.Close()
+		s.zd = nil
+	}
 }

@@ -16,22 +16,29 @@ import (
 // All integers are little-endian. Rows are numbered in the segment's sort
 // order: Occurred descending, then Seq descending, which is query.Less's
 // newest-first order, so a matching bitmap iterates in result order.
+//
+// Version 4 (N = 14) and version 5 (N = 16) share the section numbers;
+// where they differ, the v5 form is given after "v5:".
 const (
 	secMeta      = iota // JSON segMeta
-	secOccurred         // n × int64
-	secSeq              // n × uint64
-	secBySeq            // n × uint32: row numbers in ascending Seq order
-	secKeyOffs          // (n+1) × uint32 into secKeyBytes
-	secKeyBytes         // per row: company, 0x00, id
+	secOccurred         // n × int64; v5: packed column of Occurred with the sign bit flipped (order-preserving)
+	secSeq              // n × uint64; v5: packed column
+	secBySeq            // n × uint32: row numbers in ascending Seq order; v5: packed column
+	secKeyOffs          // (n+1) × uint32 into secKeyBytes; v5: packed column
+	secKeyBytes         // per row: company, 0x00, id; v5: uvarint index into meta.Companies, id
 	secBlockOffs        // (blocks+1) × uint64 into secBlocks
 	secBlockCRCs        // blocks × uint32, crc32c of each compressed block
-	secBlocks           // zstd blocks of rowsPerBlock encoded events
+	secBlocks           // zstd blocks of RowsPerBlock encoded events; v5: compressed with the segment's zstd dictionary
 	secDictOffs         // (dictionary blocks+1) × uint32 into secDictKeys
 	secDictKeys         // posting keys, sorted, front-coded in blocks
-	secPostOffs         // (keys+1) × uint32 into secPosts
+	secPostOffs         // (keys+1) × uint32 into secPosts; v5: packed column
 	secPostCRCs         // ceil(keys/postingsPerCRC) × uint32, crc32c of each run of postings
-	secPosts            // postings: see postingList and postingRoaring
+	secPosts            // postings: see postingList and postingRoaring; v5: see appendPosting
+	// Version 5 only.
+	secZDict     // raw zstd dictionary of the blocks (a sample of the segment's events), possibly empty
+	secZDictCopy // the same bytes again: a damaged dictionary alone must not lose every block
 	numSections
+	numSectionsV4 = secZDict
 )
 
 // Sections read whole at open are checked then; blocks and postings are
@@ -42,17 +49,33 @@ const (
 	segMagic       = "ATSEG01\n"
 	segTrailerSize = 8 + 4 + 4 + 8
 	segFooterEntry = 8 + 8 + 4
-	segVersion     = 4 // 4: type postings
-	// rowsPerBlock trades compression (bigger blocks) against the work
+	// 4: type postings. 5: packed columns, company-coded keys, blocks
+	// of 16 rows compressed with a zstd dictionary kept in the segment,
+	// shorter postings. Version 4 files are still read.
+	segVersion   = 5
+	segVersionV4 = 4
+	// RowsPerBlock trades compression (bigger blocks) against the work
 	// of decoding one row of a page (the whole block is decompressed).
-	rowsPerBlock = 32
-	segSuffix    = ".seg"
+	// The dictionary of version 5 makes small blocks compress well, so
+	// a page row decodes half the bytes it did in version 4.
+	rowsPerBlockV4 = 32
+	rowsPerBlockV5 = 16
+	segSuffix      = ".seg"
 
 	// Most keys (unique tokens, rare users) have one or a few rows: a
 	// roaring bitmap costs ~20 bytes for one row, a varint list ~2.
 	postingList    byte = 1 // then uvarint count, uvarint row deltas
 	postingRoaring byte = 2 // then a serialized roaring bitmap
-	postingListMax      = 16
+	postingListMax      = 16 // version 4
+
+	// Version 5 postings start with a uvarint head whose low two bits
+	// say what follows (see appendPosting): most keys (unique tokens,
+	// rare users and addresses) have one row, which then costs the
+	// head alone, 1-3 bytes.
+	postOne     = 0  // the row is head>>2
+	postList    = 1  // head>>2 rows (2..postListMax) follow as uvarint gaps
+	postRoaring = 2  // head is exactly 2; a serialized roaring bitmap follows
+	postListMax = 48 // a list beats an array container plus its headers up to about here
 	// postingsPerCRC postings share one checksum: a checksum each would
 	// cost 4 bytes per key, more than most postings themselves.
 	postingsPerCRC = 64
@@ -74,6 +97,8 @@ type segMeta struct {
 	MaxSeq       uint64 `json:"maxSeq"`
 	MinOccurred  int64  `json:"minOccurred"`
 	MaxOccurred  int64  `json:"maxOccurred"`
+	// Companies are the company IDs the key column refers to (version 5).
+	Companies []string `json:"companies,omitempty"`
 }
 
 func segName(gen uint64) string { return fmt.Sprintf("%016x%s", gen, segSuffix) }

@@ -1,0 +1,84 @@
+package embedded
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+// Helpers for the external format measurements (format_stats_test.go),
+// which need the benchmark's trail generator: internal/bench imports this
+// package, so they cannot live in it.
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// WriteSegmentForTest numbers evs by Seq from 1 (in place), files them
+// in a memtable and writes them as one segment in dir the way the
+// engine's flush does. It returns the path and the CPU time of the
+// segment write alone.
+func WriteSegmentForTest(dir string, evs []event.Event) (string, time.Duration, error) {
+	m := newMemtable()
+	for i := range evs {
+		evs[i].Seq = uint64(i + 1)
+		m.add(&evs[i], appendEvent(nil, &evs[i]), indexEvent(&evs[i]))
+	}
+	m.gen = 1
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return "", 0, err
+	}
+	defer enc.Close()
+	e := &Engine{segDir: dir, zenc: enc}
+	c0 := cpuTime()
+	path, err := e.writeMemtableSegment(m)
+	return path, cpuTime() - c0, err
+}
+
+// SectionSizesForTest returns the name and length of every section of
+// the segment at path, and its rows.
+func SectionSizesForTest(path string) (names []string, sizes []int, rows int, file int, err error) {
+	s, err := openSegment(path)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	defer s.close()
+	for i := range numSections {
+		names = append(names, sectionNames[i])
+		sizes = append(sizes, len(s.sec[i]))
+	}
+	return names, sizes, s.n, len(s.mm), nil
+}
+
+// DecodeRowsForTest opens the segment at path and decodes each of rows
+// with a cold block cache (no LRU: every row decodes its block), as a
+// page of a selective query whose rows lie in different blocks does. It
+// returns the CPU time per row.
+func DecodeRowsForTest(path string, rows []int, rounds int) (time.Duration, error) {
+	s, err := openSegment(path)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return 0, err
+	}
+	defer dec.Close()
+	c0 := cpuTime()
+	for range rounds {
+		bc := newBlockCache(nil)
+		for _, r := range rows {
+			if _, err := bc.event(s, r, dec); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return (cpuTime() - c0) / time.Duration(rounds*len(rows)), nil
+}

@@ -1,0 +1,91 @@
+package embedded_test
+
+import (
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/audittrail/audittrail/internal/bench"
+	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/store/embedded"
+)
+
+// TestFormatStats prints, for a segment of the benchmark trail, the bytes
+// per row of each section, the CPU per event of the segment write and the
+// CPU of decoding one row of a page whose rows lie in different blocks.
+// AUDITTRAIL_FORMAT_STATS=100000,1000000 names the segment sizes (rows)
+// to write; a 100k segment holds the first 100k events of the
+// 1M-event benchmark trail, as the benchmark's first flush does.
+func TestFormatStats(t *testing.T) {
+	spec := os.Getenv("AUDITTRAIL_FORMAT_STATS")
+	if spec == "" {
+		t.Skip("set AUDITTRAIL_FORMAT_STATS=100000[,1000000] to print segment figures")
+	}
+	for _, f := range splitComma(spec) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			t.Fatalf("bad size %q", f)
+		}
+		g, err := bench.NewGenerator(bench.GenOptions{Events: max(n, 1_000_000), Seed: 1, End: benchEnd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := g.Fill(make([]event.Event, n))
+		jsonBytes := 0
+		for i := range evs {
+			jsonBytes += bench.WireSize(&evs[i])
+		}
+		dir := t.TempDir()
+		path, cpu, err := embedded.WriteSegmentForTest(dir, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = nil
+		if keep := os.Getenv("AUDITTRAIL_FORMAT_KEEP"); keep != "" {
+			b, err := os.ReadFile(path)
+			if err == nil {
+				err = os.WriteFile(keep+"-"+f+".seg", b, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		names, sizes, rows, file, err := embedded.SectionSizesForTest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("segment of %d rows: JSON %.1f B/row, file %.1f B/row (%.1f %% of the JSON); write CPU %.2f µs/event",
+			rows, float64(jsonBytes)/float64(rows), float64(file)/float64(rows), 100*float64(file)/float64(jsonBytes),
+			float64(cpu.Nanoseconds())/1e3/float64(rows))
+		for i, name := range names {
+			if sizes[i] > 0 {
+				t.Logf("  %-20s %12d bytes %7.2f B/row", name, sizes[i], float64(sizes[i])/float64(rows))
+			}
+		}
+		// A page of 100 rows, each from a different block, spread over
+		// the segment.
+		page := make([]int, 100)
+		for i := range page {
+			page[i] = (i*rows/len(page) + 7) % rows
+		}
+		per, err := embedded.DecodeRowsForTest(path, page, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("  one row of a 100-row page from distinct blocks: %.1f µs CPU", float64(per.Nanoseconds())/1e3)
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
