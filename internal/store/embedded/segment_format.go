@@ -64,8 +64,8 @@ const (
 
 	// Most keys (unique tokens, rare users) have one or a few rows: a
 	// roaring bitmap costs ~20 bytes for one row, a varint list ~2.
-	postingList    byte = 1 // then uvarint count, uvarint row deltas
-	postingRoaring byte = 2 // then a serialized roaring bitmap
+	postingList    byte = 1  // then uvarint count, uvarint row deltas
+	postingRoaring byte = 2  // then a serialized roaring bitmap
 	postingListMax      = 16 // version 4
 
 	// Version 5 postings start with a uvarint head whose low two bits
