@@ -9,6 +9,7 @@ package embedded
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"os"
@@ -137,14 +138,36 @@ func FuzzWALReplay(f *testing.F) {
 	})
 }
 
+// FuzzDecodePosting decodes version 4 postings (FuzzDecodePostingV5 the
+// current ones).
 func FuzzDecodePosting(f *testing.F) {
 	for _, rows := range [][]uint32{{0}, {1, 5, 9}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 100000}} {
-		f.Add(encodePosting(rows))
+		f.Add(encodePostingV4(rows))
 	}
 	f.Add([]byte{postingList, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{postingRoaring, 0x3a, 0x30, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		bm, err := decodePosting(b)
+	f.Fuzz(func(t *testing.T, b []byte) { checkPostingDecode(t, decodePostingV4, b) })
+}
+
+func FuzzDecodePostingV5(f *testing.F) {
+	long := make([]uint32, 0, 200)
+	for i := range 200 {
+		long = append(long, uint32(i*i))
+	}
+	for _, rows := range [][]uint32{{0}, {99999}, {1, 5, 9}, long[:postListMax], long[:postListMax+1], long, {0, 1 << 31}} {
+		f.Add(encodePosting(rows))
+	}
+	f.Add([]byte{postList | 3<<2, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 1})
+	f.Add([]byte{postRoaring, 0x3a, 0x30, 0, 0})
+	f.Add([]byte{0xfc, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, b []byte) { checkPostingDecode(t, decodePosting, b) })
+}
+
+// checkPostingDecode: a posting either fails as corruption or decodes to
+// a bitmap the search can use.
+func checkPostingDecode(t *testing.T, decode func([]byte) (*roaring.Bitmap, error), b []byte) {
+	{
+		bm, err := decode(b)
 		if err != nil {
 			if !errors.Is(err, store.ErrCorrupt) {
 				t.Fatalf("decodePosting error %v is not ErrCorrupt", err)
@@ -161,7 +184,21 @@ func FuzzDecodePosting(f *testing.F) {
 		}
 		_ = bm.GetCardinality()
 		bm.Clone().Or(bm)
-	})
+	}
+}
+
+// TestPostingRoundTrip: every posting size class reads back as written.
+func TestPostingRoundTrip(t *testing.T) {
+	for _, n := range []int{1, 2, postListMax, postListMax + 1, 5000} {
+		rows := make([]uint32, n)
+		for i := range rows {
+			rows[i] = uint32(i*37 + n)
+		}
+		bm, err := decodePosting(encodePosting(rows))
+		if err != nil || !slices.Equal(bm.ToArray(), rows) {
+			t.Fatalf("%d rows: %v, %v", n, err, bm)
+		}
+	}
 }
 
 func FuzzRowInBlock(f *testing.F) {
@@ -194,6 +231,12 @@ func FuzzRowInBlock(f *testing.F) {
 // fuzzSegmentFile writes n generated events as a segment and returns its
 // bytes.
 func fuzzSegmentFile(tb testing.TB, n int) []byte {
+	return fuzzSegmentFileWith(tb, n, writeSegment)
+}
+
+// fuzzSegmentFileWith is fuzzSegmentFile with a given writer (the version
+// 4 one for the old format).
+func fuzzSegmentFileWith(tb testing.TB, n int, write func(string, *memtable, *zstd.Encoder) (string, error)) []byte {
 	tb.Helper()
 	m := newMemtable()
 	for _, ev := range fuzzEvents(n) {
@@ -204,7 +247,7 @@ func fuzzSegmentFile(tb testing.TB, n int) []byte {
 		tb.Fatal(err)
 	}
 	defer enc.Close()
-	path, err := writeSegment(tb.TempDir(), m, enc)
+	path, err := write(tb.TempDir(), m, enc)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -224,12 +267,13 @@ func reseal(mm []byte) {
 	tr := mm[len(mm)-segTrailerSize:]
 	footerOff := binary.LittleEndian.Uint64(tr)
 	footerEnd := uint64(len(mm) - segTrailerSize)
-	if footerOff > footerEnd || footerEnd-footerOff < numSections*segFooterEntry {
+	nsec := int(binary.LittleEndian.Uint32(tr[8:]))
+	if nsec != numSections && nsec != numSectionsV4 || footerOff > footerEnd || footerEnd-footerOff < uint64(nsec*segFooterEntry) {
 		return
 	}
 	footer := mm[footerOff:footerEnd]
 	var sec [numSections][]byte
-	for i := range numSections {
+	for i := range nsec {
 		e := footer[i*segFooterEntry:]
 		off, ln := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
 		if off > footerOff || ln > footerOff-off {
@@ -247,27 +291,49 @@ func reseal(mm []byte) {
 			binary.LittleEndian.PutUint32(crcs[4*b:], crc32.Checksum(sec[secBlocks][lo:hi], castagnoli))
 		}
 	}
+	// Posting offsets: version 4 a uint32 table, version 5 a packed
+	// column of meta.Keys+1 values.
 	pcrcs, poffs := sec[secPostCRCs], sec[secPostOffs]
 	nkeys := len(poffs)/4 - 1
-	for j := 0; 4*j+4 <= len(pcrcs); j++ {
+	postOff := func(i int) uint64 { return uint64(binary.LittleEndian.Uint32(poffs[4*i:])) }
+	if nsec == numSections {
+		var meta segMeta
+		if json.Unmarshal(sec[secMeta], &meta) != nil {
+			nkeys = -1
+		} else if c, err := parsePacked(poffs, meta.Keys+1); err == nil {
+			nkeys = meta.Keys
+			postOff = func(i int) uint64 { return c.get(i) }
+		} else {
+			nkeys = -1
+		}
+	}
+	for j := 0; 4*j+4 <= len(pcrcs) && nkeys >= 0; j++ {
 		a, z := j*postingsPerCRC, min(nkeys, (j+1)*postingsPerCRC)
-		if a > z || 4*z+4 > len(poffs) {
+		if a > z || nsec == numSectionsV4 && 4*z+4 > len(poffs) {
 			break
 		}
-		lo, hi := binary.LittleEndian.Uint32(poffs[4*a:]), binary.LittleEndian.Uint32(poffs[4*z:])
-		if lo <= hi && int(hi) <= len(sec[secPosts]) {
+		lo, hi := postOff(a), postOff(z)
+		if lo <= hi && hi <= uint64(len(sec[secPosts])) {
 			binary.LittleEndian.PutUint32(pcrcs[4*j:], crc32.Checksum(sec[secPosts][lo:hi], castagnoli))
 		}
 	}
-	for i := range numSections {
+	for i := range nsec {
 		binary.LittleEndian.PutUint32(footer[i*segFooterEntry+16:], crc32.Checksum(sec[i], castagnoli))
 	}
-	binary.LittleEndian.PutUint32(tr[12:], crc32.Checksum(footer[:numSections*segFooterEntry], castagnoli))
+	binary.LittleEndian.PutUint32(tr[12:], crc32.Checksum(footer[:nsec*segFooterEntry], castagnoli))
 }
 
 func FuzzSegment(f *testing.F) {
+	var segs [][]byte
+	// 1 and 40 rows: no zstd dictionary; 600: one (and Huffman-coded
+	// dictionary blocks); then version 4 files, which must still read.
+	for _, n := range []int{1, 40, 600} {
+		segs = append(segs, fuzzSegmentFile(f, n))
+	}
 	for _, n := range []int{1, 40} {
-		seg := fuzzSegmentFile(f, n)
+		segs = append(segs, fuzzSegmentFileWith(f, n, writeSegmentV4))
+	}
+	for _, seg := range segs {
 		f.Add(seg, false)
 		f.Add(seg, true)
 		bad := slices.Clone(seg)
@@ -294,6 +360,7 @@ func FuzzSegment(f *testing.F) {
 			}
 			return
 		}
+		defer s.closeDecoder()
 		readSegment(t, s, dec)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/huff0"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/audittrail/audittrail/internal/event"
@@ -41,6 +42,9 @@ type segment struct {
 	// zd decodes the blocks of a version 5 segment that has a zstd
 	// dictionary; nil otherwise (the engine's decoder is used).
 	zd *zstd.Decoder
+	// hdec decodes the Huffman-coded dictionary blocks of a version 5
+	// segment; nil when it has none.
+	hdec *huff0.Decoder
 	// deleted marks rows hidden by deletion rules.
 	deleted *roaring.Bitmap
 }
@@ -187,6 +191,16 @@ func (s *segment) parseV5() error {
 	case !bytes.Equal(s.sec[secZDict], s.sec[secZDictCopy]):
 		return corruptf("the two copies of the zstd dictionary differ")
 	}
+	if int(s.u32(secDictOffs, 0)) > len(s.sec[secDictKeys]) {
+		return corruptf("dictionary offsets do not match their data")
+	}
+	if table := s.sec[secDictKeys][:s.u32(secDictOffs, 0)]; len(table) > 0 {
+		sc, remain, err := huff0.ReadTable(table, nil)
+		if err != nil || len(remain) != 0 {
+			return corruptf("dictionary Huffman table: %v", err)
+		}
+		s.hdec = sc.Decoder()
+	}
 	if len(s.sec[secZDict]) > 0 {
 		zd, err := newDictDecoder(s.sec[secZDict])
 		if err != nil {
@@ -313,7 +327,7 @@ func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
 	// (or it is the first key of the next block).
 	b := sort.Search(nb, func(b int) bool { return string(s.blockFirstKey(b)) > from }) - 1
 	b = max(b, 0)
-	var key []byte
+	var key, buf []byte
 	for ; b < nb; b++ {
 		blk, err := s.span(secDictOffs, secDictKeys, b)
 		if err != nil {
@@ -323,6 +337,9 @@ func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
 		for j := 0; j < dictBlockKeys && b*dictBlockKeys+j < s.meta.Keys; j++ {
 			if j == 0 {
 				key = append(key[:0], d.bytes(d.uvarint())...)
+				if s.ver != segVersionV4 && d.err == nil {
+					d.b, d.err = s.dictRest(d.b, &buf)
+				}
 			} else {
 				shared := d.uvarint()
 				suffix := d.bytes(d.uvarint())
@@ -348,6 +365,33 @@ func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
 		}
 	}
 	return nil
+}
+
+// dictRest returns the keys of a version 5 dictionary block after its
+// first key (b), decoding them into *buf if Huffman-coded.
+func (s *segment) dictRest(b []byte, buf *[]byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errBadEncoding
+	}
+	switch b[0] {
+	case dictRaw:
+		return b[1:], nil
+	case dictHuff:
+		d := decoder{b: b[1:]}
+		n := d.uvarint()
+		if d.err != nil || n >= huff0.BlockSizeMax || s.hdec == nil {
+			return nil, errBadEncoding
+		}
+		if uint64(cap(*buf)) < n {
+			*buf = make([]byte, n)
+		}
+		out, err := s.hdec.Decompress1X((*buf)[:0:n], d.b)
+		if err != nil || uint64(len(out)) != n {
+			return nil, errBadEncoding
+		}
+		return out, nil
+	}
+	return nil, errBadEncoding
 }
 
 // postingAt returns the bitmap at dictionary index i, after checking the

@@ -30,7 +30,7 @@ const (
 	secBlockCRCs        // blocks × uint32, crc32c of each compressed block
 	secBlocks           // zstd blocks of RowsPerBlock encoded events; v5: compressed with the segment's zstd dictionary
 	secDictOffs         // (dictionary blocks+1) × uint32 into secDictKeys
-	secDictKeys         // posting keys, sorted, front-coded in blocks
+	secDictKeys         // posting keys, sorted, front-coded in blocks; v5: a Huffman table, then blocks (see buildDict)
 	secPostOffs         // (keys+1) × uint32 into secPosts; v5: packed column
 	secPostCRCs         // ceil(keys/postingsPerCRC) × uint32, crc32c of each run of postings
 	secPosts            // postings: see postingList and postingRoaring; v5: see appendPosting
@@ -82,6 +82,10 @@ const (
 	// dictBlockKeys keys form one front-coded dictionary block: a lookup
 	// binary-searches the blocks' first keys, then decodes at most one block.
 	dictBlockKeys = 16
+	// In version 5 the rest of a block, after its first key, starts with
+	// one of these (see buildDict).
+	dictRaw  byte = 0 // the front-coded keys as they are
+	dictHuff byte = 1 // uvarint length, then the keys Huffman-coded with the section's table
 )
 
 // ErrVersion: the file was written by an incompatible version.

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/huff0"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -153,6 +154,85 @@ func encodedKeyBytes(b []byte) (id, company []byte) {
 	id = d.bytes(d.uvarint())
 	company = d.bytes(d.uvarint())
 	return id, company
+}
+
+// buildDict front-codes the sorted keys in blocks of dictBlockKeys (see
+// scanDict): a block's first key whole, so that a lookup binary-searches
+// the blocks without decoding them, then the rest of the block
+// Huffman-coded with one table for the whole dictionary, kept at the start
+// of the section (dictOffs[0] is its length). Keys are mostly random IDs
+// and tokens in a small alphabet (base 62, lower-cased base 36): Huffman
+// codes take the benchmark trail's dictionary from 91 to 73 B/row, and a
+// block decodes in about a microsecond.
+func buildDict(keys []string) ([]byte, []uint32) {
+	nb := (len(keys) + dictBlockKeys - 1) / dictBlockKeys
+	var rest []byte
+	restEnds := make([]int, nb)
+	for i, k := range keys {
+		if i%dictBlockKeys != 0 {
+			prev := keys[i-1]
+			shared := 0
+			for shared < len(prev) && shared < len(k) && prev[shared] == k[shared] {
+				shared++
+			}
+			rest = binary.AppendUvarint(rest, uint64(shared))
+			rest = appendString(rest, k[shared:])
+		}
+		restEnds[i/dictBlockKeys] = len(rest)
+	}
+	sc, table := huffTable(rest, restEnds)
+	dict := slices.Clone(table)
+	dictOffs := make([]uint32, 0, nb+1)
+	lo := 0
+	for b := range nb {
+		dictOffs = append(dictOffs, uint32(len(dict)))
+		dict = appendString(dict, keys[b*dictBlockKeys])
+		r := rest[lo:restEnds[b]]
+		lo = restEnds[b]
+		if sc != nil && len(r) < huff0.BlockSizeMax {
+			sc.Reuse = huff0.ReusePolicyMust
+			if out, _, err := huff0.Compress1X(r, sc); err == nil && len(out)+binary.MaxVarintLen32 < len(r) {
+				dict = append(dict, dictHuff)
+				dict = binary.AppendUvarint(dict, uint64(len(r)))
+				dict = append(dict, out...)
+				continue
+			}
+		}
+		dict = append(dict, dictRaw)
+		dict = append(dict, r...)
+	}
+	return dict, append(dictOffs, uint32(len(dict)))
+}
+
+// huffTable builds the Huffman table of the dictionary blocks' bytes from
+// a sample of blocks (a table covers at most huff0.BlockSizeMax bytes),
+// with every byte value that occurs anywhere added once so that the table
+// can code every block. It returns nil when Huffman coding does not pay.
+func huffTable(rest []byte, ends []int) (*huff0.Scratch, []byte) {
+	var sample []byte
+	step := len(rest)/(huff0.BlockSizeMax/2) + 1
+	lo := 0
+	for b, hi := range ends {
+		if b%step == 0 && len(sample)+hi-lo < huff0.BlockSizeMax-256 {
+			sample = append(sample, rest[lo:hi]...)
+		}
+		lo = hi
+	}
+	var seen [256]bool
+	for _, c := range sample {
+		seen[c] = true
+	}
+	for _, c := range rest {
+		if !seen[c] {
+			seen[c] = true
+			sample = append(sample, c)
+		}
+	}
+	sc := &huff0.Scratch{}
+	if _, _, err := huff0.Compress1X(sample, sc); err != nil {
+		return nil, nil
+	}
+	return sc, slices.Clone(sc.OutTable)
 }
 
 // zdictMax bounds the zstd dictionary of a segment: 64 KiB of sampled
@@ -340,23 +420,7 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	sw.end()
 	blocks = nil
 
-	var dict []byte
-	var dictOffs []uint32
-	for i, k := range keys {
-		if i%dictBlockKeys == 0 {
-			dictOffs = append(dictOffs, uint32(len(dict)))
-			dict = appendString(dict, k)
-			continue
-		}
-		prev := keys[i-1]
-		shared := 0
-		for shared < len(prev) && shared < len(k) && prev[shared] == k[shared] {
-			shared++
-		}
-		dict = binary.AppendUvarint(dict, uint64(shared))
-		dict = appendString(dict, k[shared:])
-	}
-	dictOffs = append(dictOffs, uint32(len(dict)))
+	dict, dictOffs := buildDict(keys)
 	if uint64(len(dict)) > math.MaxUint32 {
 		return "", fmt.Errorf("write segment: dictionary exceeds 4 GiB")
 	}
