@@ -18,8 +18,8 @@ func (e *Engine) writer() {
 	defer close(e.writerDone)
 	group := make([]*request, 0, 256)
 	for r := range e.reqs {
-		if r.kind == reqDelete {
-			e.runDelete(r)
+		if r.kind != reqAppend {
+			e.runControl(r)
 			continue
 		}
 		group = append(group[:0], r)
@@ -32,7 +32,7 @@ func (e *Engine) writer() {
 				if !ok {
 					break gather
 				}
-				if r2.kind == reqDelete {
+				if r2.kind != reqAppend {
 					// A delete must see every append queued before it.
 					deleteAfter = r2
 					break gather
@@ -45,7 +45,7 @@ func (e *Engine) writer() {
 		}
 		e.commitGroup(group)
 		if deleteAfter != nil {
-			e.runDelete(deleteAfter)
+			e.runControl(deleteAfter)
 		}
 		e.maybeFreeze()
 	}

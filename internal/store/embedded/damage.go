@@ -366,10 +366,16 @@ func (e *Engine) repairSegment(path string, gen uint64) (*segment, error) {
 		for _, i := range idx {
 			m.add(&sv.events[i], sv.encs[i], indexEvent(&sv.events[i]))
 		}
-		if _, err := e.writeMemtableSegment(m); err != nil {
+		written, err := e.writeMemtableSegment(m)
+		if err != nil {
 			return nil, fmt.Errorf("rewrite damaged segment: %w", err)
 		}
-		var err error
+		// A merged segment's name is not the one its generation gives.
+		if written != path {
+			if err := os.Rename(written, path); err != nil {
+				return nil, fmt.Errorf("rename repaired segment: %w", err)
+			}
+		}
 		if s, err = openSegment(path); err != nil {
 			return nil, fmt.Errorf("reopen repaired segment: %w", err)
 		}

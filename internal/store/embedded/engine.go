@@ -17,6 +17,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,6 +80,9 @@ type Engine struct {
 	// Owned by the writer goroutine after Open.
 	w writerState
 
+	// mg is the merger's state (merge.go).
+	mg mergeState
+
 	// syncs counts log fsyncs, so tests can see group commit at work.
 	syncs atomic.Int64
 
@@ -100,21 +105,22 @@ type index struct {
 	// counts their changes.
 	rules    []deleteRule
 	rulesVer uint64
-	// keys finds a segment row by the hash of (company, id): 10M events
-	// cost one small map entry each rather than two strings. A hash that
-	// collides with a different key goes to keysOverflow.
-	keys         map[uint64]segRef
-	keysOverflow map[dedupeKey]segRef
+	// keyIdx holds each segment's sorted key entries (keyindex.go), and
+	// filter every segment row's key hash, for the dedupe checks.
+	keyIdx map[uint32][]keyEntry
+	filter *keyFilter
+	// merged marks segments written by a merge (their file names differ).
+	merged map[uint32]bool
+	// merging marks segments a merge is reading: a deletion that hides all
+	// of one takes it out of the index but leaves its file and mapping to
+	// the merge (mergeDropped).
+	merging      map[*segment]bool
+	mergeDropped map[*segment]bool
 	segByID      map[uint32]*segment
 	nextSegID    uint32
 	// released: Close has unmapped the segments.
 	released bool
 }
-
-type segRef uint64 // segment id << 32 | row
-
-func makeRef(id uint32, row uint32) segRef { return segRef(uint64(id)<<32 | uint64(row)) }
-func (r segRef) split() (uint32, uint32)   { return uint32(r >> 32), uint32(r) }
 
 var hashSeed = maphash.MakeSeed()
 
@@ -168,6 +174,9 @@ type requestKind int
 const (
 	reqAppend requestKind = iota
 	reqDelete
+	// reqFreeze asks the writer to hand the memtable to the flusher now
+	// (Compact); deleted is set to 1 if it did or the memtable was empty.
+	reqFreeze
 )
 
 type request struct {
@@ -204,8 +213,11 @@ func Open(opts Options) (*Engine, error) {
 		cache:       newBlockLRU(opts.BlockCacheBytes),
 		ix: index{
 			mem:          newMemtable(),
-			keys:         make(map[uint64]segRef),
-			keysOverflow: make(map[dedupeKey]segRef),
+			keyIdx:       make(map[uint32][]keyEntry),
+			filter:       newKeyFilter(0),
+			merged:       make(map[uint32]bool),
+			merging:      make(map[*segment]bool),
+			mergeDropped: make(map[*segment]bool),
 			segByID:      make(map[uint32]*segment),
 			nextSegID:    1,
 		},
@@ -249,6 +261,7 @@ func Open(opts Options) (*Engine, error) {
 		"tailEvents", e.ix.mem.live, "lastSeq", e.w.lastSeq, "took", time.Since(start).Round(time.Millisecond))
 	go e.writer()
 	go e.flusher()
+	e.startMerger()
 	ok = true
 	return e, nil
 }
@@ -303,9 +316,13 @@ func (e *Engine) loadRules() error {
 	return nil
 }
 
-// loadSegments opens every segment and returns the newest log generation
-// they cover. A segment whose rows are all deleted is removed.
+// loadSegments finishes a merge that had committed, opens every segment
+// and returns the newest log generation they cover. A segment whose rows
+// are all deleted is removed.
 func (e *Engine) loadSegments() (uint64, error) {
+	if err := e.recoverMerge(); err != nil {
+		return 0, err
+	}
 	ents, err := os.ReadDir(e.segDir)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: list segments: %w", err)
@@ -314,6 +331,7 @@ func (e *Engine) loadSegments() (uint64, error) {
 		covered   uint64
 		segMaxSeq uint64
 		segs      []*segment
+		merged    = map[*segment]bool{}
 	)
 	defer func() {
 		for _, s := range segs {
@@ -324,15 +342,27 @@ func (e *Engine) loadSegments() (uint64, error) {
 	}()
 	for _, ent := range ents {
 		name := ent.Name()
+		path := filepath.Join(e.segDir, name)
 		if filepath.Ext(name) == ".tmp" {
-			os.Remove(filepath.Join(e.segDir, name)) // an interrupted flush; its log is still there
+			os.Remove(path) // an interrupted flush; its log is still there
 			continue
 		}
 		gen, ok := parseSegName(name)
-		if !ok {
+		metaGen, isMerged := gen, false
+		if ok && gen&mergeStagingBit != 0 {
+			// The output of a merge that never committed: its inputs are
+			// all still here.
+			os.Remove(path)
 			continue
 		}
-		path := filepath.Join(e.segDir, name)
+		if !ok {
+			var c uint64
+			if gen, c, ok = parseMergedName(name); !ok {
+				continue
+			}
+			metaGen, isMerged = mergeStagingBit|c, true
+			e.mg.next = max(e.mg.next, c+1)
+		}
 		s, err := openSegment(path)
 		if err == nil {
 			// Blocks and postings are otherwise checked only when read:
@@ -344,7 +374,7 @@ func (e *Engine) loadSegments() (uint64, error) {
 		if errors.Is(err, store.ErrCorrupt) {
 			covered = max(covered, gen) // its logs are gone whatever is left of it
 			e.log.Error("embedded: segment damaged; keeping its intact rows", "file", path, "err", err)
-			if s, err = e.repairSegment(path, gen); err != nil {
+			if s, err = e.repairSegment(path, metaGen); err != nil {
 				return 0, fmt.Errorf("embedded: repair %s: %w", name, err)
 			}
 			if s == nil {
@@ -355,21 +385,30 @@ func (e *Engine) loadSegments() (uint64, error) {
 			return 0, fmt.Errorf("embedded: %w", err)
 		}
 		segs = append(segs, s)
-		if s.meta.Gen != gen {
+		if s.meta.Gen != metaGen {
 			return 0, fmt.Errorf("embedded: segment %s: %w: names generation %d", name, store.ErrCorrupt, s.meta.Gen)
 		}
+		merged[s] = isMerged
 		covered = max(covered, gen)
 		segMaxSeq = max(segMaxSeq, s.meta.MaxSeq)
 		e.w.lastSeq = max(e.w.lastSeq, s.meta.MaxSeq)
 	}
+	// Merged files are named by the generation they cover, which several
+	// share: Seq order is the order searches and ReadFrom rely on.
+	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Compare(a.meta.MinSeq, b.meta.MinSeq) })
+	for i := 1; i < len(segs); i++ {
+		if segs[i].meta.MinSeq <= segs[i-1].meta.MaxSeq {
+			return 0, fmt.Errorf("embedded: segments %s and %s: %w: overlapping Seq ranges",
+				filepath.Base(segs[i-1].path), filepath.Base(segs[i].path), store.ErrCorrupt)
+		}
+	}
 	// Hashing every key is most of the start-up time of a big store: it
-	// runs on all cores, into a map sized once.
-	hashes := make([][]uint64, len(segs))
+	// runs on all cores.
+	keys := make([][]keyEntry, len(segs))
 	total := 0
 	for _, s := range segs {
 		total += s.n
 	}
-	e.ix.keys = make(map[uint64]segRef, total)
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for range runtime.GOMAXPROCS(0) {
@@ -377,16 +416,20 @@ func (e *Engine) loadSegments() (uint64, error) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(segs); i = int(next.Add(1)) - 1 {
-				hashes[i] = segmentHashes(segs[i])
+				keys[i] = segKeyIndex(segs[i])
 			}
 		}()
 	}
 	wg.Wait()
+	e.ix.filter = newKeyFilter(2 * total)
 	for i, s := range segs {
-		if err := e.installSegment(s, hashes[i]); err != nil {
+		if err := e.installSegment(s, keys[i]); err != nil {
 			return 0, err
 		}
-		hashes[i] = nil
+		if e.installed(s) && merged[s] {
+			e.ix.merged[s.id] = true
+		}
+		keys[i] = nil
 		s.release()
 	}
 	// Only segments bound what the log may still hold: a deletion rule
@@ -399,7 +442,7 @@ func (e *Engine) loadSegments() (uint64, error) {
 // installed reports whether s is in the index (for cleanup after a failed
 // Open).
 func (e *Engine) installed(s *segment) bool {
-	return e.ix.segByID[s.id] == s
+	return s.id != 0 && e.ix.segByID[s.id] == s
 }
 
 // replay reads the logs not covered by a segment into the memtable, in
@@ -594,6 +637,7 @@ func (e *Engine) Close() error {
 	close(e.reqs)
 	e.closeMu.Unlock()
 	<-e.writerDone
+	e.stopMerger()
 	close(e.stopFlusher)
 	<-e.flusherDone
 

@@ -31,6 +31,7 @@ func (e *Engine) crash() {
 	close(e.reqs)
 	e.closeMu.Unlock()
 	<-e.writerDone
+	e.stopMerger()
 	close(e.stopFlusher)
 	<-e.flusherDone
 	e.mu.Lock()

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"fmt"
-	"hash/maphash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,16 +19,37 @@ func (e *Engine) maybeFreeze() {
 	if e.ix.mem.len() < e.opts.MemtableEvents { // only this goroutine changes mem
 		return
 	}
+	e.freeze()
+}
+
+// runControl runs a request other than an append on the writer goroutine.
+func (e *Engine) runControl(r *request) {
+	switch r.kind {
+	case reqDelete:
+		e.runDelete(r)
+	case reqFreeze:
+		if e.ix.mem.len() == 0 || e.freeze() {
+			r.deleted = 1
+		}
+		r.done <- nil
+	default:
+		r.done <- fmt.Errorf("embedded: unknown request kind %d", r.kind)
+	}
+}
+
+// freeze hands the memtable to the flusher unless a flush is running; it
+// reports whether it did.
+func (e *Engine) freeze() bool {
 	e.mu.RLock()
 	busy := e.ix.frozen != nil
 	e.mu.RUnlock()
 	if busy {
-		return
+		return false
 	}
 	oldGen, oldWAL := e.w.walGen, e.w.wal
 	if err := e.openWAL(oldGen + 1); err != nil {
 		e.log.Warn("embedded: cannot start a new log generation; memtable keeps growing", "err", err)
-		return
+		return false
 	}
 	oldWAL.Close() // everything in it was fsynced before its batches were acknowledged
 	e.mu.Lock()
@@ -40,6 +60,7 @@ func (e *Engine) maybeFreeze() {
 	case e.flushKick <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // flusher writes frozen memtables out as segments, retrying after a
@@ -94,14 +115,15 @@ func (e *Engine) flushFrozen() error {
 		os.Remove(path)
 		return fmt.Errorf("reopen new segment: %w", err)
 	}
-	hashes := segmentHashes(s)
+	keys := segKeyIndex(s)
 	s.release()
-	if err := e.swapIn(s, hashes); err != nil {
+	if err := e.swapIn(s, keys); err != nil {
 		return err
 	}
 	if err := e.removeLogsThrough(fz.gen); err != nil {
 		e.log.Warn("embedded: cannot remove flushed logs; they are skipped at the next start", "err", err)
 	}
+	e.kickMerger()
 	e.log.Debug("embedded: flushed segment", "file", filepath.Base(path), "rows", s.n,
 		"bytes", len(s.mm), "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -122,18 +144,10 @@ func (e *Engine) removeLogsThrough(gen uint64) error {
 	return syncDir(e.walDir)
 }
 
-func segmentHashes(s *segment) []uint64 {
-	hs := make([]uint64, s.n)
-	for row := range s.n {
-		k, _ := s.key(row) // offsets were checked at open
-		hs[row] = maphash.Bytes(hashSeed, k)
-	}
-	return hs
-}
-
-// installSegment adds s to the index (caller holds e.mu for writing, or is
-// Open). A segment whose rows are all deleted is removed instead.
-func (e *Engine) installSegment(s *segment, hashes []uint64) error {
+// installSegment adds s, whose sorted key entries are keys, to the index
+// (caller holds e.mu for writing, or is Open). A segment whose rows are
+// all deleted is removed instead.
+func (e *Engine) installSegment(s *segment, keys []keyEntry) error {
 	ix := &e.ix
 	del, err := rulesDeleted(s, ix.rules)
 	if err != nil {
@@ -149,7 +163,8 @@ func (e *Engine) installSegment(s *segment, hashes []uint64) error {
 	ix.nextSegID++
 	ix.segByID[s.id] = s
 	ix.segs = append(ix.segs, s)
-	e.indexRows(s, hashes, del, 0, s.n)
+	ix.keyIdx[s.id] = keys
+	ix.filter.addAll(keys)
 	return nil
 }
 
@@ -161,48 +176,33 @@ func splitKey(k []byte) (string, string) {
 	return string(k[:i]), string(k[i+1:])
 }
 
-// refHasKey reports whether the row ref points at has the same key as row
-// of s.
-func (e *Engine) refHasKey(ref segRef, s *segment, row int) bool {
-	id, r := ref.split()
-	other := e.ix.segByID[id]
-	if other == nil {
-		return false
-	}
-	a, err1 := other.key(int(r))
-	b, err2 := s.key(row)
-	return err1 == nil && err2 == nil && string(a) == string(b)
-}
-
 // segLookup finds the live segment row of (company, id). Caller holds e.mu.
 func (e *Engine) segLookup(company, id string) (*segment, uint32, bool) {
-	try := func(ref segRef) (*segment, uint32, bool) {
-		sid, row := ref.split()
-		s := e.ix.segByID[sid]
-		if s == nil || s.deleted.Contains(row) {
-			return nil, 0, false
-		}
-		k, err := s.key(int(row))
-		if err != nil {
-			return nil, 0, false
-		}
-		c, i := splitKey(k)
-		if c != company || i != id {
-			return nil, 0, false
-		}
-		return s, row, true
+	h32 := uint32(keyHash(company, id) >> 32)
+	if !e.ix.filter.mayHave(h32) {
+		return nil, 0, false
 	}
-	if ref, ok := e.ix.keys[keyHash(company, id)]; ok {
-		if s, row, ok := try(ref); ok {
-			return s, row, true
-		}
+	var (
+		found *segment
+		at    uint32
+	)
+	// Newest first: a key stored again after a deletion is in a newer one.
+	for i := len(e.ix.segs) - 1; i >= 0 && found == nil; i-- {
+		s := e.ix.segs[i]
+		rowsOfHash(e.ix.keyIdx[s.id], h32, func(row uint32) bool {
+			if s.deleted.Contains(row) {
+				return true
+			}
+			k, err := s.key(int(row))
+			if err != nil || len(k) != len(company)+1+len(id) ||
+				string(k[:len(company)]) != company || string(k[len(company)+1:]) != id {
+				return true
+			}
+			found, at = s, row
+			return false
+		})
 	}
-	if len(e.ix.keysOverflow) > 0 {
-		if ref, ok := e.ix.keysOverflow[dedupeKey{company, id}]; ok {
-			return try(ref)
-		}
-	}
-	return nil, 0, false
+	return found, at, found != nil
 }
 
 func (e *Engine) segHas(company, id string) bool {
@@ -284,32 +284,25 @@ func (e *Engine) applyRule(r *deleteRule) (int64, error) {
 	for _, s := range gone {
 		e.dropSegment(s)
 	}
+	if n > 0 {
+		e.kickMerger() // partly deleted partitions are rewritten
+	}
 	return n, nil
 }
 
 // dropSegment removes a segment whose rows are all deleted. Caller holds
-// e.mu for writing, so no search is using its mapping.
+// e.mu for writing, so no search is using its mapping. A segment a merge
+// is reading leaves the index only: the merge closes and removes it.
 func (e *Engine) dropSegment(s *segment) {
 	ix := &e.ix
 	ix.segs = slices.DeleteFunc(ix.segs, func(x *segment) bool { return x == s })
-	for row := range s.n {
-		k, err := s.key(row)
-		if err != nil {
-			continue
-		}
-		h := maphash.Bytes(hashSeed, k)
-		if ref, ok := ix.keys[h]; ok {
-			if sid, _ := ref.split(); sid == s.id {
-				delete(ix.keys, h)
-			}
-		}
-	}
-	for k, ref := range ix.keysOverflow {
-		if sid, _ := ref.split(); sid == s.id {
-			delete(ix.keysOverflow, k)
-		}
-	}
+	delete(ix.keyIdx, s.id)
+	delete(ix.merged, s.id)
 	delete(ix.segByID, s.id)
+	if ix.merging[s] {
+		ix.mergeDropped[s] = true
+		return
+	}
 	s.close()
 	if err := os.Remove(s.path); err != nil {
 		e.log.Warn("embedded: cannot remove deleted segment", "file", s.path, "err", err)
@@ -318,12 +311,11 @@ func (e *Engine) dropSegment(s *segment) {
 	}
 }
 
-// swapIn replaces the frozen memtable by its segment s. The key index
-// entries go in first, a chunk per hold of the write lock, while the
-// segment is not yet visible (its entries resolve to nothing until then,
-// and the frozen memtable still answers for its keys); then one short
-// hold swaps the sources. So a flush never stalls searches for long.
-func (e *Engine) swapIn(s *segment, hashes []uint64) error {
+// swapIn replaces the frozen memtable by its segment s. The key filter
+// entries go in first, a chunk per hold of the write lock (extra bits in a
+// filter cost nothing but a false positive); then one short hold swaps
+// the sources. So a flush never stalls searches for long.
+func (e *Engine) swapIn(s *segment, keys []keyEntry) error {
 	e.mu.Lock()
 	rules, ver := e.ix.rules, e.ix.rulesVer
 	s.id = e.ix.nextSegID
@@ -334,11 +326,7 @@ func (e *Engine) swapIn(s *segment, hashes []uint64) error {
 		s.close()
 		return err
 	}
-	for lo := 0; lo < s.n; lo += swapChunk {
-		e.mu.Lock()
-		e.indexRows(s, hashes, del, lo, min(s.n, lo+swapChunk))
-		e.mu.Unlock()
-	}
+	e.addToFilter(keys)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ix.rulesVer != ver { // a DeleteBefore ran meanwhile
@@ -348,6 +336,7 @@ func (e *Engine) swapIn(s *segment, hashes []uint64) error {
 	}
 	s.deleted = del
 	e.ix.segByID[s.id] = s
+	e.ix.keyIdx[s.id] = keys
 	e.ix.segs = append(e.ix.segs, s)
 	e.ix.frozen = nil
 	if int(del.GetCardinality()) == s.n {
@@ -356,27 +345,31 @@ func (e *Engine) swapIn(s *segment, hashes []uint64) error {
 	return nil
 }
 
-// swapChunk is how many key index entries go in per hold of the lock.
+// swapChunk is how many key filter entries go in per hold of the lock.
 const swapChunk = 8192
 
-// indexRows adds the key index entries of rows [lo, hi) of s, skipping
-// deleted ones. Caller holds e.mu for writing.
-func (e *Engine) indexRows(s *segment, hashes []uint64, del *roaring.Bitmap, lo, hi int) {
-	ix := &e.ix
-	for row := lo; row < hi; row++ {
-		if del.Contains(uint32(row)) {
-			continue
-		}
-		ref := makeRef(s.id, uint32(row))
-		h := hashes[row]
-		if old, ok := ix.keys[h]; ok && !e.refHasKey(old, s, row) {
-			// A different key with the same hash: exact keys decide.
-			k, _ := s.key(row)
-			company, id := splitKey(k)
-			ix.keysOverflow[dedupeKey{company, id}] = ref
-			continue
-		}
-		// Either new, or the same key as a deleted row: point at the live one.
-		ix.keys[h] = ref
+// addToFilter adds keys to the key filter, a chunk per hold of the write
+// lock; a filter past its capacity is rebuilt from every segment's
+// entries, at twice the size.
+func (e *Engine) addToFilter(keys []keyEntry) {
+	for lo := 0; lo < len(keys); lo += swapChunk {
+		e.mu.Lock()
+		e.ix.filter.addAll(keys[lo:min(len(keys), lo+swapChunk)])
+		e.mu.Unlock()
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.ix.filter.full() {
+		return
+	}
+	total := len(keys)
+	for _, ents := range e.ix.keyIdx {
+		total += len(ents)
+	}
+	f := newKeyFilter(2 * total)
+	f.addAll(keys)
+	for _, ents := range e.ix.keyIdx {
+		f.addAll(ents)
+	}
+	e.ix.filter = f
 }

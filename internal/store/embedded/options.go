@@ -22,6 +22,14 @@ type Options struct {
 	// BlockCacheBytes bounds the decompressed event blocks kept for later
 	// searches.
 	BlockCacheBytes int
+	// MergeRows caps the rows of a segment written by a merge (merges also
+	// stop at a UTC day boundary). A merge holds one memtable of up to
+	// this many rows.
+	MergeRows int
+	// MergeCPUShare is the share of one core the background merger may
+	// use (0 means the default; negative turns background merging off,
+	// Compact still merges).
+	MergeCPUShare float64
 }
 
 // EnsureDefaults fills unset fields.
@@ -38,6 +46,12 @@ func (o *Options) EnsureDefaults() {
 	if o.MemtableEvents <= 0 {
 		o.MemtableEvents = 100_000
 	}
+	if o.MergeRows <= 0 {
+		o.MergeRows = 500_000
+	}
+	if o.MergeCPUShare == 0 {
+		o.MergeCPUShare = 0.25
+	}
 }
 
 // ErrInvalidOptions is returned by Validate and Open for unusable options.
@@ -48,7 +62,7 @@ func (o *Options) Validate() error {
 	if o.Dir == "" {
 		return fmt.Errorf("%w: Dir is required", ErrInvalidOptions)
 	}
-	if o.MaxGroupEvents < 0 || o.MemtableEvents < 0 || o.BlockCacheBytes < 0 {
+	if o.MaxGroupEvents < 0 || o.MemtableEvents < 0 || o.BlockCacheBytes < 0 || o.MergeRows < 0 {
 		return fmt.Errorf("%w: negative limits", ErrInvalidOptions)
 	}
 	return nil
