@@ -75,6 +75,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		return fmt.Sprintf("%s (%.0f %% of JSON)", bytesHuman(e.DiskBytes), 100*float64(e.DiskBytes)/float64(r.Trail.JSONBytes))
 	})
+	perEngine("bytes on disk after compaction (s)", func(e EngineReport) string {
+		if e.DiskBytesCompacted == 0 {
+			return "-"
+		}
+		pct := ""
+		if r.Trail.JSONBytes > 0 {
+			pct = fmt.Sprintf(", %.0f %% of JSON", 100*float64(e.DiskBytesCompacted)/float64(r.Trail.JSONBytes))
+		}
+		return fmt.Sprintf("%s (%.1f s%s)", bytesHuman(e.DiskBytesCompacted), e.CompactSeconds, pct)
+	})
 	perEngine("peak RSS of bench process*", func(e EngineReport) string { return bytesHuman(e.PeakRSSBytes) })
 	perEngine("peak Pss of server processes**", func(e EngineReport) string {
 		if e.ServerPeakPssBytes == 0 {

@@ -215,6 +215,11 @@ type EngineReport struct {
 	RestartFound   int     `json:"restartFound,omitempty"`
 
 	DiskBytes int64 `json:"diskBytes"`
+	// DiskBytesCompacted is measured after the store's Compact (flush and
+	// background merges run to the end), for stores that have one; the
+	// queries run after it. CompactSeconds is how long Compact took.
+	DiskBytesCompacted int64   `json:"diskBytesCompacted,omitempty"`
+	CompactSeconds     float64 `json:"compactSeconds,omitempty"`
 	// PeakRSSBytes is VmHWM of the benchmark process while this engine ran:
 	// the engine's own memory when it runs in process (embedded), only the
 	// client's for the PostgreSQL engines (the server is another process).
@@ -422,6 +427,17 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	}
 	if er.DiskBytes, err = eng.DiskBytes(ctx); err != nil {
 		return er, nil, stats, err
+	}
+	if c, ok := compacter(eng); ok {
+		t0 := time.Now()
+		if err := c.Compact(ctx); err != nil {
+			return er, nil, stats, fmt.Errorf("compact: %w", err)
+		}
+		er.CompactSeconds = time.Since(t0).Seconds()
+		if er.DiskBytesCompacted, err = eng.DiskBytes(ctx); err != nil {
+			return er, nil, stats, err
+		}
+		log.Info("compacted", "seconds", er.CompactSeconds, "diskBytes", er.DiskBytesCompacted)
 	}
 
 	sets := querySets()
@@ -687,4 +703,15 @@ func describeQuery(q query.Query) string {
 	}
 	s += fmt.Sprintf(" from=%d page=%d size=%d", q.From, q.Page, q.Size)
 	return s
+}
+
+// compacter finds a store's Compact (the embedded engine's: flush and
+// merge until its policy is satisfied).
+func compacter(eng Engine) (interface{ Compact(context.Context) error }, bool) {
+	var x any = eng
+	if se, ok := eng.(*StoreEngine); ok {
+		x = se.Store
+	}
+	c, ok := x.(interface{ Compact(context.Context) error })
+	return c, ok
 }

@@ -158,7 +158,7 @@ func (e *Engine) startMerger() {
 	e.mg.kick = make(chan struct{}, 1)
 	e.mg.stop = make(chan struct{})
 	e.mg.done = make(chan struct{})
-	if e.opts.MergeCPUShare < 0 {
+	if e.opts.MergeCPUShare < 0 || e.opts.noBackgroundMerge {
 		close(e.mg.done)
 		return
 	}
@@ -226,13 +226,17 @@ var errNothingToMerge = errors.New("embedded: nothing to merge")
 // policy wants none, treating the newest day as complete (the background
 // merger waits for a day to end before partitioning it). It runs on the
 // caller's goroutine at full speed. Benchmarks and tests use it to measure
-// or test the settled state.
+// or test the settled state. With merging off (MergeCPUShare < 0) it only
+// flushes.
 func (e *Engine) Compact(ctx context.Context) error {
 	if err := e.checkOpen(); err != nil {
 		return err
 	}
 	if err := e.flushNow(ctx); err != nil {
 		return err
+	}
+	if e.opts.MergeCPUShare < 0 {
+		return nil // merging is off
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -395,7 +399,7 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 		}
 	}()
 
-	th := newThrottle(share)
+	th := newThrottle(share, e.mg.stop)
 	var gen uint64
 	for _, s := range inputs {
 		gen = max(gen, segGen(s))
@@ -423,8 +427,7 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 			return fmt.Errorf("reopen merged segment: %w", err)
 		}
 		staged = append(staged, s)
-		th.pause()
-		return nil
+		return th.pause()
 	}
 	for i, s := range inputs {
 		rows := make([]uint32, 0, s.n)
@@ -443,7 +446,9 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 					return errMergeStopped
 				default:
 				}
-				th.pause()
+				if err := th.pause(); err != nil {
+					return err
+				}
 			}
 			ev, err := bc.event(s, int(row), e.zdec)
 			if err != nil {
@@ -648,25 +653,34 @@ func (e *Engine) flushNow(ctx context.Context) error {
 // pause sleeps so that the thread's CPU time since the last pause is
 // share of the time elapsed.
 type throttle struct {
+	stop    <-chan struct{}
 	share   float64
 	lastCPU time.Duration
 	used    time.Duration
 }
 
-func newThrottle(share float64) *throttle {
-	return &throttle{share: share, lastCPU: threadCPU()}
+func newThrottle(share float64, stop <-chan struct{}) *throttle {
+	return &throttle{stop: stop, share: share, lastCPU: threadCPU()}
 }
 
-func (t *throttle) pause() {
+// maxPause bounds one sleep, so that a tiny share still makes progress.
+const maxPause = 2 * time.Second
+
+func (t *throttle) pause() error {
 	now := threadCPU()
 	d := now - t.lastCPU
 	t.used += d
 	t.lastCPU = now
 	if t.share <= 0 || t.share >= 1 || d <= 0 {
-		return
+		return nil
 	}
-	time.Sleep(time.Duration(float64(d) * (1 - t.share) / t.share))
+	select {
+	case <-t.stop:
+		return errMergeStopped
+	case <-time.After(min(maxPause, time.Duration(float64(d)*(1-t.share)/t.share))):
+	}
 	t.lastCPU = threadCPU()
+	return nil
 }
 
 // threadCPU is the CPU time of the calling thread.

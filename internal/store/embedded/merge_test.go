@@ -18,12 +18,12 @@ import (
 
 const testDay0 = int64(1_700_006_400_000) // a UTC midnight (19675 days)
 
-// mergeOpts: tiny flushes and merges, background merging off unless a test
+// mergeOpts: tiny flushes and merges, no background merger unless a test
 // turns it on, so that Compact decides when merges run.
 func mergeOpts(o *Options) {
 	o.MemtableEvents = 64
 	o.MergeRows = 300
-	o.MergeCPUShare = -1
+	o.noBackgroundMerge = true
 }
 
 // daysGen makes events that follow time over several days, a few minutes
@@ -323,7 +323,7 @@ func TestRetentionByPartition(t *testing.T) {
 // (Run with -race.)
 func TestBackgroundMergeUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	e := openT(t, dir, func(o *Options) { mergeOpts(o); o.MergeCPUShare = 1 })
+	e := openT(t, dir, func(o *Options) { mergeOpts(o); o.noBackgroundMerge = false; o.MergeCPUShare = 0.5 })
 	g := &daysGen{gen: newGen(14), at: testDay0}
 	var (
 		mu  sync.Mutex

@@ -27,9 +27,10 @@ type Options struct {
 	// this many rows.
 	MergeRows int
 	// MergeCPUShare is the share of one core the background merger may
-	// use (0 means the default; negative turns background merging off,
-	// Compact still merges).
+	// use (0 means the default, 0.25; negative turns merging off).
 	MergeCPUShare float64
+	// noBackgroundMerge leaves merging to Compact (tests).
+	noBackgroundMerge bool
 }
 
 // EnsureDefaults fills unset fields.
