@@ -79,6 +79,8 @@ var carriesEvidence = map[string]bool{
 	"kafka":            true, // a header on each group's first record
 	"nats":             true, // a header on each group's first message
 	"s3":               true, // an evidence object per batch
+	// Log destinations: an evidence record after each batch's events.
+	"splunk": true, "datadog": true, "sumo": true, "otlp": true, "syslog": true,
 }
 
 // StreamLedger is what stream evidence needs of the ledger.

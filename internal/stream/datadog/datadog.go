@@ -11,6 +11,13 @@
 // A payload holds at most 1000 entries and 5 MB before compression, the
 // intake's limits; a bigger batch is split and sent in order. Datadog
 // answers 202 once it has accepted the payload.
+//
+// With the server's ledger on, each batch's entries are followed by one
+// entry whose message is the batch's tamper evidence
+// (docs/tamper-evidence.md), marked "evidence":true, without an id, its
+// date the moment it was sent. Datadog truncates a log over 1 MB, so
+// evidence over MaxEvidenceBytes is split: each part follows the entries
+// it proves.
 package datadog
 
 import (
@@ -18,9 +25,11 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
@@ -34,6 +43,9 @@ var Sites = []string{"datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", 
 const (
 	MaxEntries      = 1000
 	MaxPayloadBytes = 5 << 20
+	// MaxEvidenceBytes keeps an evidence entry, its message escaped as a
+	// JSON string, well under the intake's 1 MB per log.
+	MaxEvidenceBytes = 512 << 10
 )
 
 // Config of a "datadog" connector.
@@ -117,8 +129,9 @@ type entry struct {
 	Service  string `json:"service"`
 	Status   string `json:"status"`
 	Date     int64  `json:"date"`
-	ID       string `json:"id"`
+	ID       string `json:"id,omitempty"`
 	Message  string `json:"message"`
+	Evidence bool   `json:"evidence,omitempty"`
 }
 
 // status maps an event type to a Datadog log status.
@@ -143,14 +156,8 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		chunk, size = chunk[:0], 2
 		return err
 	}
-	for i := range b.Events {
-		rec, err := httpsink.Marshal(b.Events[i])
-		if err != nil {
-			return err
-		}
-		e := &b.Events[i]
-		line, err := httpsink.Marshal(entry{Source: s.cfg.Source, Tags: s.cfg.Tags, Hostname: s.cfg.Hostname, Service: s.cfg.Service,
-			Status: status(e.Type), Date: e.Occurred, ID: e.ID, Message: string(rec)})
+	add := func(e entry) error {
+		line, err := httpsink.Marshal(e)
 		if err != nil {
 			return err
 		}
@@ -161,6 +168,31 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		}
 		chunk = append(chunk, line)
 		size += len(line) + 1
+		return nil
+	}
+	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes)
+	if err != nil {
+		// Deliver the events all the same: the receiver sees them unproven.
+		slog.Warn("datadog: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	next := 0 // the first event of the next part
+	for i := range b.Events {
+		rec, err := httpsink.Marshal(b.Events[i])
+		if err != nil {
+			return err
+		}
+		e := &b.Events[i]
+		if err := add(entry{Source: s.cfg.Source, Tags: s.cfg.Tags, Hostname: s.cfg.Hostname, Service: s.cfg.Service,
+			Status: status(e.Type), Date: e.Occurred, ID: e.ID, Message: string(rec)}); err != nil {
+			return err
+		}
+		if len(parts) > 0 && i+1 == next+parts[0].Events {
+			if err := add(entry{Source: s.cfg.Source, Tags: s.cfg.Tags, Hostname: s.cfg.Hostname, Service: s.cfg.Service,
+				Status: "info", Date: time.Now().UnixMilli(), Message: string(parts[0].JSON), Evidence: true}); err != nil {
+				return err
+			}
+			next, parts = i+1, parts[1:]
+		}
 	}
 	return flush()
 }

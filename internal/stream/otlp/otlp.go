@@ -14,6 +14,13 @@
 // tests check it against the OpenTelemetry Collector's own OTLP receiver,
 // so production code carries no protobuf or gRPC dependency.
 //
+// With the server's ledger on, each batch's records are followed by one
+// record whose body is the batch's tamper evidence as a JSON string
+// (docs/tamper-evidence.md), with the attribute audit.evidence = true,
+// severity INFO and the time it was sent. Evidence over MaxEvidenceBytes
+// is split into parts, each after the records it proves, to stay within
+// what log backends keep of one record.
+//
 // A 2xx answer is the collector's acknowledgement. One that reports a
 // partial success (rejectedLogRecords > 0) is not: Write fails, since
 // nothing says which records were dropped.
@@ -26,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -61,7 +69,12 @@ const (
 	AttrLoginIDs  = "audit.login_ids"
 	// AttrClientAddress follows the OpenTelemetry semantic conventions.
 	AttrClientAddress = "client.address"
+	// AttrEvidence marks a record whose body is tamper evidence.
+	AttrEvidence = "audit.evidence"
 )
+
+// MaxEvidenceBytes bounds the body of one evidence record.
+const MaxEvidenceBytes = 64 << 10
 
 var _ stream.Sink = (*Sink)(nil)
 
@@ -125,7 +138,12 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
-	body, err := s.Encode(b.Events)
+	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes)
+	if err != nil {
+		// Deliver the events all the same: the receiver sees them unproven.
+		slog.Warn("otlp: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	body, err := s.encode(b.Events, parts)
 	if err != nil {
 		return err
 	}
@@ -188,9 +206,14 @@ func Severity(eventType string) (number int, text string) {
 }
 
 // Encode renders events as an OTLP/JSON ExportLogsServiceRequest.
-func (s *Sink) Encode(events []event.Event) ([]byte, error) {
-	observed := strconv.FormatInt(s.now().UnixNano(), 10)
-	records := make([]logRecord, len(events))
+func (s *Sink) Encode(events []event.Event) ([]byte, error) { return s.encode(events, nil) }
+
+// encode renders events, each evidence part after the events it proves.
+func (s *Sink) encode(events []event.Event, parts []stream.EvidencePart) ([]byte, error) {
+	now := s.now().UnixNano()
+	observed := strconv.FormatInt(now, 10)
+	records := make([]logRecord, 0, len(events)+len(parts))
+	next := 0 // the first event of the next part
 	for i := range events {
 		e := &events[i]
 		raw, err := json.Marshal(e)
@@ -214,7 +237,13 @@ func (s *Sink) Encode(events []event.Event) ([]byte, error) {
 			str := string(raw)
 			r.Body = anyValue{StringValue: &str}
 		}
-		records[i] = r
+		records = append(records, r)
+		if len(parts) > 0 && i+1 == next+parts[0].Events {
+			body, yes := string(parts[0].JSON), true
+			records = append(records, logRecord{TimeUnixNano: observed, ObservedTimeUnixNano: observed, SeverityNumber: 9, SeverityText: "INFO",
+				Body: anyValue{StringValue: &body}, Attributes: []keyValue{{Key: AttrEvidence, Value: anyValue{BoolValue: &yes}}}})
+			next, parts = i+1, parts[1:]
+		}
 	}
 	req := exportRequest{ResourceLogs: []resourceLogs{{
 		Resource:  s.resource,

@@ -9,6 +9,13 @@
 // time is the event's occurred time in epoch seconds with millisecond
 // fraction; the record carries the stable "id" receivers dedupe by. The
 // collector acknowledges with {"text":"Success","code":0}.
+//
+// With the server's ledger on, the events of each batch are followed by
+// an envelope of sourcetype "audittrail:evidence" (evidenceSourcetype)
+// whose event is the batch's tamper evidence (docs/tamper-evidence.md),
+// time the moment it was sent. Splunk cuts an event at TRUNCATE bytes
+// (10,000 by default), so evidence larger than evidenceMaxBytes (default
+// 10,000) is split: each part follows the events it proves.
 package splunk
 
 import (
@@ -16,8 +23,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/stream"
@@ -38,7 +47,19 @@ type Config struct {
 	SourceType string `json:"sourcetype,omitempty"` // default "audittrail:audit"
 	Host       string `json:"host,omitempty"`
 	Insecure   bool   `json:"insecure,omitempty"`
+	// EvidenceSourceType names the envelopes of tamper evidence; default
+	// "audittrail:evidence".
+	EvidenceSourceType string `json:"evidenceSourcetype,omitempty"`
+	// EvidenceMaxBytes bounds one evidence event; raise it with the
+	// sourcetype's TRUNCATE. Default 10000.
+	EvidenceMaxBytes int `json:"evidenceMaxBytes,omitempty"`
 }
+
+// Defaults of the evidence envelopes.
+const (
+	DefaultEvidenceSourceType = "audittrail:evidence"
+	DefaultEvidenceMaxBytes   = 10000
+)
 
 type Sink struct {
 	cfg      Config
@@ -70,6 +91,15 @@ func New(config json.RawMessage) (stream.Sink, error) {
 	if cfg.SourceType == "" {
 		cfg.SourceType = "audittrail:audit"
 	}
+	if cfg.EvidenceSourceType == "" {
+		cfg.EvidenceSourceType = DefaultEvidenceSourceType
+	}
+	if cfg.EvidenceMaxBytes == 0 {
+		cfg.EvidenceMaxBytes = DefaultEvidenceMaxBytes
+	}
+	if cfg.EvidenceMaxBytes < 1000 {
+		return nil, stream.Invalid("evidenceMaxBytes", "must be at least 1000")
+	}
 	if p := strings.TrimSuffix(u.Path, "/"); p == "" {
 		u.Path = Path
 	}
@@ -95,6 +125,15 @@ type envelope struct {
 	Event      event.Event `json:"event"`
 }
 
+type evidenceEnvelope struct {
+	Time       json.Number     `json:"time"`
+	Host       string          `json:"host,omitempty"`
+	Source     string          `json:"source"`
+	SourceType string          `json:"sourcetype"`
+	Index      string          `json:"index,omitempty"`
+	Event      json.RawMessage `json:"event"`
+}
+
 // Seconds formats epoch milliseconds as seconds with a millisecond fraction.
 func Seconds(ms int64) json.Number {
 	sign := ""
@@ -106,6 +145,12 @@ func Seconds(ms int64) json.Number {
 
 func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	var body bytes.Buffer
+	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), s.cfg.EvidenceMaxBytes)
+	if err != nil {
+		// Deliver the events all the same: the receiver sees them unproven.
+		slog.Warn("splunk: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	next := 0 // the first event of the next part
 	for i := range b.Events {
 		env, err := httpsink.Marshal(envelope{
 			Time: Seconds(b.Events[i].Occurred), Host: s.cfg.Host, Source: s.cfg.Source,
@@ -116,6 +161,18 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		}
 		body.Write(env)
 		body.WriteByte('\n')
+		if len(parts) > 0 && i+1 == next+parts[0].Events {
+			env, err := httpsink.Marshal(evidenceEnvelope{
+				Time: Seconds(time.Now().UnixMilli()), Host: s.cfg.Host, Source: s.cfg.Source,
+				SourceType: s.cfg.EvidenceSourceType, Index: s.cfg.Index, Event: parts[0].JSON,
+			})
+			if err != nil {
+				return err
+			}
+			body.Write(env)
+			body.WriteByte('\n')
+			next, parts = i+1, parts[1:]
+		}
 	}
 	reply, err := httpsink.Post(ctx, s.client, s.endpoint, s.header, body.Bytes())
 	if err != nil {

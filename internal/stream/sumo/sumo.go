@@ -6,12 +6,19 @@
 // X-Sumo-Category, X-Sumo-Name and X-Sumo-Host override the source's
 // metadata. The source URL embeds the collector's secret token, so it is
 // redacted entirely after creation and never appears in errors.
+//
+// With the server's ledger on, the lines of each batch's events are
+// followed by one line {"evidence":{…}} holding the batch's tamper
+// evidence (docs/tamper-evidence.md). Sumo Logic splits a message over
+// 64 KB, so evidence over MaxEvidenceBytes is split into parts, each line
+// after the events it proves.
 package sumo
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -21,6 +28,10 @@ import (
 
 // MaxRequestBytes keeps one request within Sumo Logic's recommended size.
 const MaxRequestBytes = 1 << 20
+
+// MaxEvidenceBytes keeps an evidence line under Sumo Logic's 64 KB message
+// size, past which it would be split into several messages.
+const MaxEvidenceBytes = 60000
 
 // Config of a "sumo" connector.
 type Config struct {
@@ -86,11 +97,7 @@ func (s *Sink) Connect(context.Context) error { return nil }
 
 func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	var body bytes.Buffer
-	for i := range b.Events {
-		line, err := httpsink.Marshal(b.Events[i])
-		if err != nil {
-			return err
-		}
+	add := func(line []byte) error {
 		if body.Len() > 0 && body.Len()+len(line)+1 > MaxRequestBytes {
 			if _, err := httpsink.Post(ctx, s.client, s.cfg.URL, s.header, body.Bytes()); err != nil {
 				return err
@@ -99,11 +106,39 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		}
 		body.Write(line)
 		body.WriteByte('\n')
+		return nil
+	}
+	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes-len(`{"evidence":}`))
+	if err != nil {
+		// Deliver the events all the same: the receiver sees them unproven.
+		slog.Warn("sumo: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)
+	}
+	next := 0 // the first event of the next part
+	for i := range b.Events {
+		line, err := httpsink.Marshal(b.Events[i])
+		if err != nil {
+			return err
+		}
+		if err := add(line); err != nil {
+			return err
+		}
+		if len(parts) > 0 && i+1 == next+parts[0].Events {
+			line, err := httpsink.Marshal(struct {
+				Evidence json.RawMessage `json:"evidence"`
+			}{parts[0].JSON})
+			if err != nil {
+				return err
+			}
+			if err := add(line); err != nil {
+				return err
+			}
+			next, parts = i+1, parts[1:]
+		}
 	}
 	if body.Len() == 0 {
 		return nil
 	}
-	_, err := httpsink.Post(ctx, s.client, s.cfg.URL, s.header, body.Bytes())
+	_, err = httpsink.Post(ctx, s.client, s.cfg.URL, s.header, body.Bytes())
 	return err
 }
 

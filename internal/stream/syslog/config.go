@@ -102,7 +102,14 @@ type Config struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// MaxUDPBytes truncates longer messages sent over UDP.
 	MaxUDPBytes int `json:"maxUdpBytes,omitempty"`
+	// MaxMessageBytes is the receiver's message size limit (rsyslog's
+	// maxMessageSize, 8k by default): tamper evidence is split into
+	// messages that fit (events are sent whole, as before).
+	MaxMessageBytes int `json:"maxMessageBytes,omitempty"`
 }
+
+// DefaultMaxMessageBytes is rsyslog's default maxMessageSize.
+const DefaultMaxMessageBytes = 8192
 
 // LogValue keeps file paths of keys out of logs.
 func (c Config) LogValue() slog.Value {
@@ -191,6 +198,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUDPBytes < 480 {
 		return &ConfigError{"maxUdpBytes", fmt.Sprintf("must be between 480 and %d", DefaultMaxUDPBytes)}
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxMessageBytes < 2048 {
+		// RFC 5425 and 6587 receivers must take 2048 octets.
+		return &ConfigError{"maxMessageBytes", "must be at least 2048"}
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/stream"
 )
 
 // RELP (the Reliable Event Logging Protocol of rsyslog/librelp) gives
@@ -154,7 +154,7 @@ func (s *relpSession) readFrame() (txnr int, command string, data []byte, err er
 
 // writeBatch sends every event as a syslog command, keeping at most
 // relpWindow unanswered, and returns once each one was answered 200.
-func (s *relpSession) writeBatch(sink *Sink, events []event.Event) error {
+func (s *relpSession) writeBatch(sink *Sink, b stream.Batch) error {
 	pending := make([]int, 0, relpWindow)
 	awaitOldest := func() error {
 		if err := s.w.Flush(); err != nil {
@@ -166,17 +166,17 @@ func (s *relpSession) writeBatch(sink *Sink, events []event.Event) error {
 		pending = pending[1:]
 		return nil
 	}
-	for i := range events {
-		msg, err := sink.Format(&events[i])
-		if err != nil {
-			return err
-		}
+	err := sink.eachMessage(b, func(msg []byte) error {
 		if len(pending) == relpWindow {
 			if err := awaitOldest(); err != nil {
 				return err
 			}
 		}
 		pending = append(pending, s.send("syslog", msg))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for len(pending) > 0 {
 		if err := awaitOldest(); err != nil {

@@ -26,6 +26,17 @@
 // thing: one persistent connection, and each message answered "200 OK" by
 // the receiver once it took it. UDP has no acknowledgement at all: Write
 // returns once the datagrams left, and a receiver that is down loses them.
+//
+// Tamper evidence. With the server's ledger on, the messages of each
+// batch's events are followed by one message holding the batch's evidence
+// (docs/tamper-evidence.md) as MSG, with MSGID "evidence" and a
+// structured-data element [<sdId> evidence="<n>"] where n is how many of
+// the events before it the evidence proves. Evidence that would make a
+// message longer than maxMessageBytes (rsyslog's default maxMessageSize,
+// 8192) is split, each part after the events it proves. A batch lost at a
+// receiver's kill (TCP, TLS, UDP, above) loses its evidence with it: a
+// receiver's verifier reports the gap as missing events when the next
+// batch arrives.
 package syslog
 
 import (
@@ -37,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -192,7 +204,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.Timeout))
 	defer cancel()
 	if s.cfg.Network == NetworkRELP {
-		return s.writeRELPLocked(ctx, b.Events)
+		return s.writeRELPLocked(ctx, b)
 	}
 	if s.conn == nil {
 		c, err := s.dial(ctx)
@@ -214,9 +226,9 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 
 	var err error
 	if s.cfg.Network == NetworkUDP {
-		err = s.writeDatagrams(conn, b.Events)
+		err = s.writeDatagrams(conn, b)
 	} else {
-		err = s.writeStream(conn, b.Events)
+		err = s.writeStream(conn, b)
 	}
 	if err != nil {
 		s.closeLocked()
@@ -232,7 +244,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 // writeRELPLocked sends the batch on the RELP session (opened if needed)
 // and returns once the receiver answered every message. On failure the
 // session is dropped: the unanswered tail is retried on a new one.
-func (s *Sink) writeRELPLocked(ctx context.Context, events []event.Event) error {
+func (s *Sink) writeRELPLocked(ctx context.Context, b stream.Batch) error {
 	if s.relp == nil {
 		c, err := s.dial(ctx)
 		if err != nil {
@@ -247,7 +259,7 @@ func (s *Sink) writeRELPLocked(ctx context.Context, events []event.Event) error 
 	conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	if err := s.relp.writeBatch(s, events); err != nil {
+	if err := s.relp.writeBatch(s, b); err != nil {
 		conn.Close()
 		s.relp = nil
 		return err
@@ -255,13 +267,9 @@ func (s *Sink) writeRELPLocked(ctx context.Context, events []event.Event) error 
 	return nil
 }
 
-func (s *Sink) writeStream(conn net.Conn, events []event.Event) error {
+func (s *Sink) writeStream(conn net.Conn, b stream.Batch) error {
 	var buf bytes.Buffer
-	for i := range events {
-		msg, err := s.Format(&events[i])
-		if err != nil {
-			return err
-		}
+	err := s.eachMessage(b, func(msg []byte) error {
 		if s.cfg.Framing == FramingOctetCounting {
 			buf.WriteString(strconv.Itoa(len(msg)))
 			buf.WriteByte(' ')
@@ -277,6 +285,10 @@ func (s *Sink) writeStream(conn net.Conn, events []event.Event) error {
 			}
 			buf.Reset()
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := conn.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("syslog: send: %w", err)
@@ -284,20 +296,75 @@ func (s *Sink) writeStream(conn net.Conn, events []event.Event) error {
 	return nil
 }
 
-func (s *Sink) writeDatagrams(conn net.Conn, events []event.Event) error {
-	for i := range events {
-		msg, err := s.Format(&events[i])
-		if err != nil {
-			return err
-		}
+func (s *Sink) writeDatagrams(conn net.Conn, b stream.Batch) error {
+	return s.eachMessage(b, func(msg []byte) error {
 		if len(msg) > s.cfg.MaxUDPBytes {
 			msg = msg[:s.cfg.MaxUDPBytes]
 		}
 		if _, err := conn.Write(msg); err != nil {
 			return fmt.Errorf("syslog: send datagram: %w", err)
 		}
+		return nil
+	})
+}
+
+// eachMessage formats the batch's messages in order, the evidence of each
+// part after the events it proves, and hands each to send.
+func (s *Sink) eachMessage(b stream.Batch, send func(msg []byte) error) error {
+	var parts []stream.EvidencePart
+	if len(b.Evidence) > 0 {
+		limit := s.cfg.MaxMessageBytes
+		if s.cfg.Network == NetworkUDP {
+			limit = min(limit, s.cfg.MaxUDPBytes)
+		}
+		var err error
+		parts, err = stream.EvidenceParts(b.Evidence, len(b.Events), limit-len(s.evidenceHeader(len(b.Events))))
+		if err != nil {
+			// Deliver the events all the same: the receiver sees them unproven.
+			slog.Warn("syslog: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)
+		}
+	}
+	next := 0 // the first event of the next part
+	for i := range b.Events {
+		msg, err := s.Format(&b.Events[i])
+		if err != nil {
+			return err
+		}
+		if err := send(msg); err != nil {
+			return err
+		}
+		if len(parts) > 0 && i+1 == next+parts[0].Events {
+			if err := send(append(s.evidenceHeader(parts[0].Events), parts[0].JSON...)); err != nil {
+				return err
+			}
+			next, parts = i+1, parts[1:]
+		}
 	}
 	return nil
+}
+
+// EvidenceMsgID is the MSGID of evidence messages.
+const EvidenceMsgID = "evidence"
+
+// evidenceHeader is an evidence message up to its MSG: severity info, the
+// time it is sent, and the structured data naming how many events before
+// it the evidence proves.
+func (s *Sink) evidenceHeader(events int) []byte {
+	var b bytes.Buffer
+	b.WriteByte('<')
+	b.WriteString(strconv.Itoa(s.facility*8 + 6))
+	b.WriteString(">1 ")
+	b.WriteString(time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	b.WriteByte(' ')
+	b.WriteString(s.cfg.Hostname)
+	b.WriteByte(' ')
+	b.WriteString(s.cfg.AppName)
+	b.WriteString(" - " + EvidenceMsgID + " [")
+	b.WriteString(s.cfg.SDID)
+	b.WriteString(` evidence="`)
+	b.WriteString(strconv.Itoa(events))
+	b.WriteString(`"] `)
+	return b.Bytes()
 }
 
 // confirm half-closes conn and waits for the receiver to close its side,
