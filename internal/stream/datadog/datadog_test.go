@@ -15,50 +15,80 @@ import (
 	"github.com/audittrail/audittrail/internal/stream"
 	"github.com/audittrail/audittrail/internal/stream/datadog"
 	"github.com/audittrail/audittrail/internal/stream/streamtest"
+	"github.com/audittrail/audittrail/internal/stream/streamtest/e2e"
 )
 
 func decodeLogs(r *http.Request, body []byte) ([]string, error) {
+	ids, _, err := decodeRecords(r, body)
+	return ids, err
+}
+
+// intake keeps the entries the fake intake took.
+type intake struct{ e2e.LogStore }
+
+func (s *intake) decode(r *http.Request, body []byte) ([]string, error) {
+	ids, recs, err := decodeRecords(r, body)
+	if err == nil {
+		s.Add(recs...)
+	}
+	return ids, err
+}
+
+// decodeRecords is decodeLogs that also returns each entry's message: a
+// record, or (an entry marked "evidence":true) the evidence of the entries
+// before it.
+func decodeRecords(r *http.Request, body []byte) ([]string, []e2e.LogRecord, error) {
+	var recs []e2e.LogRecord
 	if r.URL.Path != "/api/v2/logs" {
-		return nil, fmt.Errorf("path %s", r.URL.Path)
+		return nil, nil, fmt.Errorf("path %s", r.URL.Path)
 	}
 	if r.Header.Get("DD-API-KEY") != "dd-key" || r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Content-Type") != "application/json" {
-		return nil, fmt.Errorf("headers %v", r.Header)
+		return nil, nil, fmt.Errorf("headers %v", r.Header)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("body is not gzip: %w", err)
+		return nil, nil, fmt.Errorf("body is not gzip: %w", err)
 	}
 	raw, err := io.ReadAll(zr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var entries []map[string]any
 	if err := json.Unmarshal(raw, &entries); err != nil {
-		return nil, fmt.Errorf("body is not a JSON array: %w", err)
+		return nil, nil, fmt.Errorf("body is not a JSON array: %w", err)
 	}
 	if len(entries) > datadog.MaxEntries {
-		return nil, errors.New("more than 1000 entries")
+		return nil, nil, errors.New("more than 1000 entries")
 	}
 	var ids []string
 	// Datadog's log statuses for the event types.
 	statusOf := map[any]string{"info": "info", "warn": "warn", "error": "error"}
 	for _, e := range entries {
 		if e["ddsource"] != "audittrail" || e["service"] != "audit-svc" || e["ddtags"] != "env:test" || e["hostname"] != "h1" {
-			return nil, fmt.Errorf("entry attributes: %v", e)
+			return nil, nil, fmt.Errorf("entry attributes: %v", e)
+		}
+		if e["evidence"] == true {
+			msg, _ := e["message"].(string)
+			if _, hasID := e["id"]; hasID || e["status"] != "info" || len(msg) > datadog.MaxEvidenceBytes || !json.Valid([]byte(msg)) {
+				return nil, nil, fmt.Errorf("evidence entry: %.200v", e)
+			}
+			recs = append(recs, e2e.LogRecord{Evidence: json.RawMessage(msg)})
+			continue
 		}
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(e["message"].(string)), &rec); err != nil {
-			return nil, fmt.Errorf("message is not the JSON record: %w", err)
+			return nil, nil, fmt.Errorf("message is not the JSON record: %w", err)
 		}
 		if e["status"] != statusOf[rec["type"]] {
-			return nil, fmt.Errorf("status %v for an event of type %v", e["status"], rec["type"])
+			return nil, nil, fmt.Errorf("status %v for an event of type %v", e["status"], rec["type"])
 		}
 		if rec["id"] != e["id"] || rec["occurred"] != strconv.FormatInt(int64(e["date"].(float64)), 10) {
-			return nil, fmt.Errorf("entry %v does not match its record %v", e, rec)
+			return nil, nil, fmt.Errorf("entry %v does not match its record %v", e, rec)
 		}
 		ids = append(ids, rec["id"].(string))
+		recs = append(recs, e2e.LogRecord{Event: json.RawMessage(e["message"].(string))})
 	}
-	return ids, nil
+	return ids, recs, nil
 }
 
 func TestDatadogEndToEnd(t *testing.T) {

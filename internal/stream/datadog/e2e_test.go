@@ -16,8 +16,15 @@ import (
 // log entries, through 500s, dropped connections and lost answers
 // mid-stream: every event arrives, in ingest order, repeated only within
 // the batch in flight.
+//
+// With the ledger on, each batch's entries are followed by entries marked
+// "evidence":true whose message is the evidence: the receiver proves every
+// event it holds against the published key, and finds an event altered,
+// dropped, two swapped, or an old batch replayed in what it holds, naming
+// the event.
 func TestEndToEnd(t *testing.T) {
-	rv := &streamtest.Receiver{Decode: decodeLogs, Status: http.StatusAccepted}
+	var dd intake
+	rv := &streamtest.Receiver{Decode: dd.decode, Status: http.StatusAccepted}
 	srv := httptest.NewServer(rv)
 	defer srv.Close()
 	r := e2e.Start(t, servertest.Options{})
@@ -29,4 +36,8 @@ func TestEndToEnd(t *testing.T) {
 	sent := r.Sent()
 	dups := e2e.CheckOnceInOrder(t, sent, e2e.InOrder(rv.IDs()), true)
 	t.Logf("%d events once each in order, %d repeats of batches whose answer was lost", len(sent), dups)
+	key, recs := r.VerifierKey(), dd.Records()
+	n, largest := e2e.CheckLogEvidence(t, key, recs)
+	t.Logf("%d evidence entries (the largest %d bytes) prove every event", n, largest)
+	e2e.TamperLogRecords(t, key, recs)
 }

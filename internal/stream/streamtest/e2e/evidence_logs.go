@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/audittrail/audittrail/client"
@@ -220,4 +221,24 @@ func TamperLogRecords(t *testing.T, key string, recs []LogRecord) {
 	}
 	replayed = append(replayed, recs[at])
 	want("old batch replayed", replayed, b, "replayed")
+}
+
+// LogStore keeps what a fake destination took, in arrival order, for
+// decoders that run in the destination's handler goroutines.
+type LogStore struct {
+	mu   sync.Mutex
+	recs []LogRecord
+}
+
+func (s *LogStore) Add(recs ...LogRecord) {
+	s.mu.Lock()
+	s.recs = append(s.recs, recs...)
+	s.mu.Unlock()
+}
+
+// Records returns a copy of what the destination holds.
+func (s *LogStore) Records() []LogRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]LogRecord(nil), s.recs...)
 }
