@@ -1,6 +1,7 @@
 package otlp_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -18,6 +19,13 @@ import (
 // process, through the receiver shutting down and its pipeline refusing
 // mid-stream. Each must hold every event, in ingest order, repeated only
 // within a batch in flight, each decoded into the log record it should be.
+//
+// With the ledger on, each batch's records are followed by a record marked
+// audit.evidence whose body is the evidence: the receiver proves every
+// event it holds (the JSON body, or the structured body turned back into
+// JSON) against the published key, and finds an event altered, dropped,
+// two swapped, or an old batch replayed in what it holds, naming the
+// event.
 func TestEndToEnd(t *testing.T) {
 	jsonCol, structuredCol := otlp.StartCollector(t), otlp.StartCollector(t)
 	cols := []*otlp.Collector{jsonCol, structuredCol}
@@ -44,7 +52,30 @@ func TestEndToEnd(t *testing.T) {
 	)
 	for i, body := range []string{otlp.BodyJSON, otlp.BodyStructured} {
 		sent := r.SentTo(ids[i])
-		got, res := cols[i].Received()
+		all, allRes := cols[i].Received()
+		var got []plog.LogRecord
+		var res []pcommon.Map
+		var recs []e2e.LogRecord
+		for j, rec := range all {
+			if ev, ok := rec.Attributes().Get(otlp.AttrEvidence); ok && ev.Bool() {
+				if rec.Body().Type() != pcommon.ValueTypeStr || len(rec.Body().Str()) > otlp.MaxEvidenceBytes {
+					t.Fatalf("evidence record with a body of type %v", rec.Body().Type())
+				}
+				recs = append(recs, e2e.LogRecord{Evidence: json.RawMessage(rec.Body().Str())})
+				continue
+			}
+			got, res = append(got, rec), append(res, allRes[j])
+			// The event's wire JSON: the body, or the structured body
+			// turned back into JSON (the verifier canonicalises it).
+			raw := []byte(rec.Body().Str())
+			if body == otlp.BodyStructured {
+				var err error
+				if raw, err = json.Marshal(rec.Body().Map().AsRaw()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recs = append(recs, e2e.LogRecord{Event: raw})
+		}
 		// A request the receiver took just as it shut down may come again;
 		// the first copies must be every event once, in order.
 		arrivals := make([]e2e.Arrival, len(got))
@@ -64,5 +95,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 		otlp.CheckRecords(t, body, sent, first, firstRes)
 		t.Logf("%s bodies: %d events once each in order, %d repeats", body, len(sent), dups)
+		key := r.VerifierKey()
+		n, largest := e2e.CheckLogEvidence(t, key, recs)
+		t.Logf("%s bodies: %d evidence records (the largest %d bytes) prove every event", body, n, largest)
+		e2e.TamperLogRecords(t, key, recs)
 	}
 }
