@@ -94,7 +94,7 @@ var gapLeaves = regexp.MustCompile(`^leaves (\d+) to (\d+) before it were never 
 func CheckLossyLogEvidence(t *testing.T, key string, recs []LogRecord, lost int) (missing int) {
 	t.Helper()
 	unproven := 0
-	for _, p := range VerifyLogRecords(t, key, recs) {
+	for i, p := range VerifyLogRecords(t, key, recs) {
 		switch {
 		case strings.HasSuffix(p.Reason, "missing event"):
 			missing++ // named by an evidence record
@@ -111,7 +111,9 @@ func CheckLossyLogEvidence(t *testing.T, key string, recs []LogRecord, lost int)
 		default:
 			t.Fatalf("a problem other than a loss: %s", p)
 		}
-		t.Logf("reported: %s", p)
+		if i < 5 {
+			t.Logf("reported: %s", p)
+		}
 	}
 	if missing != lost+unproven {
 		t.Fatalf("the verifier reported %d missing leaves; %d events were lost and %d arrived without evidence", missing, lost, unproven)
@@ -126,60 +128,7 @@ func CheckLossyLogEvidence(t *testing.T, key string, recs []LogRecord, lost int)
 // end.
 func TamperLogRecords(t *testing.T, key string, recs []LogRecord) {
 	t.Helper()
-	copies := map[string]int{}
-	ids := make([]string, len(recs))
-	for i, r := range recs {
-		if r.Evidence == nil {
-			var head struct {
-				ID string `json:"id"`
-			}
-			json.Unmarshal(r.Event, &head)
-			ids[i] = head.ID
-			copies[head.ID]++
-		}
-	}
-	proves := func(i int) (*client.StreamEvidence, map[string]bool) {
-		var ev client.StreamEvidence
-		if err := json.Unmarshal(recs[i].Evidence, &ev); err != nil {
-			t.Fatal(err)
-		}
-		named := map[string]bool{}
-		for _, l := range ev.Leaves {
-			named[l.ID] = true
-		}
-		return &ev, named
-	}
-	// The largest checkpoint of each tree over the whole stream.
-	largest := map[string]uint64{}
-	for i, r := range recs {
-		if r.Evidence != nil {
-			ev, _ := proves(i)
-			for _, l := range ev.Leaves {
-				largest[l.Tree] = max(largest[l.Tree], l.Size)
-			}
-		}
-	}
-	// A batch in the stream whose two events just before its evidence it
-	// proves, each delivered once, and whose checkpoint was outgrown.
-	at := -1
-	for i := 2; i < len(recs) && at < 0; i++ {
-		if recs[i].Evidence == nil || recs[i-1].Evidence != nil || recs[i-2].Evidence != nil {
-			continue
-		}
-		ev, named := proves(i)
-		if !named[ids[i-1]] || !named[ids[i-2]] || copies[ids[i-1]] != 1 || copies[ids[i-2]] != 1 {
-			continue
-		}
-		for _, l := range ev.Leaves {
-			if l.Size < largest[l.Tree] {
-				at = i
-				break
-			}
-		}
-	}
-	if at < 0 {
-		t.Fatal("no batch to tamper with: none has two events delivered once and an outgrown checkpoint")
-	}
+	ids, at := tamperTarget(t, recs)
 	a, b := ids[at-2], ids[at-1]
 	clone := func() []LogRecord { return append([]LogRecord(nil), recs...) }
 	want := func(name string, recs []LogRecord, id, reason string) {
@@ -212,7 +161,7 @@ func TamperLogRecords(t *testing.T, key string, recs []LogRecord) {
 	want("swapped pair", swapped, a, "reordered")
 
 	// The old batch again: the events it proves and its evidence.
-	_, named := proves(at)
+	_, named := proves(t, recs, at)
 	replayed := clone()
 	for i := 0; i <= at; i++ {
 		if recs[i].Evidence == nil && named[ids[i]] {
@@ -221,6 +170,115 @@ func TamperLogRecords(t *testing.T, key string, recs []LogRecord) {
 	}
 	replayed = append(replayed, recs[at])
 	want("old batch replayed", replayed, b, "replayed")
+}
+
+// tamperTarget picks a batch part in the stream: at least two events,
+// each delivered once, then its evidence (at) proving exactly them, with a
+// checkpoint later batches outgrew, in trees proven before and after it. It returns the event id of each record
+// ("" for evidence) and at.
+func tamperTarget(t *testing.T, recs []LogRecord) (ids []string, at int) {
+	t.Helper()
+	copies := map[string]int{}
+	ids = make([]string, len(recs))
+	for i, r := range recs {
+		if r.Evidence == nil {
+			var head struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal(r.Event, &head)
+			ids[i] = head.ID
+			copies[head.ID]++
+		}
+	}
+	// The largest checkpoint of each tree over the whole stream, and the
+	// first and last evidence records proving an event of it.
+	largest := map[string]uint64{}
+	first, last := map[string]int{}, map[string]int{}
+	for i, r := range recs {
+		if r.Evidence != nil {
+			ev, _ := proves(t, recs, i)
+			for _, l := range ev.Leaves {
+				largest[l.Tree] = max(largest[l.Tree], l.Size)
+				if _, ok := first[l.Tree]; !ok {
+					first[l.Tree] = i
+				}
+				last[l.Tree] = i
+			}
+		}
+	}
+	// A batch part in the stream: at least two events, each delivered once,
+	// then the evidence proving exactly them, whose checkpoint was outgrown.
+	at = -1
+	start := 0 // the record after the evidence before i
+	for i := 0; i < len(recs) && at < 0; i++ {
+		if recs[i].Evidence == nil {
+			continue
+		}
+		from := start
+		start = i + 1
+		ev, named := proves(t, recs, i)
+		if i-from < 2 || len(ev.Leaves) != i-from {
+			continue
+		}
+		once := true
+		for j := from; j < i; j++ {
+			once = once && named[ids[j]] && copies[ids[j]] == 1
+		}
+		// Each of its trees has events before and after it, so that a
+		// loss of this part leaves a gap between two verified leaves.
+		for _, l := range ev.Leaves {
+			once = once && first[l.Tree] < i && last[l.Tree] > i
+		}
+		if !once {
+			continue
+		}
+		for _, l := range ev.Leaves {
+			if l.Size < largest[l.Tree] {
+				at = i
+				break
+			}
+		}
+	}
+	if at < 0 {
+		t.Fatal("no batch to tamper with: none has two or more events delivered once and an outgrown checkpoint")
+	}
+	return ids, at
+}
+
+// proves decodes the evidence record recs[i] and the ids it names.
+func proves(t *testing.T, recs []LogRecord, i int) (*client.StreamEvidence, map[string]bool) {
+	t.Helper()
+	var ev client.StreamEvidence
+	if err := json.Unmarshal(recs[i].Evidence, &ev); err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, l := range ev.Leaves {
+		named[l.ID] = true
+	}
+	return &ev, named
+}
+
+// LoseLogBatch takes from a copy of what a receiver holds what a receiver
+// killed mid-stream loses, and asserts the verifier reports every event of
+// it as missing (CheckLossyLogEvidence): a whole batch part, its events
+// and its evidence; and the tail of one, its last event and its evidence,
+// leaving the others unproven.
+func LoseLogBatch(t *testing.T, key string, recs []LogRecord) {
+	t.Helper()
+	_, at := tamperTarget(t, recs)
+	start := at - 1
+	for start > 0 && recs[start-1].Evidence == nil {
+		start--
+	}
+	whole := append(append([]LogRecord(nil), recs[:start]...), recs[at+1:]...)
+	t.Logf("a batch of %d events lost with its evidence:", at-start)
+	CheckLossyLogEvidence(t, key, whole, at-start)
+	tail := append(append([]LogRecord(nil), recs[:at-1]...), recs[at+1:]...)
+	t.Logf("the last event of a batch of %d lost with its evidence:", at-start)
+	if CheckLossyLogEvidence(t, key, tail, 1) != at-start {
+		t.Fatalf("the verifier did not report the %d leaves of the cut batch missing", at-start)
+	}
 }
 
 // LogStore keeps what a fake destination took, in arrival order, for
