@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -27,7 +26,7 @@ func mixedEvents(prefix string, n int) []event.Event {
 	return evs
 }
 
-// TestEvidencePartsVerify: a batch's evidence split to each size limit
+// TestEvidencePartsVerify: a batch's evidence (three trees) split to each size limit
 // gives parts within it (a part over it only for a lone event), that
 // together prove every event in order, each verified on its own by a
 // receiver as a batch; small evidence is passed through unchanged.
@@ -39,7 +38,7 @@ func TestEvidencePartsVerify(t *testing.T) {
 			for b, n := range []int{1, 40, 500, 7} {
 				events := mixedEvents(fmt.Sprintf("b%d", b), n)
 				raw := log.Batch(t, events)
-				parts, err := stream.EvidenceParts(raw, n, limit)
+				parts, err := stream.EvidenceParts(stream.Batch{Events: events, Evidence: raw}, limit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -78,10 +77,10 @@ func TestEvidencePartsVerify(t *testing.T) {
 			}
 		})
 	}
-	if _, err := stream.EvidenceParts(streamtest.NewEvidenceLog(t).Batch(t, mixedEvents("x", 3)), 4, 1<<20); !errors.Is(err, stream.ErrEvidenceShape) {
-		t.Fatalf("evidence of 3 events split for 4: %v", err)
+	if _, err := stream.EvidenceParts(stream.Batch{Events: mixedEvents("x", 4), Evidence: streamtest.NewEvidenceLog(t).Batch(t, mixedEvents("x", 3))}, 100); err == nil {
+		t.Fatal("evidence of 3 events split for 4")
 	}
-	if parts, err := stream.EvidenceParts(nil, 4, 100); parts != nil || err != nil {
+	if parts, err := stream.EvidenceParts(stream.Batch{Events: mixedEvents("x", 4)}, 100); parts != nil || err != nil {
 		t.Fatalf("no evidence gave %v, %v", parts, err)
 	}
 }

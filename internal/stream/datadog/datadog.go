@@ -170,7 +170,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		size += len(line) + 1
 		return nil
 	}
-	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes)
+	parts, err := stream.EvidenceParts(b, MaxEvidenceBytes)
 	if err != nil {
 		// Deliver the events all the same: the receiver sees them unproven.
 		slog.Warn("datadog: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)

@@ -138,7 +138,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
-	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes)
+	parts, err := stream.EvidenceParts(b, MaxEvidenceBytes)
 	if err != nil {
 		// Deliver the events all the same: the receiver sees them unproven.
 		slog.Warn("otlp: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)

@@ -145,7 +145,7 @@ func Seconds(ms int64) json.Number {
 
 func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 	var body bytes.Buffer
-	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), s.cfg.EvidenceMaxBytes)
+	parts, err := stream.EvidenceParts(b, s.cfg.EvidenceMaxBytes)
 	if err != nil {
 		// Deliver the events all the same: the receiver sees them unproven.
 		slog.Warn("splunk: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)

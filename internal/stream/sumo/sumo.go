@@ -108,7 +108,7 @@ func (s *Sink) Write(ctx context.Context, b stream.Batch) error {
 		body.WriteByte('\n')
 		return nil
 	}
-	parts, err := stream.EvidenceParts(b.Evidence, len(b.Events), MaxEvidenceBytes-len(`{"evidence":}`))
+	parts, err := stream.EvidenceParts(b, MaxEvidenceBytes-len(`{"evidence":}`))
 	if err != nil {
 		// Deliver the events all the same: the receiver sees them unproven.
 		slog.Warn("sumo: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)

@@ -318,7 +318,7 @@ func (s *Sink) eachMessage(b stream.Batch, send func(msg []byte) error) error {
 			limit = min(limit, s.cfg.MaxUDPBytes)
 		}
 		var err error
-		parts, err = stream.EvidenceParts(b.Evidence, len(b.Events), limit-len(s.evidenceHeader(len(b.Events))))
+		parts, err = stream.EvidenceParts(b, limit-len(s.evidenceHeader(len(b.Events))))
 		if err != nil {
 			// Deliver the events all the same: the receiver sees them unproven.
 			slog.Warn("syslog: batch sent without its tamper evidence", "connector", b.ConnectorID, "err", err)

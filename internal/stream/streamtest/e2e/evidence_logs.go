@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"strconv"
@@ -23,17 +22,6 @@ import (
 type LogRecord struct {
 	Event    json.RawMessage
 	Evidence json.RawMessage
-}
-
-// VerifierKey is the checkpoint key the server publishes, as a receiver
-// fetches it once.
-func (r *Run) VerifierKey() string {
-	r.t.Helper()
-	k, err := r.Client.Ledger().CheckpointKey(context.Background())
-	if err != nil || k.VerifierKey == "" {
-		r.t.Fatalf("checkpoint key: %v", err)
-	}
-	return k.VerifierKey
 }
 
 // VerifyLogRecords verifies records as one receiver would and returns
