@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"container/heap"
 	"slices"
 	"strings"
@@ -13,7 +14,8 @@ import (
 // rowSource is what a query runs on: a memtable or a segment. Bitmaps it
 // returns are read-only; every filter step builds a new one.
 type rowSource interface {
-	posting(k string) (*roaring.Bitmap, error)
+	// postingOf returns the rows indexed under key k (nil: none).
+	postingOf(k string) (*roaring.Bitmap, error)
 	prefixPostings(p string, fn func(*roaring.Bitmap)) error
 	// filterTime returns the rows of bm with Occurred in [from, to]
 	// (0 = open); bm itself is not modified.
@@ -24,6 +26,13 @@ type rowSource interface {
 
 // matchRows returns the rows of src that q.Match accepts, as bitmap
 // AND/OR/ANDNOT over postings, so that the count is a cardinality.
+//
+// The query is a conjunction of terms, each an OR of postings (the company,
+// the project or company level, each filter list, tenants, each text
+// token). They are applied smallest first: a user's few rows are checked
+// against the company and project postings one by one (a container lookup
+// each) rather than ANDing postings that span the whole source, and an OR
+// of big postings is never built when the candidates are few.
 func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 	var err error
 	post := func(field byte, v string) *roaring.Bitmap {
@@ -31,23 +40,38 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 			return nil
 		}
 		var bm *roaring.Bitmap
-		bm, err = src.posting(pkey(field, v))
+		bm, err = src.postingOf(pkey(field, v))
 		return bm
 	}
-	anyOf := func(field byte, vals []string) *roaring.Bitmap {
+	var terms []term
+	// add files a term; false when it has no posting in src, so that
+	// nothing matches.
+	add := func(parts []*roaring.Bitmap) bool {
+		if len(parts) == 0 {
+			return false
+		}
+		t := term{parts: parts}
+		for _, p := range parts {
+			t.card += p.GetCardinality()
+		}
+		terms = append(terms, t)
+		return true
+	}
+	anyOf := func(field byte, vals []string) []*roaring.Bitmap {
 		parts := make([]*roaring.Bitmap, 0, len(vals))
 		for _, v := range vals {
 			if bm := post(field, v); bm != nil {
 				parts = append(parts, bm)
 			}
 		}
-		return orAll(parts)
+		return parts
 	}
 	empty := roaring.New()
-	cand := post(keyCompany, q.CompanyID)
-	if cand == nil {
+	company := post(keyCompany, q.CompanyID)
+	if company == nil {
 		return empty, err
 	}
+	terms = append(terms, term{parts: []*roaring.Bitmap{company}, card: company.GetCardinality()})
 	var scope []*roaring.Bitmap
 	if q.IncludeProject {
 		if bm := post(keyProject, q.ProjectID); bm != nil {
@@ -59,7 +83,9 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 			scope = append(scope, bm)
 		}
 	}
-	cand = roaring.And(cand, orAll(scope))
+	if !add(scope) {
+		return empty, err
+	}
 	for _, f := range []struct {
 		field byte
 		vals  []string
@@ -68,49 +94,123 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
 		{keyChanged, q.ChangedFields}, {keyType, q.Types},
 	} {
-		if len(f.vals) > 0 && !cand.IsEmpty() {
-			cand = roaring.And(cand, anyOf(f.field, f.vals))
+		if len(f.vals) > 0 && !add(anyOf(f.field, f.vals)) {
+			return empty, err
 		}
 	}
-	if len(q.ExcludedActions) > 0 && !cand.IsEmpty() {
-		cand = roaring.AndNot(cand, anyOf(keyAction, q.ExcludedActions))
-	}
-	if (len(q.Tenants) > 0 || q.NoTenants) && !cand.IsEmpty() {
+	if len(q.Tenants) > 0 || q.NoTenants {
 		t := anyOf(keyTenant, q.Tenants)
 		if q.NoTenants {
 			if bm := post(keyNoTenant, ""); bm != nil {
-				t = roaring.Or(t, bm)
+				t = append(t, bm)
 			}
 		}
-		cand = roaring.And(cand, t)
+		if !add(t) {
+			return empty, err
+		}
 	}
 	for _, tok := range q.TextTokens {
-		if cand.IsEmpty() || err != nil {
+		if err != nil {
 			break
 		}
 		var parts []*roaring.Bitmap
 		if perr := src.prefixPostings(pkey(keyToken, tok), func(bm *roaring.Bitmap) { parts = append(parts, bm) }); perr != nil {
 			return nil, perr
 		}
-		cand = roaring.And(cand, orAll(parts))
+		if !add(parts) {
+			return empty, err
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	slices.SortStableFunc(terms, func(a, b term) int { return cmp.Compare(a.card, b.card) })
+	cand := orAll(terms[0].parts)
+	for _, t := range terms[1:] {
+		if cand.IsEmpty() {
+			return cand, nil
+		}
+		cand = t.and(cand)
+	}
+	if len(q.ExcludedActions) > 0 && !cand.IsEmpty() {
+		if parts := anyOf(keyAction, q.ExcludedActions); len(parts) > 0 {
+			cand = andNotAny(cand, parts)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	if (q.From > 0 || q.To > 0) && !cand.IsEmpty() {
 		cand = src.filterTime(cand, q.From, q.To)
 	}
-	return roaring.AndNot(cand, src.deletedRows()), nil
+	if del := src.deletedRows(); !del.IsEmpty() && !cand.IsEmpty() {
+		cand = roaring.AndNot(cand, del)
+	}
+	return cand, nil
 }
 
-func orAll(parts []*roaring.Bitmap) *roaring.Bitmap {
-	switch len(parts) {
-	case 0:
-		return roaring.New()
-	case 1:
-		return parts[0]
+// rowFilterMax is the candidate count up to which a term is applied row by
+// row (Contains on each posting) rather than as bitmap ANDs, which cost
+// the size of the postings' containers.
+const rowFilterMax = 512
+
+// term is one conjunct of a query: the rows in any of parts. card, the sum
+// of the parts' cardinalities, bounds its size.
+type term struct {
+	parts []*roaring.Bitmap
+	card  uint64
+}
+
+// and returns cand ∩ t, without modifying either (both may be postings).
+func (t *term) and(cand *roaring.Bitmap) *roaring.Bitmap {
+	if n := cand.GetCardinality(); n <= rowFilterMax {
+		rows := make([]uint32, 0, n)
+		it := cand.Iterator()
+		for it.HasNext() {
+			row := it.Next()
+			for _, p := range t.parts {
+				if p.Contains(row) {
+					rows = append(rows, row)
+					break
+				}
+			}
+		}
+		return roaring.BitmapOf(rows...)
 	}
-	return roaring.FastOr(parts...)
+	if len(t.parts) == 1 {
+		return roaring.And(cand, t.parts[0])
+	}
+	// cand ∩ (a ∪ b) = (cand ∩ a) ∪ (cand ∩ b): each AND is bounded by
+	// cand, where the OR of big postings would be built whole.
+	ands := make([]*roaring.Bitmap, len(t.parts))
+	for i, p := range t.parts {
+		ands[i] = roaring.And(cand, p)
+	}
+	return roaring.FastOr(ands...)
+}
+
+// andNotAny returns cand minus every part, without modifying either.
+func andNotAny(cand *roaring.Bitmap, parts []*roaring.Bitmap) *roaring.Bitmap {
+	if n := cand.GetCardinality(); n <= rowFilterMax {
+		rows := make([]uint32, 0, n)
+		it := cand.Iterator()
+	next:
+		for it.HasNext() {
+			row := it.Next()
+			for _, p := range parts {
+				if p.Contains(row) {
+					continue next
+				}
+			}
+			rows = append(rows, row)
+		}
+		return roaring.BitmapOf(rows...)
+	}
+	out := roaring.AndNot(cand, parts[0])
+	for _, p := range parts[1:] {
+		out.AndNot(p)
+	}
+	return out
 }
 
 // hit is one matching row of one source, with its sort key.
@@ -264,7 +364,7 @@ func (m *mergeHeap) Pop() any {
 
 // memtable as a rowSource.
 
-func (m *memtable) posting(k string) (*roaring.Bitmap, error) {
+func (m *memtable) postingOf(k string) (*roaring.Bitmap, error) {
 	if p := m.lookup(k); p != nil {
 		return p.bitmap(), nil
 	}
@@ -318,3 +418,14 @@ func (s *segment) filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap
 func (s *segment) deletedRows() *roaring.Bitmap { return s.deleted }
 
 func (s *segment) rowKey(row uint32) (int64, uint64) { return s.occurred(int(row)), s.seq(int(row)) }
+
+// orAll returns the union of parts, which may be one of them (read-only).
+func orAll(parts []*roaring.Bitmap) *roaring.Bitmap {
+	switch len(parts) {
+	case 0:
+		return roaring.New()
+	case 1:
+		return parts[0]
+	}
+	return roaring.FastOr(parts...)
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -47,6 +48,9 @@ type segment struct {
 	hdec *huff0.Decoder
 	// deleted marks rows hidden by deletion rules.
 	deleted *roaring.Bitmap
+	// hot is the search side's cache of big postings (query_postings.go).
+	hot     *hotPostings
+	hotOnce sync.Once
 }
 
 func corruptf(format string, args ...any) error {

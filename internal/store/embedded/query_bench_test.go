@@ -1,0 +1,88 @@
+package embedded_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/audittrail/audittrail/internal/bench"
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+// BenchmarkSearchDir runs the benchmark program's query shapes on a data
+// directory that `audittrail-bench --keep --json-out R` left behind, so a
+// profile of the query phase does not need a new 1M-event load each time:
+//
+//	AUDITTRAIL_BENCH_DIR=/tmp/d/embedded AUDITTRAIL_BENCH_REPORT=R \
+//	go test -run XXX -bench SearchDir ./internal/store/embedded
+//
+// The trail is generated again (not loaded) to draw the same queries as the
+// run did. AUDITTRAIL_BENCH_SHAPES (comma-separated) restricts the shapes.
+// Besides ns/op it reports the p50 and p99 of the individual queries.
+func BenchmarkSearchDir(b *testing.B) {
+	dir, repPath := os.Getenv("AUDITTRAIL_BENCH_DIR"), os.Getenv("AUDITTRAIL_BENCH_REPORT")
+	if dir == "" || repPath == "" {
+		b.Skip("AUDITTRAIL_BENCH_DIR and AUDITTRAIL_BENCH_REPORT not set")
+	}
+	raw, err := os.ReadFile(repPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rep struct {
+		Events          int    `json:"events"`
+		Seed            uint64 `json:"seed"`
+		End             int64  `json:"end"`
+		QueriesPerShape int    `json:"queriesPerShape"`
+		PageSize        int    `json:"pageSize"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		b.Fatal(err)
+	}
+	g, err := bench.NewGenerator(bench.GenOptions{Events: rep.Events, Seed: rep.Seed, End: rep.End})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sample := bench.NewSample(rep.Seed, bench.DefaultSampleSize)
+	buf := make([]event.Event, 1000)
+	for {
+		batch := g.Fill(buf)
+		if len(batch) == 0 {
+			break
+		}
+		for i := range batch {
+			sample.Observe(&batch[i])
+		}
+	}
+	sets := bench.BuildQueries(sample, bench.QueryOptions{CompanyID: g.CompanyID(), End: rep.End,
+		PerShape: rep.QueriesPerShape, PageSize: rep.PageSize, Seed: rep.Seed})
+	var only []string
+	if v := os.Getenv("AUDITTRAIL_BENCH_SHAPES"); v != "" {
+		only = strings.Split(v, ",")
+	}
+	e := openBench(b, filepath.Clean(dir))
+	defer e.Close()
+	for _, set := range sets {
+		if only != nil && !slices.Contains(only, set.Shape) {
+			continue
+		}
+		b.Run(set.Shape, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for i := range b.N {
+				q := set.Queries[i%len(set.Queries)]
+				t0 := time.Now()
+				if _, err := e.Search(context.Background(), q); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
