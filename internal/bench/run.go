@@ -228,6 +228,9 @@ type EngineReport struct {
 	// server processes (PostgreSQL engines), sampled twice a second. The
 	// server is shared: other databases' work on it counts too.
 	ServerPeakPssBytes int64 `json:"serverPeakPssBytes,omitempty"`
+	// Memory is the process's memory per phase; PeakRSSBytes is the
+	// largest of their peaks.
+	Memory []MemPhase `json:"memory,omitempty"`
 
 	Shapes []ShapeReport `json:"shapes"`
 }
@@ -303,8 +306,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			return sets
 		})
-		// VmHWM stays at the peak after the engine closed.
+		// VmHWM stays at the peak after the engine closed; it was reset
+		// at the end of each phase.
 		er.PeakRSSBytes = peakRSS()
+		for _, p := range er.Memory {
+			er.PeakRSSBytes = max(er.PeakRSSBytes, p.PeakRSSBytes)
+		}
 		if rep.Trail.Events == 0 && stats.Events == opts.Events {
 			rep.Trail, rep.AvgJSONBytes = stats, stats.AvgJSONBytes()
 		}
@@ -327,7 +334,9 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	er = EngineReport{Name: name}
 	runtime.GC()
 	debug.FreeOSMemory()
-	resetPeakRSS()
+	mem := &memPhases{log: log}
+	mem.start()
+	defer func() { er.Memory = mem.phases }()
 
 	dir := filepath.Join(opts.DataDir, name)
 	if err := resetDir(dir); err != nil {
@@ -428,6 +437,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	if er.DiskBytes, err = eng.DiskBytes(ctx); err != nil {
 		return er, nil, stats, err
 	}
+	mem.end("load")
 	if c, ok := compacter(eng); ok {
 		t0 := time.Now()
 		if err := c.Compact(ctx); err != nil {
@@ -437,6 +447,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		if er.DiskBytesCompacted, err = eng.DiskBytes(ctx); err != nil {
 			return er, nil, stats, err
 		}
+		mem.end("compact")
 		log.Info("compacted", "seconds", er.CompactSeconds, "diskBytes", er.DiskBytesCompacted)
 	}
 
@@ -451,18 +462,21 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		answers[si] = ans
 		log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
 	}
+	mem.end("queries")
 
 	if opts.SingleEvents > 0 {
 		if err := runSingles(ctx, eng, opts, &er); err != nil {
 			return er, answers, stats, err
 		}
 		log.Info("single appends", "clients", opts.Concurrency, "eventsPerSec", int(er.SinglePerSec))
+		mem.end("single appends")
 	}
 	if opts.VisibilityProbes > 0 {
 		if err := runVisibility(ctx, eng, opts, &er); err != nil {
 			return er, answers, stats, err
 		}
 		log.Info("visibility", "p50ms", er.VisibilityP50Ms, "p99ms", er.VisibilityP99Ms, "misses", er.VisibilityMisses)
+		mem.end("visibility probes")
 	}
 	if d, err := eng.DiskBytes(ctx); err == nil && d > er.DiskBytes {
 		er.DiskBytes = d // counted again after the extra appends and background work
@@ -476,6 +490,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 			return er, answers, stats, err
 		}
 		log.Info("restart after kill -9", "seconds", er.RestartSeconds, "acked", er.RestartAcked, "found", er.RestartFound)
+		mem.end("reopen after kill -9")
 	}
 	return er, answers, stats, nil
 }
