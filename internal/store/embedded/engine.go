@@ -76,6 +76,7 @@ type Engine struct {
 	zenc  *zstd.Encoder
 	zdec  *zstd.Decoder
 	cache *blockLRU
+	res   residency // mapped pages searches leave resident (residency.go)
 
 	// Owned by the writer goroutine after Open.
 	w writerState
@@ -211,6 +212,7 @@ func Open(opts Options) (*Engine, error) {
 		stopFlusher: make(chan struct{}),
 		flusherDone: make(chan struct{}),
 		cache:       newBlockLRU(opts.BlockCacheBytes),
+		res:         residency{budget: opts.ResidentSegmentBytes},
 		ix: index{
 			mem:          newMemtable(),
 			keyIdx:       make(map[uint32][]keyEntry),
@@ -369,6 +371,10 @@ func (e *Engine) loadSegments() (uint64, error) {
 			// checked here, damage is repaired before anything is served.
 			if err = s.verifyLazy(); err != nil {
 				s.close()
+			} else {
+				// The check read the whole file through the mapping: released
+				// now, a big store's files are not all resident at once.
+				s.release()
 			}
 		}
 		if errors.Is(err, store.ErrCorrupt) {
@@ -417,6 +423,7 @@ func (e *Engine) loadSegments() (uint64, error) {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(segs); i = int(next.Add(1)) - 1 {
 				keys[i] = segKeyIndex(segs[i])
+				segs[i].release()
 			}
 		}()
 	}

@@ -31,6 +31,10 @@ type Options struct {
 	MergeCPUShare float64
 	// noBackgroundMerge leaves merging to Compact (tests).
 	noBackgroundMerge bool
+	// ResidentSegmentBytes bounds the file-backed resident memory that reads
+	// of the mapped segments leave behind: beyond it the mappings are
+	// released (the pages stay in the page cache). Negative: no bound.
+	ResidentSegmentBytes int64
 }
 
 // EnsureDefaults fills unset fields.
@@ -43,6 +47,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.BlockCacheBytes <= 0 {
 		o.BlockCacheBytes = 64 << 20
+	}
+	if o.ResidentSegmentBytes == 0 {
+		o.ResidentSegmentBytes = 256 << 20
 	}
 	if o.MemtableEvents <= 0 {
 		o.MemtableEvents = 100_000

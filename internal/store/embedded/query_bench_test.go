@@ -64,8 +64,11 @@ func BenchmarkSearchDir(b *testing.B) {
 	if v := os.Getenv("AUDITTRAIL_BENCH_SHAPES"); v != "" {
 		only = strings.Split(v, ",")
 	}
+	logMemory(b, "before open")
 	e := openBench(b, filepath.Clean(dir))
 	defer e.Close()
+	logMemory(b, "after open")
+	defer logMemory(b, "after the queries")
 	for _, set := range sets {
 		if only != nil && !slices.Contains(only, set.Shape) {
 			continue
@@ -84,5 +87,25 @@ func BenchmarkSearchDir(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
+		logMemory(b, "after "+set.Shape)
 	}
+}
+
+// logMemory logs the process's resident memory from /proc/self/status
+// (Linux): the peak so far, and now, anonymous (Go heap) and file-backed
+// (touched pages of mapped segments).
+func logMemory(b *testing.B, when string) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	var fields []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		for _, f := range []string{"VmHWM:", "RssAnon:", "RssFile:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				fields = append(fields, f+" "+strings.TrimSpace(v))
+			}
+		}
+	}
+	b.Logf("memory %s: %s", when, strings.Join(fields, ", "))
 }

@@ -26,6 +26,9 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err
 		return store.Result{}, store.ErrClosed
 	}
 	sources := e.sources(q.From, q.To)
+	// Pages of the segments read (postings, blocks) stay resident.
+	touches := len(sources)
+	defer func() { e.noteTouches(touches) }()
 	off, size := q.Offset(), q.Size
 	var res store.Result
 	var cursors []func() (hit, bool)
@@ -66,6 +69,9 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err
 			return store.Result{}, err
 		}
 		res.Events[i] = ev
+		if _, ok := sources[h.src].(*segment); ok {
+			touches++
+		}
 	}
 	return res, nil
 }
@@ -116,6 +122,7 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (_ event.Event, 
 		}
 	}
 	if s, row, ok := e.segLookup(companyID, id); ok {
+		defer e.noteTouches(1)
 		return newBlockCache(e.cache).event(s, int(row), e.zdec)
 	}
 	return event.Event{}, store.ErrNotFound
@@ -139,6 +146,10 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 	}
 	var out []event.Event
 	bc := newBlockCache(e.cache)
+	// Seq order mostly follows the rows' order: about one block per
+	// rowsPerBlock rows read.
+	read := 0
+	defer func() { e.noteTouches(read/rowsPerBlock + 1) }()
 	for _, s := range e.ix.segs {
 		if s.meta.MaxSeq <= after {
 			continue
@@ -154,6 +165,7 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 				return nil, err
 			}
 			out = append(out, ev)
+			read++
 		}
 		if len(out) >= limit {
 			return out, nil

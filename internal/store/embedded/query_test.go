@@ -1,0 +1,122 @@
+package embedded
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/audittrail/audittrail/internal/query"
+)
+
+// TestTermAndBothWays checks that a term applied row by row (few
+// candidates) and as bitmap ANDs (many) give cand ∩ (∪ parts), and the
+// same for andNotAny, on random bitmaps of every container kind.
+func TestTermAndBothWays(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	randBitmap := func(n, span int) *roaring.Bitmap {
+		bm := roaring.New()
+		for range n {
+			bm.Add(uint32(r.IntN(span)))
+		}
+		if r.IntN(2) == 0 {
+			bm.AddRange(uint64(r.IntN(span)), uint64(span)) // a run
+		}
+		bm.RunOptimize()
+		return bm
+	}
+	for i := range 200 {
+		span := 1 + r.IntN(300_000)
+		cand := randBitmap([]int{3, rowFilterMax, rowFilterMax + 1, 5000}[i%4], span)
+		parts := make([]*roaring.Bitmap, 1+r.IntN(3))
+		for j := range parts {
+			parts[j] = randBitmap(r.IntN(20_000), span)
+		}
+		before := cand.Clone()
+		want := roaring.And(cand, roaring.FastOr(parts...))
+		tm := term{parts: parts}
+		if got := tm.and(cand); !got.Equals(want) {
+			t.Fatalf("case %d: and: %d rows, want %d", i, got.GetCardinality(), want.GetCardinality())
+		}
+		wantNot := roaring.AndNot(cand, roaring.FastOr(parts...))
+		if got := andNotAny(cand, parts); !got.Equals(wantNot) {
+			t.Fatalf("case %d: andNot: %d rows, want %d", i, got.GetCardinality(), wantNot.GetCardinality())
+		}
+		if !cand.Equals(before) {
+			t.Fatalf("case %d: the candidates were modified", i)
+		}
+	}
+}
+
+// TestResidencyReleasesSegments: with a budget every process exceeds,
+// searches release the segments' mappings, and searches after the release
+// answer exactly as before it; with no budget nothing is released.
+func TestResidencyReleasesSegments(t *testing.T) {
+	dir := t.TempDir()
+	mut := func(budget int64) func(*Options) {
+		return func(o *Options) { o.MemtableEvents = 1000; o.ResidentSegmentBytes = budget }
+	}
+	e := openT(t, dir, mut(-1))
+	g := newGen(5)
+	for range 8 {
+		appendT(t, e, g.batch(1000))
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	queries := []query.Query{
+		{CompanyID: "c1", ProjectID: "P1", IncludeProject: true, IncludeCompany: true, UserIDs: []string{"u2"}, Size: 100},
+		{CompanyID: "c1", ProjectID: "P2", IncludeProject: true, Size: 50, Page: 3},
+		{CompanyID: "c2", IncludeCompany: true, IncludeProject: true, ProjectID: "P1", TextTokens: []string{"chrome"}, Size: 100, OldestFirst: true},
+	}
+	run := func(e *Engine) [][]string {
+		var out [][]string
+		for _, q := range queries {
+			res, err := e.Search(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []string{strconv.Itoa(res.Total)}
+			for _, ev := range res.Events {
+				ids = append(ids, ev.ID)
+			}
+			out = append(out, ids)
+		}
+		return out
+	}
+
+	e = openT(t, dir, mut(-1))
+	want := run(e)
+	for range residencyCheckTouches {
+		run(e)
+	}
+	if n := e.res.releases.Load(); n != 0 {
+		t.Fatalf("%d releases with no budget", n)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e = openT(t, dir, mut(1))
+	defer e.Close()
+	if len(e.ix.segs) < 5 {
+		t.Fatalf("%d segments, want several", len(e.ix.segs))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.res.releases.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d releases after many searches over a budget of 1 byte", e.res.releases.Load())
+		}
+		if got := run(e); !reflect.DeepEqual(got, want) {
+			t.Fatalf("answers changed after a release:\n%v\nwant\n%v", got, want)
+		}
+	}
+	if got := run(e); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("answers changed after a release")
+	}
+}
