@@ -147,9 +147,9 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 	var out []event.Event
 	bc := newBlockCache(e.cache)
 	// Seq order mostly follows the rows' order: about one block per
-	// rowsPerBlock rows read.
+	// block's worth of rows read.
 	read := 0
-	defer func() { e.noteTouches(read/rowsPerBlock + 1) }()
+	defer func() { e.noteTouches(read/rowsPerBlockV5 + 1) }()
 	for _, s := range e.ix.segs {
 		if s.meta.MaxSeq <= after {
 			continue
