@@ -68,18 +68,21 @@ func (r *Run) CheckChannelEvidence(msgs []ChannelMessage) {
 		r.t.Fatalf("the stream as delivered: %d problems, first %v", len(ps), ps[0])
 	}
 	// Where each message's group starts, and how often each id came.
-	groups := 0
+	groups, evBytes, eventBytes := 0, 0, 0
 	count := map[string]int{}
 	for _, m := range msgs {
 		if m.Evidence != nil {
 			groups++
 		}
+		evBytes += len(m.Evidence)
+		eventBytes += len(m.Event)
 		count[m.id()]++
 	}
 	if groups < 3 {
 		r.t.Fatalf("%d messages in %d evidence groups: want several", len(msgs), groups)
 	}
-	r.t.Logf("%d messages proven in %d groups", len(msgs), groups)
+	r.t.Logf("%d messages proven in %d groups: %d bytes of evidence headers for %d bytes of events (%.0f%%)",
+		len(msgs), groups, evBytes, eventBytes, 100*float64(evBytes)/float64(eventBytes))
 
 	want := func(name string, tampered []ChannelMessage, id, reason string) {
 		r.t.Helper()
