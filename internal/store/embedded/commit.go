@@ -122,17 +122,19 @@ func (e *Engine) commitGroup(group []*request) {
 	// The memtable keeps the encoded events, sliced from one copy of the
 	// group's log bytes (record headers included, a few bytes each).
 	// The buffer itself becomes the memtable's, unless it has much room
-	// left that the memtable would keep: the next group gets a new one a
-	// little larger than this group needed, which costs no more than the
-	// copy would.
+	// left that the memtable would keep (the group outgrew it and append
+	// doubled it): then a copy. The next group gets a new buffer a little
+	// larger than this group needed, which costs no more than the copy.
 	arena := buf
 	if cap(buf)-len(buf) > len(buf)/8 {
 		arena = bytes.Clone(buf)
-	} else {
-		e.w.buf = make([]byte, 0, len(buf)+len(buf)/16)
 	}
+	e.w.buf = make([]byte, 0, len(buf)+len(buf)/16)
 	e.mu.Lock()
 	mem := e.ix.mem
+	if fz := e.ix.frozen; fz != nil {
+		mem.presize(fz.postings.n, fz.len())
+	}
 	n := 0
 	for _, r := range group {
 		for j, i := range r.stored {

@@ -91,7 +91,15 @@ func TestMemtableTailsBeforeAndAfterSettle(t *testing.T) {
 }
 
 func TestMemtableIDTable(t *testing.T) {
-	m := newMemtable()
+	t.Run("growing", func(t *testing.T) { testMemtableIDTable(t, newMemtable()) })
+	t.Run("presized", func(t *testing.T) {
+		m := newMemtable()
+		m.presize(30000, 5000)
+		testMemtableIDTable(t, m)
+	})
+}
+
+func testMemtableIDTable(t *testing.T, m *memtable) {
 	const n = 5000 // several growths of the table
 	for i := range n {
 		ev := memEvent(i)

@@ -276,6 +276,26 @@ func (m *memtable) find(h uint64, k []byte) (*posting, int) {
 	}
 }
 
+// presize sizes the posting and id tables for postings keys and rows
+// events, the size the previous memtable reached, so that they do not
+// grow (rehashing every posting, a few times) while this one fills.
+func (m *memtable) presize(postings, rows int) {
+	if m.len() == 0 && len(m.postings.slots) == 0 {
+		m.reservePostings(postings)
+		m.ids.slots = make([]idSlot, tableSize(rows))
+	}
+}
+
+// tableSize is the power of two (at least 1024) at which a half-full
+// table holds n entries.
+func tableSize(n int) int {
+	size := 1024
+	for size < 2*n {
+		size *= 2
+	}
+	return size
+}
+
 // reservePostings makes room for extra more postings, so that the slots
 // find returns stay valid for newPosting until then.
 func (m *memtable) reservePostings(extra int) {
@@ -283,10 +303,7 @@ func (m *memtable) reservePostings(extra int) {
 	if 2*(t.n+extra) <= len(t.slots) {
 		return
 	}
-	size := max(1024, len(t.slots))
-	for 2*(t.n+extra) > size {
-		size *= 2
-	}
+	size := max(len(t.slots), tableSize(t.n+extra))
 	// The postings are walked in slab order, which is contiguous memory,
 	// and their hashes computed again, rather than the old table's slots
 	// read: cheaper than a hash kept per posting for this alone.
@@ -441,7 +458,7 @@ type idSlot struct {
 // growing.
 func (t *idTable) insert(h uint64, row uint32, hashes []uint64) {
 	if 2*(t.n+1) > len(t.slots) {
-		t.slots = make([]idSlot, max(1024, 2*len(t.slots)))
+		t.slots = make([]idSlot, tableSize(2*t.n))
 		t.n = 0
 		for r, h := range hashes[:row] {
 			t.put(h, uint32(r))
