@@ -75,6 +75,12 @@ func TestChannelVerifier(t *testing.T) {
 		t.Fatalf("repeat in a group: %v", ps)
 	}
 
+	// A gap right after leaf 0, in the first group a verifier sees (the
+	// previous leaf of the batch is 0, which must count as one).
+	want("dropped after leaf 0", feed(t, newCV(), group(t, f, 0, 10, 12, func(m []json.RawMessage) []json.RawMessage {
+		return append(m[:1:1], m[2:]...)
+	})), "e2", "missing")
+
 	first := group(t, f, 0, 10, 12, nil)
 	want("dropped", feed(t, newCV(), first, group(t, f, 10, 20, 20, func(m []json.RawMessage) []json.RawMessage {
 		return append(m[:4:4], m[5:]...)

@@ -207,7 +207,7 @@ func (v *StreamVerifier) VerifyBatch(audits []json.RawMessage, ev *StreamEvidenc
 		// The leaf before this one: the previous of this batch, else the
 		// last verified before it.
 		base, started := tp.last, tp.started
-		if inBatch && prev > base {
+		if inBatch && (!started || prev > base) {
 			base, started = prev, true
 		}
 		if started && !ev.Filtered && p.Index > base+1 {
