@@ -55,7 +55,7 @@ func (o *Options) EnsureDefaults() {
 		o.MemtableEvents = 100_000
 	}
 	if o.MergeRows <= 0 {
-		o.MergeRows = 500_000
+		o.MergeRows = 250_000
 	}
 	if o.MergeCPUShare == 0 {
 		o.MergeCPUShare = 0.25
