@@ -3,8 +3,10 @@ package embedded_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -75,6 +77,7 @@ func BenchmarkSearchDir(b *testing.B) {
 		}
 		b.Run(set.Shape, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
+			cpu0 := processCPU()
 			for i := range b.N {
 				q := set.Queries[i%len(set.Queries)]
 				t0 := time.Now()
@@ -83,6 +86,9 @@ func BenchmarkSearchDir(b *testing.B) {
 				}
 				lat = append(lat, time.Since(t0))
 			}
+			// CPU per query moves far less than wall-clock latency with the
+			// machine's load (and counts every goroutine a query uses).
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
@@ -107,5 +113,9 @@ func logMemory(b *testing.B, when string) {
 			}
 		}
 	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fields = append(fields, fmt.Sprintf("Go heap in use after GC: %d kB", ms.HeapInuse>>10))
 	b.Logf("memory %s: %s", when, strings.Join(fields, ", "))
 }

@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
@@ -61,19 +63,75 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err
 		return res, nil
 	}
 	page := mergePage(cursors, off, size, q.OldestFirst)
-	res.Events = make([]event.Event, len(page))
-	bc := newBlockCache(e.cache)
-	for i, h := range page {
-		ev, err := e.load(sources[h.src], h.row, bc)
-		if err != nil {
-			return store.Result{}, err
-		}
-		res.Events[i] = ev
+	for _, h := range page {
 		if _, ok := sources[h.src].(*segment); ok {
 			touches++
 		}
 	}
+	if res.Events, err = e.loadPage(sources, page); err != nil {
+		return store.Result{}, err
+	}
 	return res, nil
+}
+
+// parallelBlocksMin is the number of distinct blocks a page must need
+// before their decoding is spread over several goroutines.
+const parallelBlocksMin = 8
+
+// loadPage decodes the page's events. A page of a selective query (one
+// user's events) needs nearly one block per row, and decompressing the
+// blocks is most of the query's CPU: when there are many, they are split
+// over GOMAXPROCS goroutines, every row of a block going to the same one so
+// that each block is decoded once. This cuts latency on an idle machine,
+// not CPU.
+func (e *Engine) loadPage(sources []rowSource, page []hit) ([]event.Event, error) {
+	out := make([]event.Event, len(page))
+	// group[i] numbers the distinct blocks (or memtable rows) in order.
+	group := make([]int, len(page))
+	ids := make(map[uint64]int, len(page))
+	for i, h := range page {
+		k := uint64(h.src)<<32 | uint64(h.row)
+		if s, ok := sources[h.src].(*segment); ok {
+			k = uint64(h.src)<<32 | uint64(int(h.row)/s.rpb)
+		}
+		g, ok := ids[k]
+		if !ok {
+			g = len(ids)
+			ids[k] = g
+		}
+		group[i] = g
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(ids)/(parallelBlocksMin/2))
+	load := func(w, workers int) error {
+		bc := newBlockCache(e.cache)
+		for i, h := range page {
+			if group[i]%workers != w {
+				continue
+			}
+			ev, err := e.load(sources[h.src], h.row, bc)
+			if err != nil {
+				return err
+			}
+			out[i] = ev
+		}
+		return nil
+	}
+	if workers <= 1 {
+		return out, load(0, 1)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { errs[w] = load(w, workers) })
+	}
+	errs[0] = load(0, workers)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // sources lists what a search over [from, to] must look at; segments
