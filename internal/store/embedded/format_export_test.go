@@ -23,7 +23,9 @@ func cpuTime() time.Duration {
 // in a memtable and writes them as one segment in dir the way the
 // engine's flush does. It returns the path and the CPU time of the
 // segment write alone.
-func WriteSegmentForTest(dir string, evs []event.Event) (string, time.Duration, error) {
+// With v4 set it uses the version 4 writer instead, for before/after
+// figures of the same rows.
+func WriteSegmentForTest(dir string, evs []event.Event, v4 bool) (string, time.Duration, error) {
 	m := newMemtable()
 	for i := range evs {
 		evs[i].Seq = uint64(i + 1)
@@ -37,7 +39,12 @@ func WriteSegmentForTest(dir string, evs []event.Event) (string, time.Duration, 
 	defer enc.Close()
 	e := &Engine{segDir: dir, zenc: enc}
 	c0 := cpuTime()
-	path, err := e.writeMemtableSegment(m)
+	var path string
+	if v4 {
+		path, err = writeSegmentV4(dir, m, enc)
+	} else {
+		path, err = e.writeMemtableSegment(m)
+	}
 	return path, cpuTime() - c0, err
 }
 

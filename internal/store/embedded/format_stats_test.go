@@ -2,8 +2,10 @@ package embedded_test
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/bench"
 	"github.com/audittrail/audittrail/internal/event"
@@ -35,44 +37,56 @@ func TestFormatStats(t *testing.T) {
 		for i := range evs {
 			jsonBytes += bench.WireSize(&evs[i])
 		}
-		dir := t.TempDir()
-		path, cpu, err := embedded.WriteSegmentForTest(dir, evs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = nil
-		if keep := os.Getenv("AUDITTRAIL_FORMAT_KEEP"); keep != "" {
-			b, err := os.ReadFile(path)
-			if err == nil {
-				err = os.WriteFile(keep+"-"+f+".seg", b, 0o644)
-			}
+		var paths [2]string
+		for k, v4 := range []bool{true, false} {
+			format := map[bool]string{true: "v4", false: "v5"}[v4]
+			dir := t.TempDir()
+			path, cpu, err := embedded.WriteSegmentForTest(dir, slices.Clone(evs), v4)
 			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		names, sizes, rows, file, err := embedded.SectionSizesForTest(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("segment of %d rows: JSON %.1f B/row, file %.1f B/row (%.1f %% of the JSON); write CPU %.2f µs/event",
-			rows, float64(jsonBytes)/float64(rows), float64(file)/float64(rows), 100*float64(file)/float64(jsonBytes),
-			float64(cpu.Nanoseconds())/1e3/float64(rows))
-		for i, name := range names {
-			if sizes[i] > 0 {
-				t.Logf("  %-20s %12d bytes %7.2f B/row", name, sizes[i], float64(sizes[i])/float64(rows))
+			paths[k] = path
+			if keep := os.Getenv("AUDITTRAIL_FORMAT_KEEP"); keep != "" {
+				b, err := os.ReadFile(path)
+				if err == nil {
+					err = os.WriteFile(keep+"-"+format+"-"+f+".seg", b, 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			names, sizes, rows, file, err := embedded.SectionSizesForTest(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s segment of %d rows: JSON %.1f B/row, file %.1f B/row (%.1f %% of the JSON); write CPU %.2f µs/event",
+				format, rows, float64(jsonBytes)/float64(rows), float64(file)/float64(rows), 100*float64(file)/float64(jsonBytes),
+				float64(cpu.Nanoseconds())/1e3/float64(rows))
+			for i, name := range names {
+				if sizes[i] > 0 {
+					t.Logf("  %-20s %12d bytes %7.2f B/row", name, sizes[i], float64(sizes[i])/float64(rows))
+				}
 			}
 		}
+		evs = nil
 		// A page of 100 rows, each from a different block, spread over
-		// the segment.
+		// the segment; v4 and v5 alternately, so that both see the same
+		// load.
 		page := make([]int, 100)
 		for i := range page {
-			page[i] = (i*rows/len(page) + 7) % rows
+			page[i] = (i*n/len(page) + 7) % n
 		}
-		per, err := embedded.DecodeRowsForTest(path, page, 50)
-		if err != nil {
-			t.Fatal(err)
+		var per [2]time.Duration
+		for range 5 {
+			for k, path := range paths {
+				d, err := embedded.DecodeRowsForTest(path, page, 20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				per[k] += d / 5
+			}
 		}
-		t.Logf("  one row of a 100-row page from distinct blocks: %.1f µs CPU", float64(per.Nanoseconds())/1e3)
+		t.Logf("one row of a 100-row page from distinct blocks, CPU: v4 %.1f µs, v5 %.1f µs", float64(per[0].Nanoseconds())/1e3, float64(per[1].Nanoseconds())/1e3)
 	}
 }
 
