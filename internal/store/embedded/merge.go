@@ -238,6 +238,9 @@ func (e *Engine) Compact(ctx context.Context) error {
 	if e.opts.MergeCPUShare < 0 {
 		return nil // merging is off
 	}
+	// The merge's CPU figure reads this thread's clock.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
