@@ -22,11 +22,24 @@ func EvidenceParts(b Batch, maxBytes int) ([]EvidencePart, error) {
 	if len(b.Evidence) == 0 {
 		return nil, nil
 	}
-	all := make([]int, len(b.Events))
-	for i := range all {
-		all[i] = i
+	// Cut first into runs of an estimated size, a third under the average
+	// share of the limit (each run repeats its checkpoints and upper
+	// hashes), so that most runs are encoded once: EvidenceRuns alone
+	// halves the whole batch until it fits, encoding it ~log2(parts)
+	// times over.
+	per := len(b.Events)
+	if len(b.Evidence) > maxBytes {
+		per = max(1, len(b.Events)*maxBytes*2/3/len(b.Evidence))
 	}
-	runs, evidence, err := EvidenceRuns(b, [][]int{all}, maxBytes)
+	var groups [][]int
+	for from := 0; from < len(b.Events); from += per {
+		run := make([]int, 0, per)
+		for i := from; i < min(from+per, len(b.Events)); i++ {
+			run = append(run, i)
+		}
+		groups = append(groups, run)
+	}
+	runs, evidence, err := EvidenceRuns(b, groups, maxBytes)
 	if err != nil {
 		return nil, err
 	}
