@@ -437,30 +437,40 @@ func decodePostingV4(b []byte) (*roaring.Bitmap, error) {
 		if n > postingListMax {
 			return nil, corruptf("posting list of %d", n)
 		}
-		rows := make([]uint32, 0, n)
-		var row uint64
-		for range n {
-			row += d.uvarint()
-			rows = append(rows, uint32(row))
-		}
-		if d.err != nil || len(d.b) != 0 || row > math.MaxUint32 {
-			return nil, corruptf("bad posting list")
-		}
-		return roaring.BitmapOf(rows...), nil
+		return decodeRowList(&d, n)
 	case postingRoaring:
-		bm := roaring.New()
-		if _, err := bm.FromBuffer(b[1:]); err != nil {
-			return nil, corruptf("bad roaring posting: %v", err)
-		}
-		// FromBuffer checks the framing only: a run container with bad
-		// runs reads fine and then panics when iterated (found by
-		// FuzzDecodePosting), so the containers are checked too.
-		if err := bm.Validate(); err != nil {
-			return nil, corruptf("bad roaring posting: %v", err)
-		}
-		return bm, nil
+		return decodeRoaring(b[1:])
 	}
 	return nil, corruptf("posting kind %d", b[0])
+}
+
+// decodeRowList reads n delta-coded rows that must fill the rest of d.
+func decodeRowList(d *decoder, n uint64) (*roaring.Bitmap, error) {
+	rows := make([]uint32, 0, n)
+	var row uint64
+	for range n {
+		row += d.uvarint()
+		rows = append(rows, uint32(row))
+	}
+	if d.err != nil || len(d.b) != 0 || row > math.MaxUint32 {
+		return nil, corruptf("bad posting list")
+	}
+	return roaring.BitmapOf(rows...), nil
+}
+
+// decodeRoaring reads a serialized roaring bitmap. FromBuffer checks the
+// framing only: a run container with bad runs reads fine and then panics
+// when iterated (found by FuzzDecodePosting), so the containers are
+// checked too.
+func decodeRoaring(b []byte) (*roaring.Bitmap, error) {
+	bm := roaring.New()
+	if _, err := bm.FromBuffer(b); err != nil {
+		return nil, corruptf("bad roaring posting: %v", err)
+	}
+	if err := bm.Validate(); err != nil {
+		return nil, corruptf("bad roaring posting: %v", err)
+	}
+	return bm, nil
 }
 
 // decodePosting reads a posting of a version 5 segment (see appendPosting).
@@ -481,29 +491,12 @@ func decodePosting(b []byte) (*roaring.Bitmap, error) {
 		if n < 2 || n > postListMax {
 			return nil, corruptf("posting list of %d", n)
 		}
-		rows := make([]uint32, 0, n)
-		var row uint64
-		for range n {
-			row += d.uvarint()
-			rows = append(rows, uint32(row))
-		}
-		if d.err != nil || len(d.b) != 0 || row > math.MaxUint32 {
-			return nil, corruptf("bad posting list")
-		}
-		return roaring.BitmapOf(rows...), nil
+		return decodeRowList(&d, n)
 	case postRoaring:
 		if head != postRoaring {
 			return nil, corruptf("bad posting head %d", head)
 		}
-		bm := roaring.New()
-		if _, err := bm.FromBuffer(d.b); err != nil {
-			return nil, corruptf("bad roaring posting: %v", err)
-		}
-		// See decodePostingV4: FromBuffer checks the framing only.
-		if err := bm.Validate(); err != nil {
-			return nil, corruptf("bad roaring posting: %v", err)
-		}
-		return bm, nil
+		return decodeRoaring(d.b)
 	}
 	return nil, corruptf("posting kind %d", head&3)
 }
