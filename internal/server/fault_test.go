@@ -74,6 +74,10 @@ func runCheck(t *testing.T, bin, dataDir string) CheckResult {
 }
 
 // Segment file layout (internal/store/embedded/segment_format.go): a
+// blockRows is how many events one event block of a segment written now
+// (version 5) holds: a damaged block loses exactly these.
+const blockRows = 16
+
 // 24-byte trailer (footer offset u64, section count u32, crc u32, magic)
 // after a footer of 20-byte entries (offset u64, length u64, crc u32).
 const (
@@ -102,7 +106,7 @@ func damageSegmentBlock(t *testing.T, path string) {
 // TestCorruptionThroughServer damages a stopped server's data: one byte of
 // an event block of a segment, and a torn record at the end of the log (a
 // write cut by kill -9). The server must start, keep every event but the
-// damaged block's 32, report exactly those (log line with their ids,
+// damaged block's rows (blockRows), report exactly those (log line with their ids,
 // /healthz "degraded" with the file and count, /metrics), never serve
 // them, and leave a store that `audittrail check` passes.
 func TestCorruptionThroughServer(t *testing.T) {
@@ -195,8 +199,8 @@ func TestCorruptionThroughServer(t *testing.T) {
 		_, id, _ := strings.Cut(k, "/")
 		lost[id] = true
 	}
-	if len(lost) != 32 {
-		t.Fatalf("%d ids reported lost, want one block of 32: %s", len(lost), lostLine)
+	if len(lost) != blockRows {
+		t.Fatalf("%d ids reported lost, want one block of %d: %s", len(lost), blockRows, lostLine)
 	}
 
 	// /healthz and /metrics say so, without naming events.
@@ -210,8 +214,8 @@ func TestCorruptionThroughServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &health); err != nil || code != 200 {
 		t.Fatalf("/healthz %d %s: %v", code, body, err)
 	}
-	if h := health.Detail.Store; health.Status != "degraded" || h.RowsLost != 32 || len(h.Damaged) != 1 || h.Damaged[0].File != segName {
-		t.Fatalf("/healthz = %s, want degraded naming %s and 32 rows", body, segName)
+	if h := health.Detail.Store; health.Status != "degraded" || h.RowsLost != blockRows || len(h.Damaged) != 1 || h.Damaged[0].File != segName {
+		t.Fatalf("/healthz = %s, want degraded naming %s and %d rows", body, segName, blockRows)
 	}
 	for id := range lost {
 		if strings.Contains(body, id) {
@@ -220,7 +224,7 @@ func TestCorruptionThroughServer(t *testing.T) {
 	}
 	_, metrics := getBody(t, srv.url+"/metrics")
 	for _, want := range []string{
-		fmt.Sprintf("audittrail_store_damage_rows_lost{file=%q,kind=\"segment\"} 32", segName),
+		fmt.Sprintf("audittrail_store_damage_rows_lost{file=%q,kind=\"segment\"} %d", segName, blockRows),
 		`audittrail_store_damage_reports{kind="log-tail"} 1`,
 		`audittrail_store_damage_reports{kind="segment"} 1`,
 	} {
@@ -239,8 +243,8 @@ func TestCorruptionThroughServer(t *testing.T) {
 			t.Fatalf("event %s found %d times, want once", id, found[id])
 		}
 	}
-	if len(found) != len(stored)-32 {
-		t.Fatalf("%d events served, want %d", len(found), len(stored)-32)
+	if len(found) != len(stored)-blockRows {
+		t.Fatalf("%d events served, want %d", len(found), len(stored)-blockRows)
 	}
 	for id := range lost {
 		if _, err := c.Audit().Get(ctx, id); !errors.Is(err, client.ErrNotFound) {
@@ -250,13 +254,13 @@ func TestCorruptionThroughServer(t *testing.T) {
 	}
 	srv.stop(t)
 	res := runCheck(t, bin, dataDir)
-	if res.Embedded.LiveEvents != len(stored)-32 || len(res.Damage) != 0 {
-		t.Fatalf("check after repair: %d live events, damage %+v; want %d and none", res.Embedded.LiveEvents, res.Damage, len(stored)-32)
+	if res.Embedded.LiveEvents != len(stored)-blockRows || len(res.Damage) != 0 {
+		t.Fatalf("check after repair: %d live events, damage %+v; want %d and none", res.Embedded.LiveEvents, res.Damage, len(stored)-blockRows)
 	}
 	if _, err := os.Stat(segs[0] + ".damaged"); err != nil {
 		t.Fatalf("the damaged segment was not kept aside: %v", err)
 	}
-	t.Logf("damaged block: 32 events reported lost by id, %d kept and served once each; torn log tail cut; check passes", len(found))
+	t.Logf("damaged block: %d events reported lost by id, %d kept and served once each; torn log tail cut; check passes", blockRows, len(found))
 }
 
 // mountSmallFS mounts a tmpfs of size bytes on a fresh directory, or skips
