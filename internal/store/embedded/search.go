@@ -62,12 +62,9 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err
 	if off >= res.Total || size <= 0 || off < 0 {
 		return res, nil
 	}
+	// The page's blocks are read with pread, not through the mapping:
+	// they do not add to the resident pages.
 	page := mergePage(cursors, off, size, q.OldestFirst)
-	for _, h := range page {
-		if _, ok := sources[h.src].(*segment); ok {
-			touches++
-		}
-	}
 	if res.Events, err = e.loadPage(sources, page); err != nil {
 		return store.Result{}, err
 	}
@@ -180,7 +177,7 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (_ event.Event, 
 		}
 	}
 	if s, row, ok := e.segLookup(companyID, id); ok {
-		defer e.noteTouches(1)
+		defer e.noteTouches(1) // the key lookup read the mapping
 		return newBlockCache(e.cache).event(s, int(row), e.zdec)
 	}
 	return event.Event{}, store.ErrNotFound
@@ -204,10 +201,6 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 	}
 	var out []event.Event
 	bc := newBlockCache(e.cache)
-	// Seq order mostly follows the rows' order: about one block per
-	// block's worth of rows read.
-	read := 0
-	defer func() { e.noteTouches(read/rowsPerBlockV5 + 1) }()
 	for _, s := range e.ix.segs {
 		if s.meta.MaxSeq <= after {
 			continue
@@ -223,7 +216,6 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 				return nil, err
 			}
 			out = append(out, ev)
-			read++
 		}
 		if len(out) >= limit {
 			return out, nil

@@ -29,6 +29,12 @@ import (
 type segment struct {
 	path string
 	mm   []byte
+	// file stays open for the blocks, which are read with pread rather
+	// than through mm: a page's rows are scattered over the segment, and
+	// every block read through the mapping maps a large folio (1-2 MB of
+	// resident memory, see residency.go), so a few searches filled the
+	// residency budget and its release made every next read fault again.
+	file *os.File
 	sec  [numSections][]byte
 	// secOff is where each section starts in the file.
 	secOff [numSections]uint64
@@ -65,7 +71,12 @@ func openSegment(path string) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -78,11 +89,12 @@ func openSegment(path string) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
-	s := &segment{path: path, mm: mm, deleted: roaring.New()}
+	s := &segment{path: path, mm: mm, file: f, deleted: roaring.New()}
 	if err := s.parse(); err != nil {
 		syscall.Munmap(mm)
 		return nil, fmt.Errorf("segment %s: %w", filepath.Base(path), err)
 	}
+	keep = true
 	return s, nil
 }
 
@@ -559,7 +571,13 @@ func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
 	if lo > hi || hi > uint64(len(s.sec[secBlocks])) {
 		return nil, corruptf("segment %s: bad block offsets", filepath.Base(s.path))
 	}
-	comp := s.sec[secBlocks][lo:hi]
+	buf := compBufs.Get().(*[]byte)
+	defer compBufs.Put(buf)
+	comp, err := s.readBlock(*buf, lo, hi)
+	*buf = comp[:0]
+	if err != nil {
+		return nil, err
+	}
 	if crc32.Checksum(comp, castagnoli) != s.u32(secBlockCRCs, b) {
 		return nil, corruptf("segment %s: block %d checksum mismatch", filepath.Base(s.path), b)
 	}
@@ -568,6 +586,27 @@ func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
 		return nil, corruptf("segment %s: block %d: %v", filepath.Base(s.path), b, err)
 	}
 	return raw, nil
+}
+
+// compBufs holds the buffers compressed blocks are read into.
+var compBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// readBlock reads the compressed bytes [lo, hi) of the blocks section into
+// buf (grown as needed). Segments without a file (tests that build one in
+// memory) read the mapping.
+func (s *segment) readBlock(buf []byte, lo, hi uint64) ([]byte, error) {
+	if s.file == nil {
+		return append(buf[:0], s.sec[secBlocks][lo:hi]...), nil
+	}
+	n := int(hi - lo)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := s.file.ReadAt(buf, int64(s.secOff[secBlocks]+lo)); err != nil {
+		return buf, fmt.Errorf("segment %s: read block: %w", filepath.Base(s.path), err)
+	}
+	return buf, nil
 }
 
 // rowInBlock finds the encoded event of row within its decompressed block.
@@ -641,6 +680,10 @@ func (s *segment) release() {
 
 func (s *segment) close() error {
 	s.closeDecoder()
+	if s.file != nil {
+		s.file.Close()
+		s.file = nil
+	}
 	if s.mm == nil {
 		return nil
 	}
