@@ -1,10 +1,19 @@
 package embedded_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/audittrail/audittrail/internal/bench"
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/store/embedded"
 )
@@ -34,4 +43,94 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkMerge times Compact merging flushed segments of the benchmark
+// trail into day partitions, at the density of a 10M-event trail (about
+// 333k events a UTC day; AUDITTRAIL_MERGE_BENCH_ROWS rows, default 400k:
+// one whole day and a part). The flushed directory is made once; each
+// iteration merges a copy. Reported: process CPU (user+system, the
+// garbage collector included) per merged row, and the peak of the Go
+// heap in use above its level before the merge.
+func BenchmarkMerge(b *testing.B) {
+	rows := 400_000
+	if v, err := strconv.Atoi(os.Getenv("AUDITTRAIL_MERGE_BENCH_ROWS")); err == nil && v > 0 {
+		rows = v
+	}
+	src := b.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := embedded.Open(embedded.Options{Dir: src, Logger: quiet, MergeCPUShare: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := bench.NewGenerator(bench.GenOptions{Events: rows, Seed: 1, End: benchEnd,
+		Span: time.Duration(float64(rows) / 333_000 * float64(24*time.Hour))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]event.Event, 1000)
+	for n := 0; n < rows; n += len(batch) {
+		if err := e.Append(context.Background(), g.Fill(batch)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.Compact(context.Background()); err != nil { // merging off: flushes only
+		b.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var cpu time.Duration
+	var peak uint64
+	for range b.N {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), "copy")
+		if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+			b.Fatal(err)
+		}
+		o := embedded.Options{Dir: dir, Logger: quiet}
+		o.NoBackgroundMerge()
+		e, err := embedded.Open(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		var top atomic.Uint64
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > top.Load() {
+					top.Store(m.HeapInuse)
+				}
+			}
+		}()
+		b.StartTimer()
+		cpu0 := processCPU()
+		if err := e.Compact(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		cpu += processCPU() - cpu0
+		b.StopTimer()
+		close(done)
+		if t := top.Load(); t > base {
+			peak = max(peak, t-base)
+		}
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N*rows), "cpu-µs/row")
+	b.ReportMetric(float64(peak)/float64(rows), "peak-heap-B/row")
 }

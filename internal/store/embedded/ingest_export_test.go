@@ -39,3 +39,6 @@ func (fb *FilingBench) File() int {
 	m.settle()
 	return m.len()
 }
+
+// NoBackgroundMerge leaves merging to Compact (benchmarks of merges).
+func (o *Options) NoBackgroundMerge() { o.noBackgroundMerge = true }

@@ -18,6 +18,8 @@ import (
 	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/audittrail/audittrail/internal/store"
 )
 
 // Merging. Every full memtable becomes a segment of MemtableEvents rows;
@@ -29,9 +31,10 @@ import (
 // time, nearly) and at most MergeRows rows. Retention then drops whole
 // files, and rewriting leaves out deleted rows, reclaiming their space.
 //
-// A merge decodes its inputs in Seq order, files the events into a fresh
-// memtable per output and writes it through writeMemtableSegment, as a
-// flush does. The outputs are written under staging names (generation
+// A merge cuts the inputs' live rows, in Seq order, into outputs (reading
+// only their columns), then writes each output straight from the inputs
+// (segment_stream.go): rows copied still encoded, postings merged from
+// the inputs' dictionaries. The outputs are written under staging names (generation
 // mergeStagingBit|n, which Open deletes), then a manifest naming outputs
 // and inputs is written atomically: that is the commit. After it the
 // outputs are renamed to their final names (<gen>-<n>.seg, gen being the
@@ -407,22 +410,64 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 	for _, s := range inputs {
 		gen = max(gen, segGen(s))
 	}
-	var (
-		m       *memtable
-		arena   []byte
-		partDay int64
-		inRows  int
-	)
-	flush := func() error {
-		if m == nil || m.len() == 0 {
-			return nil
+	// Outputs: the live rows in Seq order (each input's through its bySeq
+	// column; the inputs' Seq ranges follow one another), cut where the
+	// trail reaches the next UTC day or an output is full. Only columns
+	// are read here.
+	ins := make([]*mergeIn, len(inputs))
+	var outs [][]mref
+	var cur []mref
+	var partDay int64
+	for i, s := range inputs {
+		ins[i] = newMergeIn(s, e.zdec)
+		for j := range s.n {
+			if j%(64*mergeDecodeChunk) == 0 {
+				select {
+				case <-e.mg.stop:
+					return errMergeStopped
+				default:
+				}
+			}
+			row := s.bySeq(j)
+			if int(row) >= s.n {
+				err := corruptf("segment %s: bad Seq-order column", filepath.Base(s.path))
+				e.noteReadDamage(err)
+				return err
+			}
+			if dels[i].Contains(row) {
+				continue
+			}
+			day := utcDay(s.occurred(int(row)))
+			if len(cur) > 0 && (day > partDay || len(cur) >= e.opts.MergeRows) {
+				outs = append(outs, cur)
+				cur = nil
+			}
+			if len(cur) == 0 {
+				partDay = day
+			}
+			cur = append(cur, mref{uint32(i), row})
 		}
-		m.gen = mergeStagingBit | e.mg.next
+	}
+	if len(cur) > 0 {
+		outs = append(outs, cur)
+	}
+	pause := func() error {
+		select {
+		case <-e.mg.stop:
+			return errMergeStopped
+		default:
+		}
+		return th.pause()
+	}
+	for _, rows := range outs {
+		g := mergeStagingBit | e.mg.next
 		e.mg.next++
-		path, err := e.writeMemtableSegment(m)
-		m, arena = nil, nil
+		path, err := writeMergedSegment(e.segDir, g, ins, rows, e.zenc, pause)
 		if err != nil {
-			return err
+			if errors.Is(err, store.ErrCorrupt) {
+				e.noteReadDamage(err)
+			}
+			return fmt.Errorf("merge: %w", err)
 		}
 		s, err := openSegment(path)
 		if err != nil {
@@ -430,55 +475,12 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 			return fmt.Errorf("reopen merged segment: %w", err)
 		}
 		staged = append(staged, s)
-		return th.pause()
-	}
-	for i, s := range inputs {
-		rows := make([]uint32, 0, s.n)
-		for row := range s.n {
-			if !dels[i].Contains(uint32(row)) {
-				rows = append(rows, uint32(row))
-			}
+		for _, in := range inputs {
+			in.release()
 		}
-		slices.SortFunc(rows, func(a, b uint32) int { return cmp.Compare(s.seq(int(a)), s.seq(int(b))) })
-		bc := newBlockCache(nil) // the shared cache is for searches
-		for j, row := range rows {
-			if j%mergeDecodeChunk == 0 {
-				bc.reset() // Seq order only roughly follows the blocks
-				select {
-				case <-e.mg.stop:
-					return errMergeStopped
-				default:
-				}
-				if err := th.pause(); err != nil {
-					return err
-				}
-			}
-			ev, err := bc.event(s, int(row), e.zdec)
-			if err != nil {
-				e.noteReadDamage(err)
-				return fmt.Errorf("read %s: %w", filepath.Base(s.path), err)
-			}
-			day := utcDay(ev.Occurred)
-			if m != nil && (day > partDay || m.len() >= e.opts.MergeRows) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if m == nil {
-				m, partDay = newMemtable(), day
-			}
-			if len(arena)+4096 > cap(arena) {
-				arena = make([]byte, 0, 1<<20)
-			}
-			lo := len(arena)
-			arena = appendEvent(arena, &ev)
-			m.add(&ev, arena[lo:len(arena):len(arena)], indexEvent(&ev))
-			inRows++
+		if err := pause(); err != nil {
+			return err
 		}
-		s.release()
-	}
-	if err := flush(); err != nil {
-		return err
 	}
 	if err := e.mergeStep("staged"); err != nil {
 		return err

@@ -1,0 +1,139 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/audittrail/audittrail/internal/event"
+)
+
+// memtableOf files evs (Seq assigned from 1 in order, skipping the
+// indexes in skip) into a new memtable, as the writer does.
+func memtableOf(evs []event.Event, skip map[int]bool) *memtable {
+	m := newMemtable()
+	for i := range evs {
+		if skip[i] {
+			continue
+		}
+		ev := evs[i]
+		m.add(&ev, appendEvent(nil, &ev), indexEvent(&ev))
+	}
+	m.settle()
+	return m
+}
+
+// TestStreamWriterMatchesWriteSegment: a merge output written from input
+// segments is byte for byte the segment writeSegment writes from a
+// memtable of the same rows. It fails when the format changes in one
+// writer and not the other.
+func TestStreamWriterMatchesWriteSegment(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for _, tc := range []struct {
+		name  string
+		sizes []int // rows per input segment
+		pad   int   // bytes of data per event (a dictionary from ~130 B)
+		del   bool  // leave some rows out
+	}{
+		{"one-input", []int{300}, 0, false},
+		{"three-inputs-dict", []int{700, 64, 1200}, 200, false},
+		{"with-deleted-rows", []int{500, 500}, 300, true},
+		{"one-row", []int{1}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			g := newGen(uint64(len(tc.name)))
+			total := 0
+			for _, n := range tc.sizes {
+				total += n
+			}
+			evs := g.batch(total)
+			for i := range evs {
+				evs[i].Seq = uint64(i + 1)
+				evs[i].Occurred += int64(i % 7) // fewer ties than the generator makes
+				// Keys of a few rows in every input: short row lists
+				// that the merge must combine in order.
+				evs[i].RemoteAddress = fmt.Sprintf("10.1.%d.%d", i%5, i%97)
+				if tc.pad > 0 {
+					evs[i].Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":%q,"word":"w%d"}`, i,
+						bytes.Repeat([]byte("ab"), tc.pad/2+i%5), i%13))
+				}
+			}
+			skip := map[int]bool{}
+			if tc.del {
+				for i := 0; i < total; i += 3 {
+					skip[i] = true
+				}
+			}
+			var ins []*mergeIn
+			var rows []mref
+			lo := 0
+			for k, n := range tc.sizes {
+				m := memtableOf(evs[lo:lo+n], nil)
+				m.gen = uint64(k + 1)
+				path, err := writeSegment(dir, m, enc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := openSegment(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.close()
+				for j := range s.n {
+					row := s.bySeq(j)
+					if !skip[int(s.seq(int(row)))-1] {
+						rows = append(rows, mref{uint32(k), row})
+					}
+				}
+				ins = append(ins, newMergeIn(s, dec))
+				lo += n
+			}
+			want := memtableOf(evs, skip)
+			want.gen = 1 << 40
+			wantPath, err := writeSegment(dir, want, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotDir := filepath.Join(dir, "got")
+			os.Mkdir(gotDir, 0o755)
+			gotPath, err := writeMergedSegment(gotDir, 1<<40, ins, rows, enc, func() error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := os.ReadFile(wantPath)
+			b, _ := os.ReadFile(gotPath)
+			if !bytes.Equal(a, b) {
+				sa, err1 := openSegment(wantPath)
+				sb, err2 := openSegment(gotPath)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("files differ (%d vs %d bytes); open: %v / %v", len(a), len(b), err1, err2)
+				}
+				for sec := range numSections {
+					if !bytes.Equal(sa.sec[sec], sb.sec[sec]) {
+						t.Errorf("section %d differs: %d vs %d bytes", sec, len(sa.sec[sec]), len(sb.sec[sec]))
+					}
+				}
+				t.Fatalf("merged segment differs from writeSegment's (%d vs %d bytes); meta %s vs %s", len(a), len(b),
+					sa.sec[secMeta], sb.sec[secMeta])
+			}
+			if tc.pad > 0 && len(ins[0].s.sec[secZDict]) == 0 {
+				t.Fatal("no zstd dictionary: the case does not test the sampled dictionary")
+			}
+		})
+	}
+}
