@@ -341,10 +341,27 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		return cmp.Compare(b.seq, a.seq)
 	})
 	used := make([]bool, len(ins))
+	fromIn := make([]int, len(ins))
 	for nr, it := range items {
 		r := rows[it.j]
 		ins[r.in].newRow[r.row] = uint32(nr + 1)
 		used[r.in] = true
+		fromIn[r.in]++
+	}
+	// est is what section sec of the inputs holds for the rows taken from
+	// them, plus an eighth: the output's sections are sized from it, so
+	// that they do not grow by doubling, which left as much garbage as
+	// they hold and set the merge's peak heap.
+	est := func(sec int) int {
+		n := 0
+		for i, in := range ins {
+			n += int(float64(len(in.s.sec[sec])) * float64(fromIn[i]) / float64(in.s.n))
+		}
+		return n + n/8 + 4096
+	}
+	estKeys := 0
+	for i, in := range ins {
+		estKeys += int(float64(in.s.meta.Keys) * float64(fromIn[i]) / float64(in.s.n))
 	}
 	defer func() {
 		for _, r := range rows {
@@ -417,7 +434,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		vals = append(vals, uint64(ins[r.in].newRow[r.row]-1))
 	}
 	cols[secBySeq] = appendPacked(nil, vals)
-	var keyBytes []byte
+	keyBytes := make([]byte, 0, est(secKeyBytes))
 	vals = append(vals[:0], 0)
 	for _, it := range items {
 		r := rows[it.j]
@@ -435,7 +452,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 
 	// Blocks.
 	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
-	var blocks []byte
+	blocks := make([]byte, 0, est(secBlocks))
 	blockEnds := make([]uint64, nb)
 	var raw []byte
 	for b := range nb {
@@ -490,10 +507,10 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		}
 	}
 	var (
-		keys     []string
+		keys     = make([]string, 0, estKeys+1)
 		keyArena []byte
-		posts    []byte
-		postEnds = []uint64{0}
+		posts    = make([]byte, 0, est(secPosts))
+		postEnds = append(make([]uint64, 0, estKeys+2), 0)
 		prows    []uint32
 		scratch  = roaring.New()
 		at       []*dictCursor
