@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
 )
 
@@ -118,5 +120,77 @@ func TestResidencyReleasesSegments(t *testing.T) {
 	}
 	if got := run(e); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("answers changed after a release")
+	}
+}
+
+// TestHotPostingsSmallAndAbsent: small postings of fields with few values,
+// and their absence, are kept per segment; answers stay exact across
+// segments that hold the value and segments that do not, and queries for
+// values that exist nowhere cannot grow what is kept beyond its bound.
+func TestHotPostingsSmallAndAbsent(t *testing.T) {
+	e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 1000; o.noBackgroundMerge = true })
+	defer e.Close()
+	g := newGen(3)
+	var all []event.Event
+	for i := range 5 {
+		b := g.batch(1000)
+		if i == 2 {
+			for j := range 7 { // a rare action in one segment only
+				b[j*100].Action = "RareAction"
+			}
+		}
+		appendT(t, e, b)
+		all = append(all, b...)
+		if err := e.flushNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.ix.segs); n < 4 {
+		t.Fatalf("%d segments, want several", n)
+	}
+	for _, q := range []query.Query{
+		{CompanyID: "c1", ProjectID: "P1", IncludeProject: true, IncludeCompany: true, Actions: []string{"RareAction"}, Size: 100},
+		{CompanyID: "c1", IncludeCompany: true, Size: 100},
+		{CompanyID: "c2", ProjectID: "P2", IncludeProject: true, Devices: []string{"Mobile"}, Geos: []string{"IL"}, Size: 10},
+	} {
+		want := 0
+		for i := range all {
+			if q.Match(&all[i]) {
+				want++
+			}
+		}
+		for round := range 3 { // the first reads the dictionary, later ones the kept copies
+			res, err := e.Search(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != want {
+				t.Fatalf("round %d: %+v: total %d, want %d", round, q, res.Total, want)
+			}
+		}
+	}
+	e.mu.RLock()
+	absent := 0
+	for _, s := range e.ix.segs {
+		if bm, ok := s.hotPostings().m[pkey(keyAction, "RareAction")]; ok && bm == nil {
+			absent++
+		}
+	}
+	e.mu.RUnlock()
+	if absent == 0 || absent == len(e.ix.segs) {
+		t.Fatalf("RareAction recorded absent in %d of %d segments", absent, len(e.ix.segs))
+	}
+	for i := range 20_000 {
+		q := query.Query{CompanyID: "c1", IncludeCompany: true, Actions: []string{fmt.Sprintf("NoSuchAction%d", i)}, Size: 1}
+		if res, err := e.Search(context.Background(), q); err != nil || res.Total != 0 {
+			t.Fatalf("%v, %d rows for an action that does not exist", err, res.Total)
+		}
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, s := range e.ix.segs {
+		if h := s.hotPostings(); h.usedSmall > hotSmallBytes {
+			t.Fatalf("%d bytes of small postings kept, bound %d", h.usedSmall, hotSmallBytes)
+		}
 	}
 }
