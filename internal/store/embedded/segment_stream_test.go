@@ -48,11 +48,13 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 		sizes []int // rows per input segment
 		pad   int   // bytes of data per event (a dictionary from ~130 B)
 		del   bool  // leave some rows out
+		v4    bool  // inputs in segment version 4
 	}{
-		{"one-input", []int{300}, 0, false},
-		{"three-inputs-dict", []int{700, 64, 1200}, 200, false},
-		{"with-deleted-rows", []int{500, 500}, 300, true},
-		{"one-row", []int{1}, 0, false},
+		{"one-input", []int{300}, 0, false, false},
+		{"three-inputs-dict", []int{700, 64, 1200}, 200, false, false},
+		{"with-deleted-rows", []int{500, 500}, 300, true, false},
+		{"one-row", []int{1}, 0, false, false},
+		{"v4-inputs", []int{400, 250}, 200, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -85,7 +87,11 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 			for k, n := range tc.sizes {
 				m := memtableOf(evs[lo:lo+n], nil)
 				m.gen = uint64(k + 1)
-				path, err := writeSegment(dir, m, enc)
+				write := writeSegment
+				if tc.v4 {
+					write = writeSegmentV4
+				}
+				path, err := write(dir, m, enc)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -94,6 +100,9 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer s.close()
+				if tc.v4 != (s.ver == segVersionV4) {
+					t.Fatalf("input version %d", s.ver)
+				}
 				for j := range s.n {
 					row := s.bySeq(j)
 					if !skip[int(s.seq(int(row)))-1] {
@@ -131,7 +140,7 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 				t.Fatalf("merged segment differs from writeSegment's (%d vs %d bytes); meta %s vs %s", len(a), len(b),
 					sa.sec[secMeta], sb.sec[secMeta])
 			}
-			if tc.pad > 0 && len(ins[0].s.sec[secZDict]) == 0 {
+			if tc.pad > 0 && !tc.v4 && len(ins[0].s.sec[secZDict]) == 0 {
 				t.Fatal("no zstd dictionary: the case does not test the sampled dictionary")
 			}
 		})
