@@ -450,47 +450,6 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 	cols[secKeyBytes] = keyBytes
 	vals = nil
 
-	// Blocks.
-	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
-	blocks := make([]byte, 0, est(secBlocks))
-	blockEnds := make([]uint64, nb)
-	var raw []byte
-	for b := range nb {
-		if b%64 == 0 {
-			if err := pause(); err != nil {
-				return "", err
-			}
-		}
-		raw = raw[:0]
-		for nr := b * rowsPerBlockV5; nr < min(n, (b+1)*rowsPerBlockV5); nr++ {
-			r := rows[items[nr].j]
-			e, err := ins[r.in].event(int(r.row))
-			if err != nil {
-				return "", err
-			}
-			raw = binary.AppendUvarint(raw, uint64(len(e)))
-			raw = append(raw, e...)
-		}
-		blocks = enc.EncodeAll(raw, blocks)
-		blockEnds[b] = uint64(len(blocks))
-	}
-	items = nil
-	var col []byte
-	col = binary.LittleEndian.AppendUint64(col, 0)
-	for _, end := range blockEnds {
-		col = binary.LittleEndian.AppendUint64(col, end)
-	}
-	cols[secBlockOffs] = col
-	col = nil
-	var lo uint64
-	for _, end := range blockEnds {
-		col = binary.LittleEndian.AppendUint32(col, crc32.Checksum(blocks[lo:end], castagnoli))
-		lo = end
-	}
-	cols[secBlockCRCs] = col
-	cols[secBlocks] = blocks
-	blocks = nil
-
 	// Postings: the inputs' sorted keys merged, each key's rows
 	// renumbered; a key none of whose rows is in this output is dropped.
 	var curs []*dictCursor
@@ -564,7 +523,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		return "", fmt.Errorf("write segment: dictionary exceeds 4 GiB")
 	}
 	keys, keyArena = nil, nil
-	col = nil
+	var col []byte
 	for _, o := range dictOffs {
 		col = binary.LittleEndian.AppendUint32(col, o)
 	}
@@ -583,7 +542,43 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 	cols[secZDictCopy] = zdict
 	mj, _ := json.Marshal(meta)
 	cols[secMeta] = mj
-	return writeSectionsFile(dir, gen, &cols)
+	// Blocks go to the file as they are compressed, so that the
+	// output's compressed events (~150 B per row) are never all held;
+	// their offsets and checksums, which precede them in the file, are
+	// written into the room kept for them once they are known.
+	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
+	writeBlocks := func(write func([]byte) error) (offs, crcs []byte, err error) {
+		offs = binary.LittleEndian.AppendUint64(make([]byte, 0, 8*(nb+1)), 0)
+		crcs = make([]byte, 0, 4*nb)
+		var raw, comp []byte
+		var end uint64
+		for b := range nb {
+			if b%64 == 0 {
+				if err := pause(); err != nil {
+					return nil, nil, err
+				}
+			}
+			raw = raw[:0]
+			for nr := b * rowsPerBlockV5; nr < min(n, (b+1)*rowsPerBlockV5); nr++ {
+				r := rows[items[nr].j]
+				e, err := ins[r.in].event(int(r.row))
+				if err != nil {
+					return nil, nil, err
+				}
+				raw = binary.AppendUvarint(raw, uint64(len(e)))
+				raw = append(raw, e...)
+			}
+			comp = enc.EncodeAll(raw, comp[:0])
+			if err := write(comp); err != nil {
+				return nil, nil, err
+			}
+			end += uint64(len(comp))
+			offs = binary.LittleEndian.AppendUint64(offs, end)
+			crcs = binary.LittleEndian.AppendUint32(crcs, crc32.Checksum(comp, castagnoli))
+		}
+		return offs, crcs, nil
+	}
+	return writeSectionsFile(dir, gen, &cols, nb, writeBlocks)
 }
 
 // mergeZDict picks the zstd dictionary of a merge output as buildZDict
@@ -645,7 +640,10 @@ const zdictExactRows = 4096
 
 // writeSectionsFile writes the sections as a segment file of generation
 // gen, as writeSegment does: tmp file, fsync, rename, directory fsync.
-func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte) (string, error) {
+// The nb blocks come from writeBlocks, which writes them and returns the
+// block offsets and checksums sections.
+func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte, nb int,
+	writeBlocks func(write func([]byte) error) (offs, crcs []byte, err error)) (string, error) {
 	final := filepath.Join(dir, segName(gen))
 	tmp := final + ".tmp"
 	f, err := os.Create(tmp)
@@ -661,12 +659,36 @@ func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte) (strin
 	}()
 	sw := &sectionWriter{w: bufio.NewWriterSize(f, 1<<20)}
 	var werr error
+	var patch [numSections][]byte
 	for sec := range numSections {
 		sw.begin(sec)
-		if err := sw.write(cols[sec]); err != nil && werr == nil {
+		var err error
+		switch sec {
+		case secBlockOffs, secBlockCRCs:
+			size := 8 * (nb + 1)
+			if sec == secBlockCRCs {
+				size = 4 * nb
+			}
+			err = sw.write(make([]byte, size)) // filled in below
+		case secBlocks:
+			patch[secBlockOffs], patch[secBlockCRCs], err = writeBlocks(sw.write)
+			if err != nil {
+				return "", err
+			}
+		default:
+			err = sw.write(cols[sec])
+		}
+		if err != nil && werr == nil {
 			werr = err
 		}
 		sw.end()
+	}
+	for _, sec := range []int{secBlockOffs, secBlockCRCs} {
+		if t := &sw.table[sec]; uint64(len(patch[sec])) == t.len {
+			t.crc = crc32.Checksum(patch[sec], castagnoli)
+		} else if werr == nil {
+			werr = fmt.Errorf("section %d: %d bytes, %d kept", sec, len(patch[sec]), t.len)
+		}
 	}
 	var footer []byte
 	footerOff := sw.off
@@ -686,6 +708,11 @@ func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte) (strin
 	}
 	if err := sw.w.Flush(); err != nil && werr == nil {
 		werr = err
+	}
+	for _, sec := range []int{secBlockOffs, secBlockCRCs} {
+		if _, err := f.WriteAt(patch[sec], int64(sw.table[sec].off)); err != nil && werr == nil {
+			werr = err
+		}
 	}
 	if werr != nil {
 		return "", fmt.Errorf("write segment: %w", werr)
