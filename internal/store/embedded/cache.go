@@ -9,12 +9,25 @@ import (
 // so most pages land in the newest blocks of the newest segment: caching
 // them saves most of the decompression a page costs. Segment ids are never
 // reused, so the entries of a dropped segment just age out.
+//
+// A block enters only when it is asked for a second time while remembered
+// in seen (a direct-mapped table of recent misses): a selective query's
+// blocks (one per row of the page, from anywhere in the store) are seldom
+// read again, and caching each cost an allocation of its own, garbage
+// collection and the eviction of blocks that are read again, such as the
+// newest ones every broad query's first page needs.
 type blockLRU struct {
 	mu     sync.Mutex
 	budget int
 	used   int
 	order  *list.List // front = most recent; values are *blockEntry
 	byKey  map[blockKey]*list.Element
+	seen   []seenSlot
+}
+
+type seenSlot struct {
+	key blockKey
+	ok  bool
 }
 
 type blockKey struct {
@@ -28,7 +41,32 @@ type blockEntry struct {
 }
 
 func newBlockLRU(budget int) *blockLRU {
-	return &blockLRU{budget: budget, order: list.New(), byKey: make(map[blockKey]*list.Element)}
+	// About twice as many remembered misses as blocks of ~11 KB fit in
+	// the budget.
+	n := 1024
+	for n < budget/4096 && n < 1<<20 {
+		n *= 2
+	}
+	return &blockLRU{budget: budget, order: list.New(), byKey: make(map[blockKey]*list.Element),
+		seen: make([]seenSlot, n)}
+}
+
+// admit reports whether block k, just missed, should enter the cache: it
+// was missed before and is still remembered. Otherwise it is remembered.
+func (c *blockLRU) admit(k blockKey) bool {
+	if c == nil {
+		return false
+	}
+	h := (uint64(k.seg)<<32 ^ uint64(k.block)) * 0x9e3779b97f4a7c15
+	slot := &c.seen[h>>32&uint64(len(c.seen)-1)]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if slot.ok && slot.key == k {
+		slot.ok = false
+		return true
+	}
+	*slot = seenSlot{key: k, ok: true}
+	return false
 }
 
 func (c *blockLRU) get(k blockKey) ([]byte, bool) {

@@ -95,44 +95,38 @@ func (d *decoder) bytes(n uint64) []byte {
 
 func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
 
-func (d *decoder) list() []string {
-	n := d.uvarint()
-	if n == 0 || d.err != nil {
-		return nil
-	}
-	n--
-	if n > uint64(len(d.b)) { // each entry takes at least one byte
-		d.err = errBadEncoding
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = d.string()
-	}
-	return out
-}
-
 // decodeEvent reads one event written by appendEvent. The result owns its
-// memory: nothing aliases b.
+// memory: nothing aliases b. Its strings are cut from one copy of the bytes
+// that hold them all, and its two lists share one slice: three
+// allocations per event with Data, where a copy per field took about
+// fifteen (a page decodes a hundred events).
 func decodeEvent(b []byte) (event.Event, error) {
 	d := decoder{b: b}
 	var e event.Event
 	e.Seq = d.uvarint()
 	e.Occurred = d.varint()
-	e.ID = d.string()
-	e.CompanyID = d.string()
-	e.ProjectID = d.string()
-	e.Level = event.Level(d.string())
-	e.UserID = d.string()
-	e.Action = d.string()
-	e.Type = d.string()
-	e.ActorID = d.string()
-	e.Device = d.string()
-	e.Method = d.string()
-	e.Geo = d.string()
-	e.RemoteAddress = d.string()
-	e.LoginIDs = d.list()
-	e.Tenants = d.list()
+	first := len(b) - len(d.b)
+	// The fields' spans in b: the twelve strings, then each list's items.
+	var spanBuf [32][2]int
+	spans := spanBuf[:0]
+	for range numStringFields {
+		spans = append(spans, d.span(len(b)))
+	}
+	var lists [2]uint64 // an item count plus one, 0 meaning nil
+	for i := range lists {
+		lists[i] = d.uvarint()
+		if d.err != nil || lists[i] == 0 {
+			continue
+		}
+		if lists[i]-1 > uint64(len(d.b)) { // each item takes at least one byte
+			d.err = errBadEncoding
+			break
+		}
+		for range lists[i] - 1 {
+			spans = append(spans, d.span(len(b)))
+		}
+	}
+	last := len(b) - len(d.b)
 	if n := d.uvarint(); n > 0 {
 		// make, not append to nil: empty data written as empty must not
 		// read back as absent (found by FuzzDecodeEvent).
@@ -145,7 +139,41 @@ func decodeEvent(b []byte) (event.Event, error) {
 	if d.err != nil {
 		return event.Event{}, fmt.Errorf("decode event: %w", d.err)
 	}
+	all := string(b[first:last])
+	str := func(sp [2]int) string { return all[sp[0]-first : sp[1]-first] }
+	for i, f := range [numStringFields]*string{&e.ID, &e.CompanyID, &e.ProjectID, (*string)(&e.Level), &e.UserID, &e.Action,
+		&e.Type, &e.ActorID, &e.Device, &e.Method, &e.Geo, &e.RemoteAddress} {
+		*f = str(spans[i])
+	}
+	items := spans[numStringFields:]
+	if lists[0] > 0 || lists[1] > 0 {
+		out := make([]string, len(items))
+		for i, sp := range items {
+			out[i] = str(sp)
+		}
+		if lists[0] > 0 {
+			e.LoginIDs = out[: lists[0]-1 : lists[0]-1]
+		}
+		if lists[1] > 0 {
+			e.Tenants = out[len(out)-int(lists[1]-1):]
+		}
+	}
 	return e, nil
+}
+
+// numStringFields is how many plain strings appendEvent writes.
+const numStringFields = 12
+
+// span skips a length-prefixed string and returns where its bytes lie in
+// the input, whose whole length is n.
+func (d *decoder) span(n int) [2]int {
+	l := d.uvarint()
+	lo := n - len(d.b)
+	d.bytes(l)
+	if d.err != nil {
+		return [2]int{lo, lo}
+	}
+	return [2]int{lo, lo + int(l)}
 }
 
 // encodedKey reads the ID and CompanyID of an encoded event without

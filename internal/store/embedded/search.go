@@ -101,6 +101,7 @@ func (e *Engine) loadPage(sources []rowSource, page []hit) ([]event.Event, error
 	workers := min(runtime.GOMAXPROCS(0), len(ids)/(parallelBlocksMin/2))
 	load := func(w, workers int) error {
 		bc := newBlockCache(e.cache)
+		defer bc.reset()
 		for i, h := range page {
 			if group[i]%workers != w {
 				continue
@@ -178,7 +179,9 @@ func (e *Engine) Get(ctx context.Context, companyID, id string) (_ event.Event, 
 	}
 	if s, row, ok := e.segLookup(companyID, id); ok {
 		defer e.noteTouches(1) // the key lookup read the mapping
-		return newBlockCache(e.cache).event(s, int(row), e.zdec)
+		bc := newBlockCache(e.cache)
+		defer bc.reset()
+		return bc.event(s, int(row), e.zdec)
 	}
 	return event.Event{}, store.ErrNotFound
 }
@@ -201,6 +204,7 @@ func (e *Engine) ReadFrom(ctx context.Context, after uint64, limit int) (_ []eve
 	}
 	var out []event.Event
 	bc := newBlockCache(e.cache)
+	defer bc.reset()
 	for _, s := range e.ix.segs {
 		if s.meta.MaxSeq <= after {
 			continue

@@ -561,9 +561,10 @@ func (s *segment) rowRange(from, to int64) (int, int) {
 	return lo, max(lo, hi)
 }
 
-// block returns the decompressed block b, checking its checksum. dec
-// decodes blocks of segments without a dictionary of their own.
-func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
+// block returns the decompressed block b, checking its checksum,
+// appended to dst. dec decodes blocks of segments without a dictionary of
+// their own.
+func (s *segment) block(b int, dec *zstd.Decoder, dst []byte) ([]byte, error) {
 	if s.zd != nil {
 		dec = s.zd
 	}
@@ -581,7 +582,7 @@ func (s *segment) block(b int, dec *zstd.Decoder) ([]byte, error) {
 	if crc32.Checksum(comp, castagnoli) != s.u32(secBlockCRCs, b) {
 		return nil, corruptf("segment %s: block %d checksum mismatch", filepath.Base(s.path), b)
 	}
-	raw, err := dec.DecodeAll(comp, nil)
+	raw, err := dec.DecodeAll(comp, dst)
 	if err != nil {
 		return nil, corruptf("segment %s: block %d: %v", filepath.Base(s.path), b, err)
 	}
@@ -625,34 +626,58 @@ func rowInBlock(raw []byte, idx int) ([]byte, error) {
 
 // blockCache keeps the blocks decoded during one read so that rows of a
 // page that share a block decode it once; lru, when set, shares them
-// across reads.
+// across reads. Blocks the LRU does not take are decoded into pooled
+// buffers, given back by reset: a selective page decodes one block per row
+// (~11 KB each), which otherwise were as many allocations for the garbage
+// collector.
 type blockCache struct {
-	m   map[*segment]map[int][]byte
+	m   map[blockKey][]byte
 	lru *blockLRU
+	// pooled are the buffers of m to give back to blockBufs.
+	pooled []*[]byte
 }
+
+// blockBufs holds buffers for decompressed blocks.
+var blockBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func newBlockCache(lru *blockLRU) *blockCache {
-	return &blockCache{m: map[*segment]map[int][]byte{}, lru: lru}
+	return &blockCache{m: map[blockKey][]byte{}, lru: lru}
 }
 
-func (c *blockCache) reset() { clear(c.m) }
+// reset forgets the blocks decoded so far; none of them may be used after.
+func (c *blockCache) reset() {
+	clear(c.m)
+	for _, p := range c.pooled {
+		blockBufs.Put(p)
+	}
+	clear(c.pooled)
+	c.pooled = c.pooled[:0]
+}
 
 func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
 	b := row / s.rpb
-	raw, ok := c.m[s][b]
+	k := blockKey{s.id, b}
+	raw, ok := c.m[k]
 	if !ok {
-		raw, ok = c.lru.get(blockKey{s.id, b})
-		if !ok {
+		if raw, ok = c.lru.get(k); !ok {
 			var err error
-			if raw, err = s.block(b, dec); err != nil {
-				return event.Event{}, err
+			if c.lru.admit(k) {
+				// The LRU keeps the block: it gets memory of its own.
+				if raw, err = s.block(b, dec, nil); err != nil {
+					return event.Event{}, err
+				}
+				c.lru.put(k, raw)
+			} else {
+				p := blockBufs.Get().(*[]byte)
+				if raw, err = s.block(b, dec, (*p)[:0]); err != nil {
+					blockBufs.Put(p)
+					return event.Event{}, err
+				}
+				*p = raw
+				c.pooled = append(c.pooled, p)
 			}
-			c.lru.put(blockKey{s.id, b}, raw)
 		}
-		if c.m[s] == nil {
-			c.m[s] = map[int][]byte{}
-		}
-		c.m[s][b] = raw
+		c.m[k] = raw
 	}
 	enc, err := rowInBlock(raw, row%s.rpb)
 	if err != nil {
