@@ -66,6 +66,9 @@ type mergeState struct {
 	// crashAt, for tests: the merge stops right after this step, leaving
 	// the files as a kill -9 there would.
 	crashAt string
+	// rowsWritten counts the rows merges have written (their write
+	// amplification, against the rows ingested).
+	rowsWritten int
 }
 
 // errMergeStopped: the engine is closing; the merge was abandoned cleanly.
@@ -292,11 +295,15 @@ func (e *Engine) damagedSegments() map[string]bool {
 // live is the number of rows of s not deleted.
 func live(s *segment) int { return s.n - int(s.deleted.GetCardinality()) }
 
+// startDay is the UTC day of the first row of s in Seq order: where the
+// trail was when s began (a late event does not move it).
+func startDay(s *segment) int64 { return utcDay(s.occurred(int(s.bySeq(0)))) }
+
 // planMerge picks the next run of adjacent segments to merge, or none.
 // force treats the newest day as complete (Compact).
 //
-// Wanted: a flushed segment once the trail has moved past its last day
-// (so that a day is rewritten once, not once per flush); a merged one with
+// Wanted: a flushed segment once the trail has moved past the day it
+// starts in (so that a day is rewritten about once, not once per flush); a merged one with
 // deleted rows (their space comes back); two neighbouring merged segments
 // of the same day that fit in MergeRows together. A run starting at a
 // wanted segment takes in the following wanted ones, and a merged
@@ -319,7 +326,14 @@ func (e *Engine) planMerge(force bool) []*segment {
 			return false
 		}
 		if !merged(i) {
-			return force || utcDay(s.meta.MaxOccurred) < newest
+			// Once the trail has moved past the day a flushed segment
+			// starts in, that day is complete: merged now, the segment
+			// completes it and starts the next day's partition, which
+			// takes in the rest of that day later. Waiting until the
+			// trail had moved past the segment's last day wrote most of
+			// every day twice (a partial partition of the segments
+			// before the one crossing midnight, then the whole day).
+			return force || startDay(s) < newest
 		}
 		return !s.deleted.IsEmpty()
 	}
@@ -550,6 +564,7 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 	for _, s := range staged {
 		outRows += s.n
 	}
+	e.mg.rowsWritten += outRows
 	e.log.Info("embedded: merged segments", "inputs", len(inputs), "outputs", len(staged), "rows", outRows,
 		"took", time.Since(start).Round(time.Millisecond), "cpu", th.used.Round(time.Millisecond))
 	return nil

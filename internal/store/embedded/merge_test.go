@@ -445,3 +445,43 @@ func TestMergeSkipsDamagedSegment(t *testing.T) {
 		t.Fatalf("%d merged, %d flushed; want the others merged", merged, flushed)
 	}
 }
+
+// TestMergeWritesADayAboutOnce: with the background policy (merges run as
+// flushes arrive, the newest day left open), the rows merges write stay
+// close to the rows ingested: a day is partitioned once, plus the part of
+// the segment that crossed into the next day. Merging a flushed segment
+// only once the trail had moved past its last day wrote most of every day
+// twice (~1.7×).
+func TestMergeWritesADayAboutOnce(t *testing.T) {
+	dir := t.TempDir()
+	e := openT(t, dir, func(o *Options) { mergeOpts(o); o.MergeRows = 1000 })
+	defer e.Close()
+	g := &daysGen{gen: newGen(16), at: testDay0}
+	total := 0
+	for range 120 {
+		b := g.batch(50, dayMs/170) // ~170 events a day: flushes cross midnight
+		appendT(t, e, b)
+		total += len(b)
+		if err := e.flushNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := e.mergeOnce(false, 1)
+			if errors.Is(err, errNothingToMerge) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.mg.mu.Lock()
+	written := e.mg.rowsWritten
+	e.mg.mu.Unlock()
+	merged, flushed := checkPartitions(t, e)
+	amp := float64(written) / float64(total)
+	t.Logf("%d rows ingested, %d written by merges (%.2f×); %d merged and %d flushed segments", total, written, amp, merged, flushed)
+	if amp > 1.35 || merged < 25 {
+		t.Fatalf("merges wrote %.2f× the rows ingested", amp)
+	}
+}
