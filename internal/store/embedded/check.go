@@ -184,6 +184,9 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 		}
 	}
 	// Postings: exactly the index keys of the rows, nothing more or less.
+	if s.ver >= segVersion6 {
+		want = storedPostings(want)
+	}
 	if s.meta.Keys != len(want) {
 		problem("%s: %d posting keys, the rows have %d", name, s.meta.Keys, len(want))
 	}

@@ -73,15 +73,16 @@ func TestCorruptSegmentRepairedAtOpen(t *testing.T) {
 	for _, format := range []struct {
 		name string
 		n    int
-		v4   bool
+		ver  int
 		rpb  int
 		dict bool
-	}{{"v5", 300, false, rowsPerBlockV5, false}, {"v5 with zstd dictionary", 3000, false, rowsPerBlockV5, true}, {"v4", 300, true, rowsPerBlockV4, false}} {
-		t.Run(format.name, func(t *testing.T) { testCorruptSegmentRepairedAtOpen(t, format.n, format.rpb, format.v4, format.dict) })
+	}{{"v6", 300, segVersion, rowsPerBlockV5, false}, {"v6 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
+		{"v5", 300, segVersionV5, rowsPerBlockV5, false}, {"v4", 300, segVersionV4, rowsPerBlockV4, false}} {
+		t.Run(format.name, func(t *testing.T) { testCorruptSegmentRepairedAtOpen(t, format.n, format.rpb, format.ver, format.dict) })
 	}
 }
 
-func testCorruptSegmentRepairedAtOpen(t *testing.T, n, rpb int, v4, dict bool) {
+func testCorruptSegmentRepairedAtOpen(t *testing.T, n, rpb, ver int, dict bool) {
 	cases := map[string]struct {
 		sec int // -1: the trailer
 		// lost: rows lost (-1: unknown), all: every row
@@ -114,8 +115,8 @@ func testCorruptSegmentRepairedAtOpen(t *testing.T, n, rpb int, v4, dict bool) {
 				t.Fatal(err)
 			}
 			path := segmentFiles(t, dir)[0]
-			if v4 {
-				rewriteAsV4(t, path)
+			if ver != segVersion {
+				rewriteAsVersion(t, path, ver)
 			}
 			if tc.sec == secZDict || tc.sec == secZDictCopy {
 				if _, size := sectionOffset(t, path, tc.sec); size == 0 {
@@ -320,7 +321,11 @@ func le32(b []byte) uint32 {
 
 // rewriteAsV4 replaces the segment at path by the same rows written by
 // the version 4 writer, as a data directory of an older build holds them.
-func rewriteAsV4(t *testing.T, path string) {
+func rewriteAsV4(t *testing.T, path string) { rewriteAsVersion(t, path, segVersionV4) }
+
+// rewriteAsVersion replaces the segment at path by the same rows written
+// as version ver (4 or 5), as a data directory of an older build holds them.
+func rewriteAsVersion(t *testing.T, path string, ver int) {
 	t.Helper()
 	s, err := openSegment(path)
 	if err != nil {
@@ -351,7 +356,12 @@ func rewriteAsV4(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	if _, err := writeSegmentV4(filepath.Dir(path), m, enc); err != nil {
+	if ver == segVersionV4 {
+		_, err = writeSegmentV4(filepath.Dir(path), m, enc)
+	} else {
+		_, err = writeSegmentVersion(filepath.Dir(path), m, enc, ver)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	s, err = openSegment(path)
@@ -359,7 +369,7 @@ func rewriteAsV4(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer s.close()
-	if s.ver != segVersionV4 {
+	if s.ver != ver {
 		t.Fatalf("rewritten segment has version %d", s.ver)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -326,12 +327,19 @@ func reseal(mm []byte) {
 func FuzzSegment(f *testing.F) {
 	var segs [][]byte
 	// 1 and 40 rows: no zstd dictionary; 600: one (and Huffman-coded
-	// dictionary blocks); then version 4 files, which must still read.
+	// dictionary blocks); then version 4 and 5 files, which must still read.
 	for _, n := range []int{1, 40, 600} {
 		segs = append(segs, fuzzSegmentFile(f, n))
 	}
 	for _, n := range []int{1, 40} {
 		segs = append(segs, fuzzSegmentFileWith(f, n, writeSegmentV4))
+	}
+	// Version 5 files (the version 6 layout with the logical keys).
+	writeV5 := func(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+		return writeSegmentVersion(dir, m, enc, segVersionV5)
+	}
+	for _, n := range []int{40, 600} {
+		segs = append(segs, fuzzSegmentFileWith(f, n, writeV5))
 	}
 	for _, seg := range segs {
 		f.Add(seg, false)
@@ -374,9 +382,13 @@ func readSegment(t *testing.T, s *segment, dec *zstd.Decoder) {
 		}
 	}
 	bc := newBlockCache(nil)
+	var ids []string // user and actor IDs of readable rows, to look up
 	for row := 0; row < s.n && row < 4096; row++ {
 		ev, err := bc.event(s, row, dec)
 		corrupt("event", err)
+		if err == nil && len(ids) < 16 {
+			ids = append(ids, ev.UserID, ev.ActorID)
+		}
 		if err == nil && (ev.Seq != s.seq(row) || ev.Occurred != s.occurred(row)) {
 			t.Fatalf("row %d served although it disagrees with its columns", row)
 		}
@@ -402,5 +414,12 @@ func readSegment(t *testing.T, s *segment, dec *zstd.Decoder) {
 	corrupt("scanDict", err)
 	_, err = s.posting(pkey(keyToken, "login"))
 	corrupt("posting", err)
+	// The lookups version 6 translates (segment_keys.go).
+	for _, id := range ids {
+		for _, k := range []string{pkey(keyUser, id), pkey(keyActor, id), pkey(keyToken, strings.ToLower(id))} {
+			_, err = s.posting(k)
+			corrupt("posting "+k, err)
+		}
+	}
 	corrupt("prefixPostings", s.prefixPostings(string([]byte{keyToken}), func(*roaring.Bitmap) {}))
 }

@@ -23,9 +23,9 @@ func cpuTime() time.Duration {
 // in a memtable and writes them as one segment in dir the way the
 // engine's flush does. It returns the path and the CPU time of the
 // segment write alone.
-// With v4 set it uses the version 4 writer instead, for before/after
+// ver names the segment version to write (4, 5 or 6), for before/after
 // figures of the same rows.
-func WriteSegmentForTest(dir string, evs []event.Event, v4 bool) (string, time.Duration, error) {
+func WriteSegmentForTest(dir string, evs []event.Event, ver int) (string, time.Duration, error) {
 	m := newMemtable()
 	for i := range evs {
 		evs[i].Seq = uint64(i + 1)
@@ -40,10 +40,13 @@ func WriteSegmentForTest(dir string, evs []event.Event, v4 bool) (string, time.D
 	e := &Engine{segDir: dir, zenc: enc}
 	c0 := cpuTime()
 	var path string
-	if v4 {
+	switch ver {
+	case segVersionV4:
 		path, err = writeSegmentV4(dir, m, enc)
-	} else {
+	case segVersion:
 		path, err = e.writeMemtableSegment(m)
+	default:
+		path, err = writeSegmentVersion(dir, m, enc, ver)
 	}
 	return path, cpuTime() - c0, err
 }

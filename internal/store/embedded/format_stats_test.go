@@ -38,10 +38,10 @@ func TestFormatStats(t *testing.T) {
 			jsonBytes += bench.WireSize(&evs[i])
 		}
 		var paths [2]string
-		for k, v4 := range []bool{true, false} {
-			format := map[bool]string{true: "v4", false: "v5"}[v4]
+		for k, ver := range formatStatsVersions {
+			format := "v" + strconv.Itoa(ver)
 			dir := t.TempDir()
-			path, cpu, err := embedded.WriteSegmentForTest(dir, slices.Clone(evs), v4)
+			path, cpu, err := embedded.WriteSegmentForTest(dir, slices.Clone(evs), ver)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,8 +70,8 @@ func TestFormatStats(t *testing.T) {
 		}
 		evs = nil
 		// A page of 100 rows, each from a different block, spread over
-		// the segment; v4 and v5 alternately, so that both see the same
-		// load.
+		// the segment; the two versions alternately, so that both see the
+		// same load.
 		page := make([]int, 100)
 		for i := range page {
 			page[i] = (i*n/len(page) + 7) % n
@@ -86,9 +86,14 @@ func TestFormatStats(t *testing.T) {
 				per[k] += d / 5
 			}
 		}
-		t.Logf("one row of a 100-row page from distinct blocks, CPU: v4 %.1f µs, v5 %.1f µs", float64(per[0].Nanoseconds())/1e3, float64(per[1].Nanoseconds())/1e3)
+		t.Logf("one row of a 100-row page from distinct blocks, CPU: v%d %.1f µs, v%d %.1f µs",
+			formatStatsVersions[0], float64(per[0].Nanoseconds())/1e3, formatStatsVersions[1], float64(per[1].Nanoseconds())/1e3)
 	}
 }
+
+// formatStatsVersions are the segment versions TestFormatStats compares:
+// the previous one and the current one.
+var formatStatsVersions = [2]int{5, 6}
 
 func splitComma(s string) []string {
 	var out []string

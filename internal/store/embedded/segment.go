@@ -135,9 +135,9 @@ func (s *segment) parse() error {
 	}
 	m := &s.meta
 	switch {
-	case m.Version != segVersion && m.Version != segVersionV4:
-		return fmt.Errorf("%w: %d, this build reads %d and %d", ErrVersion, m.Version, segVersionV4, segVersion)
-	case (m.Version == segVersion) != (nsec == numSections):
+	case m.Version != segVersion && m.Version != segVersionV5 && m.Version != segVersionV4:
+		return fmt.Errorf("%w: %d, this build reads %d to %d", ErrVersion, m.Version, segVersionV4, segVersion)
+	case (m.Version != segVersionV4) != (nsec == numSections):
 		return corruptf("version %d with %d sections", m.Version, nsec)
 	}
 	s.ver = m.Version
@@ -515,6 +515,15 @@ func decodePosting(b []byte) (*roaring.Bitmap, error) {
 
 // posting returns the rows indexed under key k, or nil when none are.
 func (s *segment) posting(k string) (*roaring.Bitmap, error) {
+	if s.ver >= segVersion6 {
+		return s.postingV6(k)
+	}
+	return s.dictPosting(k)
+}
+
+// dictPosting returns the rows stored under key k in the dictionary, or
+// nil when it holds no such key.
+func (s *segment) dictPosting(k string) (*roaring.Bitmap, error) {
 	idx := -1
 	if err := s.scanDict(k, func(i int, key []byte) bool {
 		if string(key) == k {

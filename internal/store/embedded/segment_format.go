@@ -17,8 +17,9 @@ import (
 // order: Occurred descending, then Seq descending, which is query.Less's
 // newest-first order, so a matching bitmap iterates in result order.
 //
-// Version 4 (N = 14) and version 5 (N = 16) share the section numbers;
-// where they differ, the v5 form is given after "v5:".
+// Version 4 (N = 14) and versions 5 and 6 (N = 16) share the section
+// numbers; where they differ, the v5 form is given after "v5:". Version 6
+// is version 5 with other posting keys stored (segment_keys.go).
 const (
 	secMeta      = iota // JSON segMeta
 	secOccurred         // n × int64; v5: packed column of Occurred with the sign bit flipped (order-preserving)
@@ -51,8 +52,10 @@ const (
 	segFooterEntry = 8 + 8 + 4
 	// 4: type postings. 5: packed columns, company-coded keys, blocks
 	// of 16 rows compressed with a zstd dictionary kept in the segment,
-	// shorter postings. Version 4 files are still read.
-	segVersion   = 5
+	// shorter postings. 6: the version 5 layout storing fewer keys
+	// (segment_keys.go). Versions 4 and 5 are still read.
+	segVersion   = segVersion6
+	segVersionV5 = 5
 	segVersionV4 = 4
 	// RowsPerBlock trades compression (bigger blocks) against the work
 	// of decoding one row of a page (the whole block is decompressed).

@@ -270,10 +270,17 @@ func buildZDict(m *memtable) []byte {
 }
 
 // writeSegment writes the rows of a frozen memtable as an immutable segment
-// file in dir (version 5) and returns its path. The file appears under its
-// final name only once complete and fsynced. enc compresses the blocks of
-// a segment too small to have a dictionary.
+// file in dir (the current version) and returns its path. The file appears
+// under its final name only once complete and fsynced. enc compresses the
+// blocks of a segment too small to have a dictionary.
 func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+	return writeSegmentVersion(dir, m, enc, segVersion)
+}
+
+// writeSegmentVersion is writeSegment writing version ver: 6, or 5 (the
+// same layout with the logical keys stored as they are), which tests use
+// to make version 5 files.
+func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (string, error) {
 	n := m.len()
 	if uint64(n) >= math.MaxUint32 {
 		return "", fmt.Errorf("write segment: %d rows", n)
@@ -293,7 +300,7 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	for nr, old := range order {
 		newRow[old] = uint32(nr)
 	}
-	meta := segMeta{Version: segVersion, Rows: n, RowsPerBlock: rowsPerBlockV5, Gen: m.gen,
+	meta := segMeta{Version: ver, Rows: n, RowsPerBlock: rowsPerBlockV5, Gen: m.gen,
 		MinSeq: m.seqs[0], MaxSeq: m.seqs[n-1],
 		MinOccurred: m.occurred[order[n-1]], MaxOccurred: m.occurred[order[0]],
 		Companies: m.compNames}
@@ -344,6 +351,28 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	keys := make([]string, len(posts0))
 	for i, p := range posts0 {
 		keys[i] = p.key
+	}
+	// rowsOf returns the rows of logical key i in the segment's row order.
+	rowsOf := func(i int, dst []uint32) []uint32 {
+		dst = posts0[i].appendRows(dst[:0])
+		for j, old := range dst {
+			dst[j] = newRow[old]
+		}
+		slices.Sort(dst)
+		return dst
+	}
+	var stored []segKey
+	if ver >= segVersion6 {
+		stored = segmentKeys(keys, func(i int) []uint32 { return rowsOf(i, nil) })
+	} else {
+		stored = make([]segKey, len(keys))
+		for i, k := range keys {
+			stored[i] = segKey{key: k, src: i}
+		}
+	}
+	keys = keys[:0]
+	for _, sk := range stored {
+		keys = append(keys, sk.key)
 	}
 	meta.Keys = len(keys)
 
@@ -442,13 +471,13 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 	postEnds := make([]uint64, len(keys)+1)
 	var rows []uint32
 	scratchBM := roaring.New()
-	for i := range keys {
-		rows = posts0[i].appendRows(rows[:0])
-		for j, old := range rows {
-			rows[j] = newRow[old]
+	for i, sk := range stored {
+		r := sk.rows
+		if r == nil {
+			rows = rowsOf(sk.src, rows)
+			r = rows
 		}
-		slices.Sort(rows)
-		posts = appendPosting(posts, rows, scratchBM)
+		posts = appendPosting(posts, r, scratchBM)
 		postEnds[i+1] = uint64(len(posts))
 	}
 	packed(secPostOffs, postEnds)
