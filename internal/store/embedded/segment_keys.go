@@ -245,7 +245,8 @@ func (s *segment) postingV6(k string) (*roaring.Bitmap, error) {
 		if err != nil || u == nil {
 			return a, err
 		}
-		self, err := s.dictPosting(storedSelf)
+		// Through the hot postings: the self rows are most of the segment.
+		self, err := s.postingOf(storedSelf)
 		if err != nil || self == nil {
 			return a, err
 		}
