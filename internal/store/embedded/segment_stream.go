@@ -314,6 +314,88 @@ func (c *dictCursor) appendRows(dst []uint32) ([]uint32, error) {
 	return dst, nil
 }
 
+// keyCursor walks the stored keys of an input in order.
+type keyCursor interface {
+	current() []byte // the current key; nil when done
+	advance() error
+	// appendRows appends the output rows of the current key's posting.
+	appendRows(dst []uint32) ([]uint32, error)
+}
+
+func (c *dictCursor) current() []byte { return c.key }
+
+// storedCursor walks the keys a version 6 segment stores for the rows of
+// an input of version 4 or 5 (which stores the logical keys).
+type storedCursor struct {
+	in   *mergeIn
+	keys []segKey // rows, when set, in the input's numbering
+	at   int
+	kb   []byte
+}
+
+func newStoredCursor(in *mergeIn) (*storedCursor, error) {
+	s := in.s
+	var logical []string
+	if err := s.scanDict("", func(_ int, key []byte) bool {
+		logical = append(logical, string(key))
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	var perr error
+	keys := segmentKeys(logical, func(i int) []uint32 {
+		bm, err := s.postingAt(i)
+		if err != nil {
+			perr = err
+			return []uint32{}
+		}
+		return bm.ToArray()
+	})
+	if perr != nil {
+		return nil, perr
+	}
+	c := &storedCursor{in: in, keys: keys}
+	c.set()
+	return c, nil
+}
+
+func (c *storedCursor) set() {
+	c.kb = nil
+	if c.at < len(c.keys) {
+		c.kb = []byte(c.keys[c.at].key)
+	}
+}
+
+func (c *storedCursor) current() []byte { return c.kb }
+
+func (c *storedCursor) advance() error {
+	c.at++
+	c.set()
+	return nil
+}
+
+func (c *storedCursor) appendRows(dst []uint32) ([]uint32, error) {
+	sk := c.keys[c.at]
+	rows := sk.rows
+	if rows == nil {
+		bm, err := c.in.s.postingAt(sk.src)
+		if err != nil {
+			return dst, err
+		}
+		rows = bm.ToArray()
+	}
+	newRow := c.in.newRow
+	for _, r := range rows {
+		if int(r) >= len(newRow) {
+			return dst, corruptf("segment %s: posting row %d of %d", filepath.Base(c.in.s.path), r, len(newRow))
+		}
+		if nr := newRow[r]; nr != 0 {
+			dst = append(dst, nr-1)
+		}
+	}
+	return dst, nil
+}
+
 // ordItem sorts the rows of an output into the segment order.
 type ordItem struct {
 	occ int64
@@ -452,16 +534,26 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 
 	// Postings: the inputs' sorted keys merged, each key's rows
 	// renumbered; a key none of whose rows is in this output is dropped.
-	var curs []*dictCursor
+	// Inputs of versions 4 and 5 hold the logical keys: each is read
+	// through the keys version 6 stores for its rows (segment_keys.go;
+	// every part is row by row, so the merged stored keys are the
+	// output's).
+	var curs []keyCursor
 	for i, in := range ins {
 		if !used[i] {
 			continue
 		}
-		c, err := newDictCursor(in)
+		var c keyCursor
+		var err error
+		if in.s.ver >= segVersion6 {
+			c, err = newDictCursor(in)
+		} else {
+			c, err = newStoredCursor(in)
+		}
 		if err != nil {
 			return "", err
 		}
-		if c.key != nil {
+		if c.current() != nil {
 			curs = append(curs, c)
 		}
 	}
@@ -472,7 +564,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		postEnds = append(make([]uint64, 0, estKeys+2), 0)
 		prows    []uint32
 		scratch  = roaring.New()
-		at       []*dictCursor
+		at       []keyCursor
 	)
 	for steps := 0; len(curs) > 0; steps++ {
 		if steps%8192 == 0 {
@@ -483,9 +575,9 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		at = at[:0]
 		var low []byte
 		for _, c := range curs {
-			switch k := bytes.Compare(c.key, low); {
+			switch k := bytes.Compare(c.current(), low); {
 			case len(at) == 0 || k < 0:
-				at, low = append(at[:0], c), c.key
+				at, low = append(at[:0], c), c.current()
 			case k == 0:
 				at = append(at, c)
 			}
@@ -515,7 +607,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 				return "", err
 			}
 		}
-		curs = slices.DeleteFunc(curs, func(c *dictCursor) bool { return c.key == nil })
+		curs = slices.DeleteFunc(curs, func(c keyCursor) bool { return c.current() == nil })
 	}
 	meta.Keys = len(keys)
 	dict, dictOffs := buildDict(keys)

@@ -49,12 +49,14 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 		pad   int   // bytes of data per event (a dictionary from ~130 B)
 		del   bool  // leave some rows out
 		v4    bool  // inputs in segment version 4
+		mixed bool  // inputs in versions 4, 5 and 6 in turn, IDs that collide (keyTestEvents)
 	}{
-		{"one-input", []int{300}, 0, false, false},
-		{"three-inputs-dict", []int{700, 64, 1200}, 200, false, false},
-		{"with-deleted-rows", []int{500, 500}, 300, true, false},
-		{"one-row", []int{1}, 0, false, false},
-		{"v4-inputs", []int{400, 250}, 200, true, true},
+		{"one-input", []int{300}, 0, false, false, false},
+		{"three-inputs-dict", []int{700, 64, 1200}, 200, false, false, false},
+		{"with-deleted-rows", []int{500, 500}, 300, true, false, false},
+		{"one-row", []int{1}, 0, false, false, false},
+		{"v4-inputs", []int{400, 250}, 200, true, true, false},
+		{"v4-v5-v6-inputs", []int{400, 250, 300}, 200, true, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -70,6 +72,10 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 				// Keys of a few rows in every input: short row lists
 				// that the merge must combine in order.
 				evs[i].RemoteAddress = fmt.Sprintf("10.1.%d.%d", i%5, i%97)
+				if tc.mixed {
+					ids := keyTestEvents(total, 5)
+					evs[i].UserID, evs[i].ActorID = ids[i].UserID, ids[i].ActorID
+				}
 				if tc.pad > 0 {
 					evs[i].Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":%q,"word":"w%d"}`, i,
 						bytes.Repeat([]byte("ab"), tc.pad/2+i%5), i%13))
@@ -88,8 +94,13 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 				m := memtableOf(evs[lo:lo+n], nil)
 				m.gen = uint64(k + 1)
 				write := writeSegment
-				if tc.v4 {
+				if tc.v4 || tc.mixed && k%3 == 0 {
 					write = writeSegmentV4
+				}
+				if tc.mixed && k%3 == 1 {
+					write = func(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+						return writeSegmentVersion(dir, m, enc, segVersionV5)
+					}
 				}
 				path, err := write(dir, m, enc)
 				if err != nil {
@@ -100,7 +111,7 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer s.close()
-				if tc.v4 != (s.ver == segVersionV4) {
+				if !tc.mixed && tc.v4 != (s.ver == segVersionV4) {
 					t.Fatalf("input version %d", s.ver)
 				}
 				for j := range s.n {
@@ -140,7 +151,7 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 				t.Fatalf("merged segment differs from writeSegment's (%d vs %d bytes); meta %s vs %s", len(a), len(b),
 					sa.sec[secMeta], sb.sec[secMeta])
 			}
-			if tc.pad > 0 && !tc.v4 && len(ins[0].s.sec[secZDict]) == 0 {
+			if tc.pad > 0 && !tc.v4 && !tc.mixed && len(ins[0].s.sec[secZDict]) == 0 {
 				t.Fatal("no zstd dictionary: the case does not test the sampled dictionary")
 			}
 		})
