@@ -37,7 +37,7 @@ import (
 // AUDITTRAIL_BENCH_PER_SHAPE=N draws N queries per shape instead; with
 // -benchtime Nx each runs once. AUDITTRAIL_BENCH_RESIDENT and
 // AUDITTRAIL_BENCH_BLOCK_CACHE set Options.ResidentSegmentBytes and
-// BlockCacheBytes (bytes).
+// BlockCacheBytes (bytes); AUDITTRAIL_BENCH_MERGE=off turns merging off.
 func BenchmarkSearchDir(b *testing.B) {
 	dir, repPath := os.Getenv("AUDITTRAIL_BENCH_DIR"), os.Getenv("AUDITTRAIL_BENCH_REPORT")
 	if dir == "" || repPath == "" {
@@ -90,6 +90,9 @@ func BenchmarkSearchDir(b *testing.B) {
 		if opts.ResidentSegmentBytes, err = strconv.ParseInt(v, 10, 64); err != nil {
 			b.Fatalf("AUDITTRAIL_BENCH_RESIDENT=%q", v)
 		}
+	}
+	if os.Getenv("AUDITTRAIL_BENCH_MERGE") == "off" {
+		opts.MergeCPUShare = -1 // a copied directory of an older build would be merged meanwhile
 	}
 	if v := os.Getenv("AUDITTRAIL_BENCH_BLOCK_CACHE"); v != "" {
 		if opts.BlockCacheBytes, err = strconv.Atoi(v); err != nil {
