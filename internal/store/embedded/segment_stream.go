@@ -675,7 +675,7 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 
 // mergeZDict picks the zstd dictionary of a merge output as buildZDict
 // does for a memtable: encoded events sampled evenly over the rows in Seq
-// order, up to zdictMax and 1/32 of the events' bytes. Summing the bytes
+// order, zdictSize bytes. Summing the bytes
 // of every event would cost a second decompression of all of them, so
 // beyond zdictExactRows rows the total is estimated from a sample.
 func mergeZDict(ins []*mergeIn, rows []mref) ([]byte, error) {
@@ -706,7 +706,7 @@ func mergeZDict(ins []*mergeIn, rows []mref) ([]byte, error) {
 		}
 		total = sum * n / samples
 	}
-	sz := min(zdictMax, total/32)
+	sz := zdictSize(n, total)
 	if sz < 4<<10 {
 		return nil, nil
 	}
