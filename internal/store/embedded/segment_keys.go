@@ -145,6 +145,9 @@ func segmentKeys(keys []string, rowsOf func(i int) []uint32) []segKey {
 		slices.Sort(self)
 		ids = append(ids, segKey{key: storedSelf, src: -1, rows: self})
 	}
+	// The ID keys and the other user and actor keys are sorted, then
+	// merged with every other key, which keys has in order.
+	ids = append(ids, rest...)
 	slices.SortFunc(ids, func(a, b segKey) int { return strings.Compare(a.key, b.key) })
 	others := make([]segKey, 0, len(keys)-(aHi-aLo)-(uHi-uLo))
 	for i := range keys {
@@ -152,7 +155,7 @@ func segmentKeys(keys []string, rowsOf func(i int) []uint32) []segKey {
 			others = append(others, segKey{key: keys[i], src: i})
 		}
 	}
-	all := mergeSegKeys(mergeSegKeys(others, rest), ids)
+	all := mergeSegKeys(others, ids)
 	// A token T is followed by the ID keys T+"\x00…" of the IDs that
 	// lower-case to it: its stored rows are those they do not hold.
 	out := all[:0]
@@ -160,8 +163,12 @@ func segmentKeys(keys []string, rowsOf func(i int) []uint32) []segKey {
 		sk := all[p]
 		k := sk.key
 		if k[0] == keyToken && sk.src >= 0 && keys[sk.src] == k {
-			r, covered := get(sk.src), false
+			var r []uint32
+			covered := false
 			for q := p + 1; q < len(all) && len(all[q].key) > len(k) && all[q].key[len(k)] == 0 && all[q].key[:len(k)] == k; q++ {
+				if !covered {
+					r = get(sk.src)
+				}
 				id := all[q].rows
 				if id == nil {
 					id = get(all[q].src)
