@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/audittrail/audittrail/internal/store/embedded"
 )
@@ -14,13 +16,19 @@ func init() { register("embedded", openEmbedded) }
 // segments) exactly as the server's does.
 //
 // AUDITTRAIL_BENCH_EMBEDDED_MERGE=off turns segment merging off, to
-// measure what merges change.
+// measure what merges change; AUDITTRAIL_BENCH_EMBEDDED_MERGE_BUSY_SHARE=x
+// sets Options.MergeCPUShareBusy (the merger's share of a core while
+// appends are committing).
 func openEmbedded(_ context.Context, cfg EngineConfig) (Engine, error) {
 	opts := embedded.Options{Dir: cfg.Dir, Logger: cfg.Logger}
 	about := "internal/store/embedded in this process, default options, data in " + cfg.Dir
 	if os.Getenv("AUDITTRAIL_BENCH_EMBEDDED_MERGE") == "off" {
 		opts.MergeCPUShare = -1
 		about = "internal/store/embedded in this process, merging off, data in " + cfg.Dir
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("AUDITTRAIL_BENCH_EMBEDDED_MERGE_BUSY_SHARE"), 64); err == nil && v > 0 {
+		opts.MergeCPUShareBusy = v
+		about += fmt.Sprintf(", merges at %.2f core while appends are committing", v)
 	}
 	eng, err := embedded.Open(opts)
 	if err != nil {

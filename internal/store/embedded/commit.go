@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/audittrail/audittrail/internal/store"
 )
@@ -149,6 +150,7 @@ func (e *Engine) commitGroup(group []*request) {
 	}
 	mem.settle()
 	e.mu.Unlock()
+	e.mg.lastCommit.Store(time.Now().UnixNano())
 	for _, r := range group {
 		r.done <- nil
 	}

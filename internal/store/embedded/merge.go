@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -69,6 +70,9 @@ type mergeState struct {
 	// rowsWritten counts the rows merges have written (their write
 	// amplification, against the rows ingested).
 	rowsWritten int
+	// lastCommit is when the writer last committed a group (unix ns), for
+	// MergeCPUShareBusy.
+	lastCommit atomic.Int64
 }
 
 // errMergeStopped: the engine is closing; the merge was abandoned cleanly.
@@ -274,7 +278,7 @@ func (e *Engine) mergeOnce(force bool, share float64) error {
 	if len(inputs) == 0 {
 		return errNothingToMerge
 	}
-	return e.runMerge(inputs, share)
+	return e.runMerge(inputs, share, !force)
 }
 
 // damagedSegments names the segments a read found damaged since Open: a
@@ -383,8 +387,9 @@ func (e *Engine) planMerge(force bool) []*segment {
 }
 
 // runMerge merges inputs (adjacent, in Seq order) into day partitions.
-// share bounds the CPU it takes, as a fraction of one core.
-func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
+// share bounds the CPU it takes, as a fraction of one core; a background
+// merge takes MergeCPUShareBusy instead while the writer is busy.
+func (e *Engine) runMerge(inputs []*segment, share float64, background bool) (err error) {
 	start := time.Now()
 	e.mu.Lock()
 	dels := make([]*roaring.Bitmap, len(inputs))
@@ -420,6 +425,9 @@ func (e *Engine) runMerge(inputs []*segment, share float64) (err error) {
 	}()
 
 	th := newThrottle(share, e.mg.stop)
+	if background {
+		th.busyShare, th.lastCommit = e.opts.MergeCPUShareBusy, &e.mg.lastCommit
+	}
 	var gen uint64
 	for _, s := range inputs {
 		gen = max(gen, segGen(s))
@@ -677,6 +685,10 @@ type throttle struct {
 	share   float64
 	lastCPU time.Duration
 	used    time.Duration
+	// busyShare, when set, replaces share while the writer is committing
+	// (lastCommit, unix ns, within mergeBusyWindow).
+	busyShare  float64
+	lastCommit *atomic.Int64
 }
 
 func newThrottle(share float64, stop <-chan struct{}) *throttle {
@@ -686,18 +698,36 @@ func newThrottle(share float64, stop <-chan struct{}) *throttle {
 // maxPause bounds one sleep, so that a tiny share still makes progress.
 const maxPause = 2 * time.Second
 
+// mergeBusyWindow: the writer counts as busy for this long after a group
+// commit.
+const mergeBusyWindow = 250 * time.Millisecond
+
+// sleepFor is how long to sleep after d of CPU time, at the share that
+// applies now.
+func (t *throttle) sleepFor(d time.Duration, now time.Time) time.Duration {
+	share := t.share
+	if t.busyShare > 0 && t.lastCommit != nil && now.UnixNano()-t.lastCommit.Load() < int64(mergeBusyWindow) {
+		share = t.busyShare
+	}
+	if share <= 0 || share >= 1 || d <= 0 {
+		return 0
+	}
+	return min(maxPause, time.Duration(float64(d)*(1-share)/share))
+}
+
 func (t *throttle) pause() error {
 	now := threadCPU()
 	d := now - t.lastCPU
 	t.used += d
 	t.lastCPU = now
-	if t.share <= 0 || t.share >= 1 || d <= 0 {
+	sleep := t.sleepFor(d, time.Now())
+	if sleep <= 0 {
 		return nil
 	}
 	select {
 	case <-t.stop:
 		return errMergeStopped
-	case <-time.After(min(maxPause, time.Duration(float64(d)*(1-t.share)/t.share))):
+	case <-time.After(sleep):
 	}
 	t.lastCPU = threadCPU()
 	return nil

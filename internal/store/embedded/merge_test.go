@@ -485,3 +485,26 @@ func TestMergeWritesADayAboutOnce(t *testing.T) {
 		t.Fatalf("merges wrote %.2f× the rows ingested", amp)
 	}
 }
+
+// TestMergeYieldsToBusyWriter: with MergeCPUShareBusy set, the merger's
+// sleeps follow the lower share while the writer has just committed, and
+// MergeCPUShare otherwise.
+func TestMergeYieldsToBusyWriter(t *testing.T) {
+	e := openT(t, t.TempDir(), func(o *Options) { o.MergeCPUShare = 0.5; o.MergeCPUShareBusy = 0.1 })
+	defer e.Close()
+	th := newThrottle(e.opts.MergeCPUShare, nil)
+	th.busyShare, th.lastCommit = e.opts.MergeCPUShareBusy, &e.mg.lastCommit
+	d := 10 * time.Millisecond
+	idle := time.Now().Add(time.Hour) // long after any commit
+	if got := th.sleepFor(d, idle); got != d {
+		t.Fatalf("idle writer: sleep %v after %v of CPU, want %v (share 0.5)", got, d, d)
+	}
+	appendT(t, e, newGen(17).batch(10))
+	if got := th.sleepFor(d, time.Now()); got != 9*d {
+		t.Fatalf("busy writer: sleep %v after %v of CPU, want %v (share 0.1)", got, d, 9*d)
+	}
+	th.busyShare = 0 // MergeCPUShareBusy unset
+	if got := th.sleepFor(d, time.Now()); got != d {
+		t.Fatalf("no busy share: sleep %v, want %v", got, d)
+	}
+}

@@ -31,6 +31,12 @@ type Options struct {
 	// MergeCPUShare is the share of one core the background merger may
 	// use (0 means the default, 0.25; negative turns merging off).
 	MergeCPUShare float64
+	// MergeCPUShareBusy, when positive, is the share the background
+	// merger may use instead while appends are being committed (a group
+	// within the last 250 ms): a lower one leaves a heavy load the CPU
+	// and the merges for quieter times (Compact runs at full speed). Zero:
+	// MergeCPUShare throughout.
+	MergeCPUShareBusy float64
 	// noBackgroundMerge leaves merging to Compact (tests).
 	noBackgroundMerge bool
 	// ResidentSegmentBytes bounds the file-backed resident memory that reads
