@@ -166,7 +166,13 @@ func encodedKeyBytes(b []byte) (id, company []byte) {
 // block decodes in about a microsecond.
 func buildDict(keys []string) ([]byte, []uint32) {
 	nb := (len(keys) + dictBlockKeys - 1) / dictBlockKeys
-	var rest []byte
+	// Sized up front: growing by doubling copied the whole section over
+	// and over (growslice was a tenth of the segment write).
+	keyBytes := 0
+	for _, k := range keys {
+		keyBytes += len(k)
+	}
+	rest := make([]byte, 0, keyBytes)
 	restEnds := make([]int, nb)
 	for i, k := range keys {
 		if i%dictBlockKeys != 0 {
@@ -181,7 +187,7 @@ func buildDict(keys []string) ([]byte, []uint32) {
 		restEnds[i/dictBlockKeys] = len(rest)
 	}
 	sc, table := huffTable(rest, restEnds)
-	dict := slices.Clone(table)
+	dict := append(make([]byte, 0, len(table)+keyBytes*3/4+nb*8), table...)
 	dictOffs := make([]uint32, 0, nb+1)
 	lo := 0
 	for b := range nb {
@@ -429,7 +435,14 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	// Blocks are compressed first so that their offsets and checksums can
 	// be written ahead of them.
 	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
-	var blocks []byte
+	// Blocks compress to about a fifth of the events (TestFormatStats:
+	// 137 B of ~650 B per row); sized for a quarter, so that appending
+	// does not copy the section again and again.
+	encBytes := 0
+	for _, e := range m.enc {
+		encBytes += len(e)
+	}
+	blocks := make([]byte, 0, encBytes/4+64<<10)
 	blockEnds := make([]uint64, nb)
 	var raw []byte
 	for b := range nb {
