@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -191,6 +192,62 @@ func TestHotPostingsSmallAndAbsent(t *testing.T) {
 	for _, s := range e.ix.segs {
 		if h := s.hotPostings(); h.usedSmall > hotSmallBytes {
 			t.Fatalf("%d bytes of small postings kept, bound %d", h.usedSmall, hotSmallBytes)
+		}
+	}
+}
+
+// TestDictFindMatchesFullSearch: the lookup through the sampled first keys
+// picks the same dictionary block as a binary search over every block's
+// first key, for every stored key, for strings between them and beyond
+// both ends; and every stored key is then found.
+func TestDictFindMatchesFullSearch(t *testing.T) {
+	e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 1000; o.noBackgroundMerge = true })
+	defer e.Close()
+	g := newGen(21)
+	for range 4 {
+		b := g.batch(1000)
+		for i := range b {
+			b[i].UserID = fmt.Sprintf("user-%d", g.r.IntN(5000)) // many keys
+		}
+		appendT(t, e, b)
+	}
+	if err := e.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, s := range e.ix.segs {
+		nb := s.dictBlocks()
+		if nb < 3*dictSampleBlocks {
+			t.Fatalf("%d dictionary blocks, want several samples' worth", nb)
+		}
+		var keys []string
+		if err := s.scanDict("", func(_ int, k []byte) bool { keys = append(keys, string(k)); return true }); err != nil {
+			t.Fatal(err)
+		}
+		probes := []string{"", "\x00", "\xff\xff", keys[len(keys)-1] + "\x00"}
+		for _, k := range keys {
+			probes = append(probes, k, k+"\x00", k[:len(k)-1])
+		}
+		for _, p := range probes {
+			want := max(sort.Search(nb, func(b int) bool { return string(s.blockFirstKey(b)) > p })-1, 0)
+			if got := s.dictFind(p, nb); got != want {
+				t.Fatalf("dictFind(%q) = block %d, want %d", p, got, want)
+			}
+		}
+		for i, k := range keys {
+			found := -1
+			if err := s.scanDict(k, func(j int, key []byte) bool {
+				if string(key) == k {
+					found = j
+				}
+				return false
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if found != i {
+				t.Fatalf("key %d %q found at %d", i, k, found)
+			}
 		}
 	}
 }
