@@ -76,7 +76,8 @@ func TestCorruptSegmentRepairedAtOpen(t *testing.T) {
 		ver  int
 		rpb  int
 		dict bool
-	}{{"v6", 300, segVersion, rowsPerBlockV5, false}, {"v6 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
+	}{{"v7", 300, segVersion, rowsPerBlockV5, false}, {"v7 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
+		{"v6 with zstd dictionary", 3000, segVersion6, rowsPerBlockV5, true},
 		{"v5", 300, segVersionV5, rowsPerBlockV5, false}, {"v4", 300, segVersionV4, rowsPerBlockV4, false}} {
 		t.Run(format.name, func(t *testing.T) { testCorruptSegmentRepairedAtOpen(t, format.n, format.rpb, format.ver, format.dict) })
 	}
@@ -324,7 +325,7 @@ func le32(b []byte) uint32 {
 func rewriteAsV4(t *testing.T, path string) { rewriteAsVersion(t, path, segVersionV4) }
 
 // rewriteAsVersion replaces the segment at path by the same rows written
-// as version ver (4 or 5), as a data directory of an older build holds them.
+// as version ver (4 to 6), as a data directory of an older build holds them.
 func rewriteAsVersion(t *testing.T, path string, ver int) {
 	t.Helper()
 	s, err := openSegment(path)

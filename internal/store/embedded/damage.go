@@ -248,6 +248,12 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 			if !ok[secZDict] {
 				zdict = sec[secZDictCopy]
 			}
+			// Version 7 stores it as a zstd frame; meta, which says the
+			// version, may be the damaged section, so the bytes decide
+			// (a raw dictionary is events, which do not decode as one).
+			if raw, err := unpackZDict(zdict); err == nil && (!metaOK || meta.Version >= segVersion7) {
+				zdict = raw
+			}
 			zd, err := newDictDecoder(zdict)
 			if err != nil {
 				blocksOK = false

@@ -341,6 +341,11 @@ func FuzzSegment(f *testing.F) {
 	for _, n := range []int{40, 600} {
 		segs = append(segs, fuzzSegmentFileWith(f, n, writeV5))
 	}
+	// Version 6 (the zstd dictionary stored raw).
+	writeV6 := func(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+		return writeSegmentVersion(dir, m, enc, segVersion6)
+	}
+	segs = append(segs, fuzzSegmentFileWith(f, 600, writeV6))
 	for _, seg := range segs {
 		f.Add(seg, false)
 		f.Add(seg, true)

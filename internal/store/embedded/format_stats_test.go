@@ -93,7 +93,7 @@ func TestFormatStats(t *testing.T) {
 
 // formatStatsVersions are the segment versions TestFormatStats compares:
 // the previous one and the current one.
-var formatStatsVersions = [2]int{5, 6}
+var formatStatsVersions = [2]int{6, 7}
 
 func splitComma(s string) []string {
 	var out []string

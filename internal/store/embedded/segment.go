@@ -140,7 +140,7 @@ func (s *segment) parse() error {
 	}
 	m := &s.meta
 	switch {
-	case m.Version != segVersion && m.Version != segVersionV5 && m.Version != segVersionV4:
+	case m.Version != segVersion && m.Version != segVersion6 && m.Version != segVersionV5 && m.Version != segVersionV4:
 		return fmt.Errorf("%w: %d, this build reads %d to %d", ErrVersion, m.Version, segVersionV4, segVersion)
 	case (m.Version != segVersionV4) != (nsec == numSections):
 		return corruptf("version %d with %d sections", m.Version, nsec)
@@ -223,7 +223,14 @@ func (s *segment) parseV5() error {
 		s.hdec = sc.Decoder()
 	}
 	if len(s.sec[secZDict]) > 0 {
-		zd, err := newDictDecoder(s.sec[secZDict])
+		raw := s.sec[secZDict]
+		if s.ver >= segVersion7 {
+			var err error
+			if raw, err = unpackZDict(raw); err != nil {
+				return corruptf("zstd dictionary: %v", err)
+			}
+		}
+		zd, err := newDictDecoder(raw)
 		if err != nil {
 			return corruptf("zstd dictionary: %v", err)
 		}

@@ -36,7 +36,7 @@ const (
 	secPostCRCs         // ceil(keys/postingsPerCRC) × uint32, crc32c of each run of postings
 	secPosts            // postings: see postingList and postingRoaring; v5: see appendPosting
 	// Version 5 only.
-	secZDict     // raw zstd dictionary of the blocks (a sample of the segment's events), possibly empty
+	secZDict     // raw zstd dictionary of the blocks (a sample of the segment's events), possibly empty; v7: a zstd frame of it
 	secZDictCopy // the same bytes again: a damaged dictionary alone must not lose every block
 	numSections
 	numSectionsV4 = secZDict
@@ -53,8 +53,10 @@ const (
 	// 4: type postings. 5: packed columns, company-coded keys, blocks
 	// of 16 rows compressed with a zstd dictionary kept in the segment,
 	// shorter postings. 6: the version 5 layout storing fewer keys
-	// (segment_keys.go). Versions 4 and 5 are still read.
-	segVersion   = segVersion6
+	// (segment_keys.go). 7: version 6 with the zstd dictionary sections
+	// zstd-compressed (see packZDict). Versions 4 to 6 are still read.
+	segVersion   = segVersion7
+	segVersion7  = 7
 	segVersionV5 = 5
 	segVersionV4 = 4
 	// RowsPerBlock trades compression (bigger blocks) against the work

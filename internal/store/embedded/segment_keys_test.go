@@ -153,7 +153,7 @@ func TestSegmentKeysCheck(t *testing.T) {
 		name    string
 		ver     int
 		relabel bool
-	}{{"v6", segVersion6, false}, {"v5", segVersionV5, false}, {"v5 relabelled v6", segVersionV5, true}} {
+	}{{"v7", segVersion, false}, {"v6", segVersion6, false}, {"v5", segVersionV5, false}, {"v5 relabelled v6", segVersionV5, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			e := openT(t, dir)

@@ -630,6 +630,9 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 	}
 	cols[secPostCRCs] = col
 	cols[secPosts] = posts
+	if meta.Version >= segVersion7 {
+		zdict = packZDict(zdict)
+	}
 	cols[secZDict] = zdict
 	cols[secZDictCopy] = zdict
 	mj, _ := json.Marshal(meta)

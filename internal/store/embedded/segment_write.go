@@ -243,12 +243,14 @@ func huffTable(rest []byte, ends []int) (*huff0.Scratch, []byte) {
 
 // zdictMax bounds the zstd dictionary of a segment: 64 KiB of sampled
 // events took the benchmark trail's 16-row blocks from 204 to 145 B/row
-// (32 KiB: 150; the dictionary is stored twice). A bigger dictionary pays
-// in a bigger segment (TestFormatStats' trail, blocks plus both copies,
-// B/row): 100k rows 147.1 at 64 KiB, 144.0 at 128, 142.1 at 256, 144.7 at
-// 512; 250k rows 146.3, 143.2, 140.3, 137.8, and 141.2 at 1 MiB. Encoding
-// and decoding cost the same per block (13-14 µs to decode one). Hence
-// about 2.5 bytes of dictionary per row, between zdictMin and zdictMax.
+// (32 KiB: 150). A bigger dictionary pays (TestFormatStats' trail, blocks
+// alone, B/row): 100k rows 145.8 at 64 KiB, 141.4 at 128, 137.0 at 256,
+// 134.4 at 512; 250k rows 145.8, 142.2, 138.3, 133.7, and 133.1 at 1 MiB;
+// decoding a block costs 13-14 µs at every size. Since version 7 stores
+// the dictionary compressed (packZDict, ~4×), its two copies cost ~0.5 B
+// per byte: about 8 bytes of dictionary per row, between zdictMin and
+// zdictMax (v7, 33k / 100k / 250k rows: 293.5 → 288.9, 268.5 → 265.9,
+// 253.0 → 253.0 B/row against ~2.5 bytes per row).
 const (
 	zdictMin = 64 << 10
 	zdictMax = 512 << 10
@@ -259,7 +261,42 @@ const (
 // of the events (a small segment would otherwise pay more for its
 // dictionary than it saves).
 func zdictSize(rows, total int) int {
-	return min(zdictMax, max(zdictMin, rows*5/2), total/32)
+	return min(zdictMax, max(zdictMin, rows*8), total/32)
+}
+
+// packZDict is how version 7 stores the zstd dictionary of a segment
+// (twice): as a zstd frame of it (no dictionary, fastest level). The
+// sampled events compress about 4×: 250 KB took 60 KB, which saves ~3.8 B
+// per row of a 100k-row segment for ~3 ms at write and ~0.3 ms at open.
+// Empty stays empty. The output is a function of the input alone, so a
+// merge writes the same bytes as writeSegment.
+func packZDict(raw []byte) []byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		panic(err) // only bad options make NewWriter fail
+	}
+	defer enc.Close()
+	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/3))
+}
+
+// unpackZDict reverses packZDict; the result is at most zdictMax bytes.
+func unpackZDict(b []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*zdictMax))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > zdictMax {
+		return nil, fmt.Errorf("zstd dictionary of %d bytes", len(raw))
+	}
+	return raw, nil
 }
 
 // buildZDict returns a raw zstd dictionary for the blocks of m: encoded
@@ -521,9 +558,13 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	sw.end()
 	posts = nil
 
+	zstored := zdict
+	if ver >= segVersion7 {
+		zstored = packZDict(zdict)
+	}
 	for _, sec := range []int{secZDict, secZDictCopy} {
 		sw.begin(sec)
-		check(sw.write(zdict))
+		check(sw.write(zstored))
 		sw.end()
 	}
 
