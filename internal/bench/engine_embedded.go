@@ -18,7 +18,7 @@ func init() { register("embedded", openEmbedded) }
 // AUDITTRAIL_BENCH_EMBEDDED_MERGE=off turns segment merging off, to
 // measure what merges change; AUDITTRAIL_BENCH_EMBEDDED_MERGE_BUSY_SHARE=x
 // sets Options.MergeCPUShareBusy (the merger's share of a core while
-// appends are committing).
+// appends arrive fast; negative: the merger never yields).
 func openEmbedded(_ context.Context, cfg EngineConfig) (Engine, error) {
 	opts := embedded.Options{Dir: cfg.Dir, Logger: cfg.Logger}
 	about := "internal/store/embedded in this process, default options, data in " + cfg.Dir
@@ -26,9 +26,13 @@ func openEmbedded(_ context.Context, cfg EngineConfig) (Engine, error) {
 		opts.MergeCPUShare = -1
 		about = "internal/store/embedded in this process, merging off, data in " + cfg.Dir
 	}
-	if v, err := strconv.ParseFloat(os.Getenv("AUDITTRAIL_BENCH_EMBEDDED_MERGE_BUSY_SHARE"), 64); err == nil && v > 0 {
+	if v, err := strconv.ParseFloat(os.Getenv("AUDITTRAIL_BENCH_EMBEDDED_MERGE_BUSY_SHARE"), 64); err == nil && v != 0 {
 		opts.MergeCPUShareBusy = v
-		about += fmt.Sprintf(", merges at %.2f core while appends are committing", v)
+		if v < 0 {
+			about += ", merges never yield to a fast ingest"
+		} else {
+			about += fmt.Sprintf(", merges at %.2f core while appends arrive fast", v)
+		}
 	}
 	eng, err := embedded.Open(opts)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/audittrail/audittrail/internal/store"
 )
@@ -150,7 +149,7 @@ func (e *Engine) commitGroup(group []*request) {
 	}
 	mem.settle()
 	e.mu.Unlock()
-	e.mg.lastCommit.Store(time.Now().UnixNano())
+	e.mg.committed.Add(int64(n))
 	for _, r := range group {
 		r.done <- nil
 	}

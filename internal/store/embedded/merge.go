@@ -70,9 +70,9 @@ type mergeState struct {
 	// rowsWritten counts the rows merges have written (their write
 	// amplification, against the rows ingested).
 	rowsWritten int
-	// lastCommit is when the writer last committed a group (unix ns), for
-	// MergeCPUShareBusy.
-	lastCommit atomic.Int64
+	// committed counts the events the writer has filed, for the append
+	// rate that MergeCPUShareBusy follows.
+	committed atomic.Int64
 }
 
 // errMergeStopped: the engine is closing; the merge was abandoned cleanly.
@@ -388,7 +388,7 @@ func (e *Engine) planMerge(force bool) []*segment {
 
 // runMerge merges inputs (adjacent, in Seq order) into day partitions.
 // share bounds the CPU it takes, as a fraction of one core; a background
-// merge takes MergeCPUShareBusy instead while the writer is busy.
+// merge takes MergeCPUShareBusy instead while appends arrive fast.
 func (e *Engine) runMerge(inputs []*segment, share float64, background bool) (err error) {
 	start := time.Now()
 	e.mu.Lock()
@@ -426,7 +426,7 @@ func (e *Engine) runMerge(inputs []*segment, share float64, background bool) (er
 
 	th := newThrottle(share, e.mg.stop)
 	if background {
-		th.busyShare, th.lastCommit = e.opts.MergeCPUShareBusy, &e.mg.lastCommit
+		th.followIngest(e.opts.MergeCPUShareBusy, float64(e.opts.MergeBusyEventsPerSec), &e.mg.committed)
 	}
 	var gen uint64
 	for _, s := range inputs {
@@ -685,10 +685,15 @@ type throttle struct {
 	share   float64
 	lastCPU time.Duration
 	used    time.Duration
-	// busyShare, when set, replaces share while the writer is committing
-	// (lastCommit, unix ns, within mergeBusyWindow).
-	busyShare  float64
-	lastCommit *atomic.Int64
+	// busyShare, when positive, replaces share while events are
+	// committed at busyRate per second or more (committed counts them;
+	// the rate is taken over windows of rateWindow).
+	busyShare float64
+	busyRate  float64
+	committed *atomic.Int64
+	rateFrom  time.Time
+	rateBase  int64
+	busy      bool
 }
 
 func newThrottle(share float64, stop <-chan struct{}) *throttle {
@@ -698,16 +703,33 @@ func newThrottle(share float64, stop <-chan struct{}) *throttle {
 // maxPause bounds one sleep, so that a tiny share still makes progress.
 const maxPause = 2 * time.Second
 
-// mergeBusyWindow: the writer counts as busy for this long after a group
-// commit.
-const mergeBusyWindow = 250 * time.Millisecond
+// rateWindow is how long the append rate is averaged over: long enough
+// to span several group commits, short enough that merges resume soon
+// after a burst.
+const rateWindow = time.Second
+
+// followIngest makes the throttle take busyShare while events are
+// committed (counted by committed) at busyRate per second or more.
+func (t *throttle) followIngest(busyShare, busyRate float64, committed *atomic.Int64) {
+	t.busyShare, t.busyRate, t.committed = busyShare, busyRate, committed
+}
 
 // sleepFor is how long to sleep after d of CPU time, at the share that
 // applies now.
 func (t *throttle) sleepFor(d time.Duration, now time.Time) time.Duration {
 	share := t.share
-	if t.busyShare > 0 && t.lastCommit != nil && now.UnixNano()-t.lastCommit.Load() < int64(mergeBusyWindow) {
-		share = t.busyShare
+	if t.busyShare > 0 && t.committed != nil {
+		n := t.committed.Load()
+		switch el := now.Sub(t.rateFrom); {
+		case t.rateFrom.IsZero():
+			t.rateFrom, t.rateBase = now, n
+		case el >= rateWindow:
+			t.busy = float64(n-t.rateBase)/el.Seconds() >= t.busyRate
+			t.rateFrom, t.rateBase = now, n
+		}
+		if t.busy {
+			share = t.busyShare
+		}
 	}
 	if share <= 0 || share >= 1 || d <= 0 {
 		return 0

@@ -486,25 +486,43 @@ func TestMergeWritesADayAboutOnce(t *testing.T) {
 	}
 }
 
-// TestMergeYieldsToBusyWriter: with MergeCPUShareBusy set, the merger's
-// sleeps follow the lower share while the writer has just committed, and
-// MergeCPUShare otherwise.
+// TestMergeYieldsToBusyWriter: the merger's sleeps follow
+// MergeCPUShareBusy while events are committed at MergeBusyEventsPerSec or
+// more over the last window, and MergeCPUShare otherwise.
 func TestMergeYieldsToBusyWriter(t *testing.T) {
-	e := openT(t, t.TempDir(), func(o *Options) { o.MergeCPUShare = 0.5; o.MergeCPUShareBusy = 0.1 })
+	e := openT(t, t.TempDir(), func(o *Options) {
+		o.MergeCPUShare, o.MergeCPUShareBusy, o.MergeBusyEventsPerSec = 0.5, 0.1, 1000
+	})
 	defer e.Close()
 	th := newThrottle(e.opts.MergeCPUShare, nil)
-	th.busyShare, th.lastCommit = e.opts.MergeCPUShareBusy, &e.mg.lastCommit
+	th.followIngest(e.opts.MergeCPUShareBusy, float64(e.opts.MergeBusyEventsPerSec), &e.mg.committed)
+	g := newGen(17) // one generator: its ids do not repeat
 	d := 10 * time.Millisecond
-	idle := time.Now().Add(time.Hour) // long after any commit
-	if got := th.sleepFor(d, idle); got != d {
-		t.Fatalf("idle writer: sleep %v after %v of CPU, want %v (share 0.5)", got, d, d)
+	t0 := time.Now()
+	if got := th.sleepFor(d, t0); got != d {
+		t.Fatalf("no rate yet: sleep %v after %v of CPU, want %v (share 0.5)", got, d, d)
 	}
-	appendT(t, e, newGen(17).batch(10))
-	if got := th.sleepFor(d, time.Now()); got != 9*d {
-		t.Fatalf("busy writer: sleep %v after %v of CPU, want %v (share 0.1)", got, d, 9*d)
+	// 2,000 events in the first second: busy.
+	for range 4 {
+		appendT(t, e, g.batch(500))
 	}
-	th.busyShare = 0 // MergeCPUShareBusy unset
-	if got := th.sleepFor(d, time.Now()); got != d {
-		t.Fatalf("no busy share: sleep %v, want %v", got, d)
+	if got := th.sleepFor(d, t0.Add(time.Second)); got != 9*d {
+		t.Fatalf("2,000 events/s: sleep %v after %v of CPU, want %v (share 0.1)", got, d, 9*d)
+	}
+	// Within the window the decision holds.
+	if got := th.sleepFor(d, t0.Add(1500*time.Millisecond)); got != 9*d {
+		t.Fatalf("mid-window: sleep %v, want %v", got, 9*d)
+	}
+	// 500 events in the next second: below the rate, the normal share.
+	appendT(t, e, g.batch(500))
+	if got := th.sleepFor(d, t0.Add(2*time.Second)); got != d {
+		t.Fatalf("500 events/s: sleep %v after %v of CPU, want %v (share 0.5)", got, d, d)
+	}
+	th.busyShare = -1 // MergeCPUShareBusy turned off
+	for range 4 {
+		appendT(t, e, g.batch(500))
+	}
+	if got := th.sleepFor(d, t0.Add(3*time.Second)); got != d {
+		t.Fatalf("busy share off: sleep %v, want %v", got, d)
 	}
 }
