@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"unsafe"
@@ -739,19 +738,11 @@ const zdictExactRows = 4096
 // block offsets and checksums sections.
 func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte, nb int,
 	writeBlocks func(write func([]byte) error) (offs, crcs []byte, err error)) (string, error) {
-	final := filepath.Join(dir, segName(gen))
-	tmp := final + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := createSegmentFile(dir, gen)
 	if err != nil {
 		return "", err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.discard()
 	sw := &sectionWriter{w: bufio.NewWriterSize(f, 1<<20)}
 	var werr error
 	var patch [numSections][]byte
@@ -812,18 +803,5 @@ func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte, nb int
 	if werr != nil {
 		return "", fmt.Errorf("write segment: %w", werr)
 	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("sync segment: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("close segment: %w", err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("rename segment: %w", err)
-	}
-	ok = true
-	if err := syncDir(dir); err != nil {
-		return "", fmt.Errorf("sync segment dir: %w", err)
-	}
-	return final, nil
+	return f.publish()
 }

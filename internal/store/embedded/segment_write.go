@@ -374,19 +374,11 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 		defer enc.Close()
 	}
 
-	final := filepath.Join(dir, segName(m.gen))
-	tmp := final + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := createSegmentFile(dir, m.gen)
 	if err != nil {
 		return "", err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.discard()
 	sw := &sectionWriter{w: bufio.NewWriterSize(f, 1<<20)}
 	// Columns are built whole in col, then written at once.
 	col := make([]byte, 0, 8*n+8)
@@ -589,18 +581,51 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	if werr != nil {
 		return "", fmt.Errorf("write segment: %w", werr)
 	}
+	return f.publish()
+}
+
+// segmentFile is a segment being written: a temporary file, renamed to its
+// final name only once complete and synced, so that a crash leaves either
+// no segment or a whole one (Open deletes stray temporary files).
+type segmentFile struct {
+	*os.File
+	tmp, final, dir string
+	published       bool
+}
+
+func createSegmentFile(dir string, gen uint64) (*segmentFile, error) {
+	final := filepath.Join(dir, segName(gen))
+	f, err := os.Create(final + ".tmp")
+	if err != nil {
+		return nil, err
+	}
+	return &segmentFile{File: f, tmp: final + ".tmp", final: final, dir: dir}, nil
+}
+
+// discard removes the temporary file unless publish renamed it; writers
+// defer it.
+func (f *segmentFile) discard() {
+	if !f.published {
+		f.Close()
+		os.Remove(f.tmp)
+	}
+}
+
+// publish syncs and closes the file, renames it to its final name and
+// syncs the directory, returning the final path.
+func (f *segmentFile) publish() (string, error) {
 	if err := f.Sync(); err != nil {
 		return "", fmt.Errorf("sync segment: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("close segment: %w", err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(f.tmp, f.final); err != nil {
 		return "", fmt.Errorf("rename segment: %w", err)
 	}
-	ok = true
-	if err := syncDir(dir); err != nil {
+	f.published = true
+	if err := syncDir(f.dir); err != nil {
 		return "", fmt.Errorf("sync segment dir: %w", err)
 	}
-	return final, nil
+	return f.final, nil
 }
