@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,5 +525,25 @@ func TestMergeYieldsToBusyWriter(t *testing.T) {
 	}
 	if got := th.sleepFor(d, t0.Add(3*time.Second)); got != d {
 		t.Fatalf("busy share off: sleep %v, want %v", got, d)
+	}
+}
+
+// TestMergeThrottleLiftedByCompact: a background merge in progress stops
+// sleeping while a Compact waits for it.
+func TestMergeThrottleLiftedByCompact(t *testing.T) {
+	var compacting atomic.Int32
+	th := newThrottle(0.25, nil)
+	th.compacting = &compacting
+	d := 10 * time.Millisecond
+	if got := th.sleepFor(d, time.Now()); got != 3*d {
+		t.Fatalf("no Compact: sleep %v after %v of CPU, want %v (share 0.25)", got, d, 3*d)
+	}
+	compacting.Add(1)
+	if got := th.sleepFor(d, time.Now()); got != 0 {
+		t.Fatalf("Compact waiting: sleep %v, want none", got)
+	}
+	compacting.Add(-1)
+	if got := th.sleepFor(d, time.Now()); got != 3*d {
+		t.Fatalf("Compact done: sleep %v, want %v", got, 3*d)
 	}
 }
