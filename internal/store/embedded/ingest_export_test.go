@@ -42,3 +42,18 @@ func (fb *FilingBench) File() int {
 
 // NoBackgroundMerge leaves merging to Compact (benchmarks of merges).
 func (o *Options) NoBackgroundMerge() { o.noBackgroundMerge = true }
+
+// HotPostingsRefused counts, over the engine's segments, the postings of
+// few-valued fields that searches could not keep for want of budget.
+func HotPostingsRefused(e *Engine) (refused, segments int) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, s := range e.ix.segs {
+		h := s.hotPostings()
+		h.mu.RLock()
+		refused += h.refused
+		h.mu.RUnlock()
+		segments++
+	}
+	return refused, segments
+}
