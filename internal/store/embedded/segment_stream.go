@@ -776,21 +776,8 @@ func writeSectionsFile(dir string, gen uint64, cols *[numSections][]byte, nb int
 			werr = fmt.Errorf("section %d: %d bytes, %d kept", sec, len(patch[sec]), t.len)
 		}
 	}
-	var footer []byte
-	footerOff := sw.off
-	for _, t := range sw.table {
-		footer = binary.LittleEndian.AppendUint64(footer, t.off)
-		footer = binary.LittleEndian.AppendUint64(footer, t.len)
-		footer = binary.LittleEndian.AppendUint32(footer, t.crc)
-	}
-	trailer := binary.LittleEndian.AppendUint64(nil, footerOff)
-	trailer = binary.LittleEndian.AppendUint32(trailer, numSections)
-	trailer = binary.LittleEndian.AppendUint32(trailer, crc32.Checksum(footer, castagnoli))
-	trailer = append(trailer, segMagic...)
-	for _, b := range [][]byte{footer, trailer} {
-		if _, err := sw.w.Write(b); err != nil && werr == nil {
-			werr = err
-		}
+	if _, err := sw.w.Write(sw.footer()); err != nil && werr == nil {
+		werr = err
 	}
 	if err := sw.w.Flush(); err != nil && werr == nil {
 		werr = err

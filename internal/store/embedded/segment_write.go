@@ -560,21 +560,7 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 		sw.end()
 	}
 
-	footerOff := sw.off
-	var footer []byte
-	for _, t := range sw.table {
-		footer = binary.LittleEndian.AppendUint64(footer, t.off)
-		footer = binary.LittleEndian.AppendUint64(footer, t.len)
-		footer = binary.LittleEndian.AppendUint32(footer, t.crc)
-	}
-	trailer := binary.LittleEndian.AppendUint64(nil, footerOff)
-	trailer = binary.LittleEndian.AppendUint32(trailer, numSections)
-	trailer = binary.LittleEndian.AppendUint32(trailer, crc32.Checksum(footer, castagnoli))
-	trailer = append(trailer, segMagic...)
-	if _, err := sw.w.Write(footer); err != nil {
-		check(err)
-	}
-	if _, err := sw.w.Write(trailer); err != nil {
+	if _, err := sw.w.Write(sw.footer()); err != nil {
 		check(err)
 	}
 	check(sw.w.Flush())
@@ -628,4 +614,23 @@ func (f *segmentFile) publish() (string, error) {
 		return "", fmt.Errorf("sync segment dir: %w", err)
 	}
 	return f.final, nil
+}
+
+// footer returns the section table (offset, length, CRC of each section)
+// and the trailer that ends a segment file: the table's offset, the number
+// of sections, the table's CRC and the magic. It goes after the last
+// section.
+func (sw *sectionWriter) footer() []byte {
+	footerOff := sw.off
+	var footer []byte
+	for _, t := range sw.table {
+		footer = binary.LittleEndian.AppendUint64(footer, t.off)
+		footer = binary.LittleEndian.AppendUint64(footer, t.len)
+		footer = binary.LittleEndian.AppendUint32(footer, t.crc)
+	}
+	trailer := binary.LittleEndian.AppendUint64(nil, footerOff)
+	trailer = binary.LittleEndian.AppendUint32(trailer, numSections)
+	trailer = binary.LittleEndian.AppendUint32(trailer, crc32.Checksum(footer, castagnoli))
+	trailer = append(trailer, segMagic...)
+	return append(footer, trailer...)
 }
