@@ -269,7 +269,13 @@ func TestConnectorLifecycle(t *testing.T) {
 	}
 	replayed := h.got()[before+len(want)]
 	checkConnectorEvent(t, replayed, "ConnectorReplayed", v.ID)
-	hl, err := c.Connectors().Health(ctx, v.ID)
+	// The hook answers before the connector saves its cursor and counts
+	// the batch delivered: wait for the cursor to reach the head.
+	var hl client.ConnectorHealth
+	wait(t, "the cursor after the replay", func() bool {
+		hl, err = c.Connectors().Health(ctx, v.ID)
+		return err != nil || hl.Cursor == hl.Head
+	})
 	// Delivered before the replay: 9 events (the synthetic test event is
 	// not counted), then the replayed ones and ConnectorReplayed.
 	if err != nil || hl.Delivered != uint64(9+len(want)+1) || hl.State != client.ConnectorActive || hl.Cursor != hl.Head {
