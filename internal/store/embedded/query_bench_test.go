@@ -80,6 +80,17 @@ func BenchmarkSearchDir(b *testing.B) {
 	}
 	sets := bench.BuildQueries(sample, bench.QueryOptions{CompanyID: g.CompanyID(), End: rep.End,
 		PerShape: perShape, PageSize: rep.PageSize, Seed: rep.Seed})
+	// AUDITTRAIL_BENCH_SLOWEST=N logs each shape's N slowest queries, to
+	// tell a slow kind of query from a pause that hits any.
+	slowest, _ := strconv.Atoi(os.Getenv("AUDITTRAIL_BENCH_SLOWEST"))
+	// AUDITTRAIL_BENCH_QUERY=i runs only query i of each shape (as numbered
+	// by AUDITTRAIL_BENCH_SLOWEST), to profile one slow query.
+	only1 := -1
+	if v := os.Getenv("AUDITTRAIL_BENCH_QUERY"); v != "" {
+		if only1, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("AUDITTRAIL_BENCH_QUERY=%q", v)
+		}
+	}
 	var only []string
 	if v := os.Getenv("AUDITTRAIL_BENCH_SHAPES"); v != "" {
 		only = strings.Split(v, ",")
@@ -110,16 +121,33 @@ func BenchmarkSearchDir(b *testing.B) {
 		if only != nil && !slices.Contains(only, set.Shape) {
 			continue
 		}
+		if only1 >= 0 && only1 < len(set.Queries) {
+			set.Queries = set.Queries[only1 : only1+1]
+		}
 		b.Run(set.Shape, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
+			type timed struct {
+				d     time.Duration
+				q     int
+				total int
+			}
+			var runs []timed
 			cpu0 := processCPU()
 			for i := range b.N {
 				q := set.Queries[i%len(set.Queries)]
 				t0 := time.Now()
-				if _, err := e.Search(context.Background(), q); err != nil {
+				res, err := e.Search(context.Background(), q)
+				if err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))
+				if slowest > 0 {
+					runs = append(runs, timed{lat[len(lat)-1], i % len(set.Queries), res.Total})
+				}
+			}
+			slices.SortFunc(runs, func(a, b timed) int { return int(b.d - a.d) })
+			for _, r := range runs[:min(slowest, len(runs))] {
+				b.Logf("%s query %d: %v, total %d: %+v", set.Shape, r.q, r.d, r.total, set.Queries[r.q])
 			}
 			// CPU per query moves far less than wall-clock latency with the
 			// machine's load (and counts every goroutine a query uses).
