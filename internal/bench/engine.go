@@ -40,7 +40,16 @@ type EngineConfig struct {
 	// Database plus a suffix, dropped and recreated on open.
 	PostgresURL string
 	Database    string
-	Logger      *slog.Logger
+	// Reuse asks an engine on PostgreSQL to open the database a --keep run
+	// left instead of recreating it (see Options.ReuseDatabases).
+	Reuse  bool
+	Logger *slog.Logger
+}
+
+// reusable is implemented by engines that can open a kept database:
+// StoredEvents counts what it holds, to refuse one of another trail.
+type reusable interface {
+	StoredEvents(ctx context.Context) (int64, error)
 }
 
 // dropper is implemented by engines whose data lives outside their Dir (a

@@ -86,6 +86,13 @@ var _ Engine = (*PGTable)(nil)
 
 func openPGTable(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	dbName := cfg.Database + "_pgtable"
+	if cfg.Reuse {
+		dbURL, err := databaseURL(cfg.PostgresURL, dbName)
+		if err != nil {
+			return nil, err
+		}
+		return &PGTable{pool: newConnPool(dbURL, 32), db: dbName, adminURL: cfg.PostgresURL}, nil
+	}
 	dbURL, err := recreateDatabase(ctx, cfg.PostgresURL, dbName)
 	if err != nil {
 		return nil, err
@@ -386,13 +393,13 @@ func nonNil(s []string) []string {
 // recreateDatabase drops and creates dbName on the server adminURL points
 // at, and returns a URL for the new database.
 func recreateDatabase(ctx context.Context, adminURL, dbName string) (string, error) {
-	u, err := url.Parse(adminURL)
+	dbURL, err := databaseURL(adminURL, dbName)
 	if err != nil {
-		return "", fmt.Errorf("postgres url: %w", err)
+		return "", err
 	}
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return "", fmt.Errorf("connect %s: %w", u.Redacted(), err)
+		return "", fmt.Errorf("connect to the PostgreSQL server: %w", err)
 	}
 	defer conn.Close(context.Background())
 	ident := pgx.Identifier{dbName}.Sanitize()
@@ -402,8 +409,30 @@ func recreateDatabase(ctx context.Context, adminURL, dbName string) (string, err
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		return "", fmt.Errorf("create database %s: %w", dbName, err)
 	}
+	return dbURL, nil
+}
+
+// databaseURL is adminURL with its database replaced by dbName.
+func databaseURL(adminURL, dbName string) (string, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", fmt.Errorf("postgres url: %w", err)
+	}
 	u.Path = "/" + dbName
 	return u.String(), nil
+}
+
+// StoredEvents counts the table's rows, so that a reused database of
+// another trail is refused.
+func (t *PGTable) StoredEvents(ctx context.Context) (int64, error) {
+	conn, err := t.pool.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer t.pool.put(conn)
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n)
+	return n, err
 }
 
 // dropDatabase removes a database recreateDatabase made.

@@ -20,7 +20,11 @@ const benchPartitionsBehind = 32
 // openPostgres runs our PostgreSQL backend on a database of its own.
 func openPostgres(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	dbName := cfg.Database + "_postgres"
-	dbURL, err := recreateDatabase(ctx, cfg.PostgresURL, dbName)
+	recreate := recreateDatabase
+	if cfg.Reuse {
+		recreate = func(_ context.Context, adminURL, dbName string) (string, error) { return databaseURL(adminURL, dbName) }
+	}
+	dbURL, err := recreate(ctx, cfg.PostgresURL, dbName)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +77,14 @@ func (p *postgresEngine) Vacuum(ctx context.Context) error {
 
 // ServerCommand names the server process, whose memory the run samples.
 func (p *postgresEngine) ServerCommand() string { return "postgres" }
+
+// StoredEvents counts the events of every partition, so that a reused
+// database of another trail is refused.
+func (p *postgresEngine) StoredEvents(ctx context.Context) (int64, error) {
+	var n int64
+	err := p.withConn(ctx, func(c *pgx.Conn) error { return c.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n) })
+	return n, err
+}
 
 func (p *postgresEngine) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)

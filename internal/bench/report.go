@@ -49,6 +49,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row(cells...)
 	}
 	perEngine(fmt.Sprintf("batch append (%d/call) ev/s", r.BatchSize), func(e EngineReport) string {
+		if e.Reused {
+			return "loaded earlier"
+		}
 		return thousands(int64(e.IngestPerSec))
 	})
 	perEngine("ingest CPU of this process µs/ev*", func(e EngineReport) string { return fmt.Sprintf("%.1f", e.IngestCPUMicrosPerEvent) })

@@ -59,7 +59,14 @@ type Options struct {
 	// KeepData leaves each engine's directory and database in place after
 	// the run, for inspection; by default they are removed.
 	KeepData bool
-	Logger   *slog.Logger
+	// ReuseDatabases has the engines on PostgreSQL query the databases a
+	// run with KeepData (same Database, Events, Seed, and no single or
+	// visibility appends) left, instead of loading the trail again: a 10M
+	// load into a hand-indexed table takes the best part of an hour. Their
+	// ingest figures are then absent; their single and visibility appends
+	// are skipped, so the database stays as loaded, and it is kept.
+	ReuseDatabases bool
+	Logger         *slog.Logger
 }
 
 // Defaults of the benchmark program (issue 3).
@@ -187,6 +194,9 @@ type EngineReport struct {
 	AppendSeconds float64 `json:"appendSeconds"` // inside Append calls only
 	// IngestPerSec is events / AppendSeconds, the engine's batch ingest rate.
 	IngestPerSec float64 `json:"ingestEventsPerSec"`
+	// Reused is set when the engine queried a database loaded by an
+	// earlier run (Options.ReuseDatabases): no ingest figures.
+	Reused bool `json:"reused,omitempty"`
 	// PostLoadSeconds is work after the load before queries (VACUUM ANALYZE
 	// for PostgreSQL tables); not part of the ingest rate.
 	PostLoadSeconds float64 `json:"postLoadSeconds,omitempty"`
@@ -342,10 +352,12 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	if err := resetDir(dir); err != nil {
 		return er, nil, GenStats{}, err
 	}
-	eng, err := OpenEngine(ctx, name, EngineConfig{Dir: dir, PostgresURL: opts.PostgresURL, Database: opts.Database, Logger: opts.Logger})
+	reuse := opts.ReuseDatabases && storesInPostgres(name)
+	eng, err := OpenEngine(ctx, name, EngineConfig{Dir: dir, PostgresURL: opts.PostgresURL, Database: opts.Database, Reuse: reuse, Logger: opts.Logger})
 	if err != nil {
 		return er, nil, GenStats{}, fmt.Errorf("open: %w", err)
 	}
+	er.Reused = reuse
 	closed := false
 	defer func() {
 		if !closed {
@@ -353,7 +365,7 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 				log.Error("close", "err", err)
 			}
 		}
-		if opts.KeepData {
+		if opts.KeepData || reuse {
 			return
 		}
 		// A 10M-event run leaves gigabytes per engine; the next engine
@@ -371,6 +383,29 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	if sm, ok := eng.(serverMemory); ok {
 		sampler := startPssSampler(sm.ServerCommand(), 500*time.Millisecond)
 		defer func() { er.ServerPeakPssBytes = sampler.Stop() }()
+	}
+
+	if reuse {
+		if err := checkReused(ctx, eng, opts.Events); err != nil {
+			return er, nil, GenStats{}, err
+		}
+		stats, err := observeTrail(opts, sample)
+		if err != nil {
+			return er, nil, stats, err
+		}
+		if er.DiskBytes, err = eng.DiskBytes(ctx); err != nil {
+			return er, nil, stats, err
+		}
+		log.Info("reusing the kept database", "events", stats.Events)
+		sets := querySets()
+		answers = make([][]answer, len(sets))
+		for si, set := range sets {
+			sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
+			er.Shapes = append(er.Shapes, sr)
+			answers[si] = ans
+			log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
+		}
+		return er, answers, stats, ctx.Err()
 	}
 
 	// Load through the ingest path, in batches, oldest first.
@@ -729,4 +764,46 @@ func compacter(eng Engine) (interface{ Compact(context.Context) error }, bool) {
 	}
 	c, ok := x.(interface{ Compact(context.Context) error })
 	return c, ok
+}
+
+// storesInPostgres reports whether the engine keeps its data in a
+// PostgreSQL database (the ones ReuseDatabases applies to).
+func storesInPostgres(name string) bool { return name == "pgtable" || name == "postgres" }
+
+// checkReused refuses a kept database that does not hold exactly the
+// trail's events.
+func checkReused(ctx context.Context, eng Engine, events int) error {
+	r, ok := eng.(reusable)
+	if !ok {
+		return fmt.Errorf("%w: this engine cannot reuse a kept database", ErrInvalidOptions)
+	}
+	n, err := r.StoredEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("count the kept database's events: %w", err)
+	}
+	if n != int64(events) {
+		return fmt.Errorf("%w: the kept database holds %d events, the trail %d: load it again with --keep (same --events, --seed and --database, --single-events -1 --visibility-probes -1)", ErrInvalidOptions, n, events)
+	}
+	return nil
+}
+
+// observeTrail generates the trail without loading it, for the sample the
+// queries are drawn from and the trail's statistics.
+func observeTrail(opts Options, sample *Sample) (GenStats, error) {
+	gen, err := NewGenerator(GenOptions{Events: opts.Events, Seed: opts.Seed, End: opts.End})
+	if err != nil {
+		return GenStats{}, err
+	}
+	buf := make([]event.Event, opts.BatchSize)
+	for {
+		batch := gen.Fill(buf)
+		if len(batch) == 0 {
+			return gen.Stats(), nil
+		}
+		if sample != nil {
+			for i := range batch {
+				sample.Observe(&batch[i])
+			}
+		}
+	}
 }

@@ -272,3 +272,59 @@ func TestCheckTargets(t *testing.T) {
 		t.Fatalf("targets\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestRunReusesKeptDatabases: a run with ReuseDatabases queries the
+// PostgreSQL databases a --keep run loaded, agrees with a reference that
+// loads the trail, keeps them, and refuses them for another trail.
+func TestRunReusesKeptDatabases(t *testing.T) {
+	if !integration(t) {
+		t.Skip("set AUDITTRAIL_INTEGRATION=1 to run the PostgreSQL engines")
+	}
+	const db = "audittrail_bench_reuse"
+	pg := []string{"pgtable", "postgres"}
+	t.Cleanup(func() {
+		for _, e := range pg {
+			_ = dropDatabase(context.Background(), testPostgresURL(), db+"_"+e)
+		}
+	})
+	run := func(events int, engines []string, keep, reuse bool) *Report {
+		t.Helper()
+		rep, err := Run(context.Background(), Options{
+			Events: events, Engines: engines, DataDir: t.TempDir(), Seed: 5, QueriesPerShape: 5, Warmup: 1,
+			SingleEvents: -1, VisibilityProbes: -1, Database: db, PostgresURL: testPostgresURL(),
+			KeepData: keep, ReuseDatabases: reuse, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	for _, e := range run(1500, pg, true, false).Engines {
+		if e.Error != "" || e.Reused || e.IngestPerSec <= 0 {
+			t.Fatalf("loading run, %s: error %q, reused %v, %.0f ev/s", e.Name, e.Error, e.Reused, e.IngestPerSec)
+		}
+	}
+	for range 2 { // the reused databases are kept as they were, for the next run
+		rep := run(1500, append([]string{"memory"}, pg...), false, true)
+		for _, e := range rep.Engines {
+			if e.Error != "" || len(e.Shapes) != len(Shapes) {
+				t.Fatalf("%s: error %q, %d shapes", e.Name, e.Error, len(e.Shapes))
+			}
+			if reused := e.Name != "memory"; e.Reused != reused || (reused && e.IngestPerSec != 0) || e.DiskBytes < 0 {
+				t.Fatalf("%s: reused %v, %.0f ev/s", e.Name, e.Reused, e.IngestPerSec)
+			}
+		}
+		if len(rep.Disagreements) > 0 {
+			t.Fatalf("the reused databases disagree with the reference: %+v", rep.Disagreements[0])
+		}
+		var table bytes.Buffer
+		if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "loaded earlier") {
+			t.Fatalf("table does not say the databases were loaded earlier (%v):\n%s", err, table.String())
+		}
+	}
+	for _, e := range run(1000, pg, false, true).Engines {
+		if !strings.Contains(e.Error, "holds 1500 events") {
+			t.Errorf("%s reused a database of another trail: error %q", e.Name, e.Error)
+		}
+	}
+}
