@@ -16,12 +16,20 @@ import (
 type rowSource interface {
 	// postingOf returns the rows indexed under key k (nil: none).
 	postingOf(k string) (*roaring.Bitmap, error)
+	// postingCard is postingOf with the posting's cardinality, which a
+	// segment keeps with the postings it holds in memory (computing it
+	// walks every container).
+	postingCard(k string) (*roaring.Bitmap, uint64, error)
 	prefixPostings(p string, fn func(*roaring.Bitmap)) error
 	// filterTime returns the rows of bm with Occurred in [from, to]
 	// (0 = open); bm itself is not modified.
 	filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap
+	// filterTimeRows keeps the rows with Occurred in [from, to], in place.
+	filterTimeRows(rows []uint32, from, to int64) []uint32
 	deletedRows() *roaring.Bitmap
 	rowKey(row uint32) (occurred int64, seq uint64)
+	// numRows is the number of rows, deleted ones included.
+	numRows() int
 }
 
 // matchRows returns the rows of src that q.Match accepts, as bitmap
@@ -35,56 +43,48 @@ type rowSource interface {
 // of big postings is never built when the candidates are few.
 func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 	var err error
-	post := func(field byte, v string) *roaring.Bitmap {
-		if err != nil {
-			return nil
-		}
-		var bm *roaring.Bitmap
-		bm, err = src.postingOf(pkey(field, v))
-		return bm
-	}
-	var terms []term
+	n := uint64(src.numRows())
+	terms := make([]term, 0, 8)
 	// add files a term; false when it has no posting in src, so that
 	// nothing matches.
-	add := func(parts []*roaring.Bitmap) bool {
-		if len(parts) == 0 {
+	add := func(t term) bool {
+		if len(t.parts) == 0 {
 			return false
-		}
-		t := term{parts: parts}
-		for _, p := range parts {
-			t.card += p.GetCardinality()
 		}
 		terms = append(terms, t)
 		return true
 	}
-	anyOf := func(field byte, vals []string) []*roaring.Bitmap {
-		parts := make([]*roaring.Bitmap, 0, len(vals))
+	// anyOf returns the term of the postings of field's values, with t.all
+	// set when one of them holds every row of src (the term is then true
+	// of every row: the company in a store of one company, the hot
+	// project of a segment that holds nothing else).
+	anyOf := func(t term, field byte, vals ...string) term {
 		for _, v := range vals {
-			if bm := post(field, v); bm != nil {
-				parts = append(parts, bm)
+			if err != nil {
+				return t
+			}
+			var bm *roaring.Bitmap
+			var card uint64
+			if bm, card, err = src.postingCard(pkey(field, v)); bm != nil {
+				t.parts = append(t.parts, bm)
+				t.card += card
+				t.all = t.all || card == n
 			}
 		}
-		return parts
+		return t
 	}
-	empty := roaring.New()
-	company := post(keyCompany, q.CompanyID)
-	if company == nil {
-		return empty, err
+	if !add(anyOf(term{}, keyCompany, q.CompanyID)) {
+		return roaring.New(), err
 	}
-	terms = append(terms, term{parts: []*roaring.Bitmap{company}, card: company.GetCardinality()})
-	var scope []*roaring.Bitmap
+	var scope term
 	if q.IncludeProject {
-		if bm := post(keyProject, q.ProjectID); bm != nil {
-			scope = append(scope, bm)
-		}
+		scope = anyOf(scope, keyProject, q.ProjectID)
 	}
 	if q.IncludeCompany {
-		if bm := post(keyLevelComp, ""); bm != nil {
-			scope = append(scope, bm)
-		}
+		scope = anyOf(scope, keyLevelComp, "")
 	}
 	if !add(scope) {
-		return empty, err
+		return roaring.New(), err
 	}
 	for _, f := range []struct {
 		field byte
@@ -94,47 +94,53 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
 		{keyChanged, q.ChangedFields}, {keyType, q.Types},
 	} {
-		if len(f.vals) > 0 && !add(anyOf(f.field, f.vals)) {
-			return empty, err
+		if len(f.vals) > 0 && !add(anyOf(term{}, f.field, f.vals...)) {
+			return roaring.New(), err
 		}
 	}
 	if len(q.Tenants) > 0 || q.NoTenants {
-		t := anyOf(keyTenant, q.Tenants)
+		t := anyOf(term{}, keyTenant, q.Tenants...)
 		if q.NoTenants {
-			if bm := post(keyNoTenant, ""); bm != nil {
-				t = append(t, bm)
-			}
+			t = anyOf(t, keyNoTenant, "")
 		}
 		if !add(t) {
-			return empty, err
+			return roaring.New(), err
 		}
 	}
 	for _, tok := range q.TextTokens {
 		if err != nil {
 			break
 		}
-		var parts []*roaring.Bitmap
-		if perr := src.prefixPostings(pkey(keyToken, tok), func(bm *roaring.Bitmap) { parts = append(parts, bm) }); perr != nil {
+		var t term
+		if perr := src.prefixPostings(pkey(keyToken, tok), func(bm *roaring.Bitmap) { t.parts = append(t.parts, bm) }); perr != nil {
 			return nil, perr
 		}
-		if !add(parts) {
-			return empty, err
+		for _, p := range t.parts {
+			t.card += p.GetCardinality()
+		}
+		if !add(t) {
+			return roaring.New(), err
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	slices.SortStableFunc(terms, func(a, b term) int { return cmp.Compare(a.card, b.card) })
+	if terms[0].card <= rowFilterMax {
+		return matchFew(src, q, terms)
+	}
 	cand := orAll(terms[0].parts)
 	for _, t := range terms[1:] {
 		if cand.IsEmpty() {
 			return cand, nil
 		}
-		cand = t.and(cand)
+		if !t.all {
+			cand = t.and(cand)
+		}
 	}
 	if len(q.ExcludedActions) > 0 && !cand.IsEmpty() {
-		if parts := anyOf(keyAction, q.ExcludedActions); len(parts) > 0 {
-			cand = andNotAny(cand, parts)
+		if ex := anyOf(term{}, keyAction, q.ExcludedActions...); len(ex.parts) > 0 {
+			cand = andNotAny(cand, ex.parts)
 		}
 		if err != nil {
 			return nil, err
@@ -149,16 +155,75 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 	return cand, nil
 }
 
+// matchFew is matchRows when the smallest term (terms[0]) holds at most
+// rowFilterMax rows, the case of a point look-up (a user, an address) in
+// each of a month's day partitions: its rows are checked against every
+// other term, the excluded actions, the time range and the deleted rows
+// in one slice, and made a bitmap once, where ANDing term by term built a
+// bitmap per step.
+func matchFew(src rowSource, q *query.Query, terms []term) (*roaring.Bitmap, error) {
+	rows := orAll(terms[0].parts).ToArray()
+	for _, t := range terms[1:] {
+		if len(rows) == 0 {
+			break
+		}
+		if !t.all {
+			rows = keepRows(rows, t.parts, true)
+		}
+	}
+	if len(q.ExcludedActions) > 0 && len(rows) > 0 {
+		var parts []*roaring.Bitmap
+		for _, a := range q.ExcludedActions {
+			bm, err := src.postingOf(pkey(keyAction, a))
+			if err != nil {
+				return nil, err
+			}
+			if bm != nil {
+				parts = append(parts, bm)
+			}
+		}
+		rows = keepRows(rows, parts, false)
+	}
+	if (q.From > 0 || q.To > 0) && len(rows) > 0 {
+		rows = src.filterTimeRows(rows, q.From, q.To)
+	}
+	if del := src.deletedRows(); !del.IsEmpty() && len(rows) > 0 {
+		rows = keepRows(rows, []*roaring.Bitmap{del}, false)
+	}
+	return roaring.BitmapOf(rows...), nil
+}
+
+// keepRows keeps, in place, the rows that are in one of parts (in true)
+// or in none of them (in false).
+func keepRows(rows []uint32, parts []*roaring.Bitmap, in bool) []uint32 {
+	out := rows[:0]
+	for _, row := range rows {
+		found := false
+		for _, p := range parts {
+			if p.Contains(row) {
+				found = true
+				break
+			}
+		}
+		if found == in {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
 // rowFilterMax is the candidate count up to which a term is applied row by
 // row (Contains on each posting) rather than as bitmap ANDs, which cost
 // the size of the postings' containers.
 const rowFilterMax = 512
 
 // term is one conjunct of a query: the rows in any of parts. card, the sum
-// of the parts' cardinalities, bounds its size.
+// of the parts' cardinalities, bounds its size; all is set when one part
+// holds every row of the source.
 type term struct {
 	parts []*roaring.Bitmap
 	card  uint64
+	all   bool
 }
 
 // and returns cand ∩ t, without modifying either (both may be postings).
@@ -371,6 +436,29 @@ func (m *memtable) postingOf(k string) (*roaring.Bitmap, error) {
 	return nil, nil
 }
 
+func (m *memtable) postingCard(k string) (*roaring.Bitmap, uint64, error) {
+	if p := m.lookup(k); p != nil {
+		bm := p.bitmap()
+		return bm, bm.GetCardinality(), nil
+	}
+	return nil, 0, nil
+}
+
+func (m *memtable) numRows() int { return m.len() }
+
+func (m *memtable) filterTimeRows(rows []uint32, from, to int64) []uint32 {
+	if (from <= 0 || m.minOccurred >= from) && (to <= 0 || m.maxOccurred <= to) {
+		return rows
+	}
+	out := rows[:0]
+	for _, row := range rows {
+		if occ := m.occurred[row]; (from <= 0 || occ >= from) && (to <= 0 || occ <= to) {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
 	posts := m.tokenKeys
 	if len(p) >= tokenBucketLen {
@@ -405,7 +493,32 @@ func (m *memtable) rowKey(row uint32) (int64, uint64) { return m.occurred[row], 
 
 // segment as a rowSource.
 
+// timeCovers reports whether every row of s lies in [from, to]: a day
+// partition inside a query's window needs no time filter (rowRange would
+// binary-search the Occurred column twice).
+func (s *segment) timeCovers(from, to int64) bool {
+	return (from <= 0 || s.meta.MinOccurred >= from) && (to <= 0 || s.meta.MaxOccurred <= to)
+}
+
+func (s *segment) filterTimeRows(rows []uint32, from, to int64) []uint32 {
+	if s.timeCovers(from, to) {
+		return rows
+	}
+	out := rows[:0]
+	for _, row := range rows {
+		if occ := s.occurred(int(row)); (from <= 0 || occ >= from) && (to <= 0 || occ <= to) {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
+func (s *segment) numRows() int { return s.n }
+
 func (s *segment) filterTime(bm *roaring.Bitmap, from, to int64) *roaring.Bitmap {
+	if s.timeCovers(from, to) {
+		return bm
+	}
 	lo, hi := s.rowRange(from, to)
 	if lo == 0 && hi == s.n {
 		return bm

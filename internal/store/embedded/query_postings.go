@@ -15,7 +15,7 @@ import (
 // bytes, even if the file changes under the mapping later.
 type hotPostings struct {
 	mu     sync.RWMutex
-	m      map[string]*roaring.Bitmap
+	m      map[string]hotPosting
 	used   int
 	budget int
 	// usedSmall counts the small and absent postings of hot fields, kept
@@ -25,6 +25,14 @@ type hotPostings struct {
 	// refused counts postings of hot fields not kept for want of budget
 	// (tests).
 	refused int
+}
+
+// hotPosting is a kept posting (nil: the key is not in the segment) and its
+// cardinality, which every query's term ordering asks for and which costs
+// a walk of the containers (of every run of a run container) to compute.
+type hotPosting struct {
+	bm   *roaring.Bitmap
+	card uint64
 }
 
 // hotSmallBytes bounds a segment's kept small postings of hot fields:
@@ -67,17 +75,30 @@ const hotBytesPerRow = 8
 
 // postingOf is posting(k) through the segment's hot postings.
 func (s *segment) postingOf(k string) (*roaring.Bitmap, error) {
+	bm, _, err := s.postingCard(k)
+	return bm, err
+}
+
+// postingCard is postingOf with the posting's cardinality.
+func (s *segment) postingCard(k string) (*roaring.Bitmap, uint64, error) {
 	h := s.hotPostings()
 	h.mu.RLock()
-	bm, ok := h.m[k]
+	hp, ok := h.m[k]
 	h.mu.RUnlock()
 	if ok {
-		return bm, nil
+		return hp.bm, hp.card, nil
 	}
 	bm, err := s.posting(k)
+	if err != nil {
+		return nil, 0, err
+	}
+	var card uint64
+	if bm != nil {
+		card = bm.GetCardinality()
+	}
 	hot := len(k) > 0 && hotField(k[0])
-	if err != nil || (!hot && (bm == nil || bm.GetCardinality() < hotPostingMin)) {
-		return bm, err
+	if !hot && card < hotPostingMin {
+		return bm, card, nil
 	}
 	var cp *roaring.Bitmap // nil: the key is not in the segment
 	size := len(k) + 16
@@ -85,11 +106,11 @@ func (s *segment) postingOf(k string) (*roaring.Bitmap, error) {
 		cp = bm.Clone()
 		size += int(cp.GetSizeInBytes())
 	}
-	small := cp == nil || cp.GetCardinality() < hotPostingMin
+	small := card < hotPostingMin
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.m[k]; ok {
-		return cp, nil
+		return cp, card, nil
 	}
 	switch {
 	case small && h.usedSmall+size <= hotSmallBytes:
@@ -100,15 +121,15 @@ func (s *segment) postingOf(k string) (*roaring.Bitmap, error) {
 		if hot {
 			h.refused++
 		}
-		return cp, nil
+		return cp, card, nil
 	}
-	h.m[k] = cp
-	return cp, nil
+	h.m[k] = hotPosting{cp, card}
+	return cp, card, nil
 }
 
 func (s *segment) hotPostings() *hotPostings {
 	s.hotOnce.Do(func() {
-		s.hot = &hotPostings{m: map[string]*roaring.Bitmap{}, budget: hotBytesPerRow * s.n}
+		s.hot = &hotPostings{m: map[string]hotPosting{}, budget: hotBytesPerRow * s.n}
 	})
 	return s.hot
 }

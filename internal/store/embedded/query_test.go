@@ -173,7 +173,7 @@ func TestHotPostingsSmallAndAbsent(t *testing.T) {
 	e.mu.RLock()
 	absent := 0
 	for _, s := range e.ix.segs {
-		if bm, ok := s.hotPostings().m[pkey(keyAction, "RareAction")]; ok && bm == nil {
+		if hp, ok := s.hotPostings().m[pkey(keyAction, "RareAction")]; ok && hp.bm == nil {
 			absent++
 		}
 	}
@@ -249,5 +249,99 @@ func TestDictFindMatchesFullSearch(t *testing.T) {
 				t.Fatalf("key %d %q found at %d", i, k, found)
 			}
 		}
+	}
+}
+
+// TestFewCandidatesMatch: a query whose smallest term holds few rows (a
+// user) is matched row by row (matchFew: the other terms, the excluded
+// actions, the time range, the deleted rows) and must give exactly
+// q.Match's rows, in partitions inside the query's window, cut by it and
+// outside it, in the memtable, with one company in the store (its
+// posting then holds every row and its term is skipped) and with two.
+func TestFewCandidatesMatch(t *testing.T) {
+	const start, minute = int64(1_700_000_000_000), int64(60_000)
+	for _, companies := range []int{1, 2} {
+		t.Run(strconv.Itoa(companies), func(t *testing.T) {
+			e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 500; o.noBackgroundMerge = true })
+			defer e.Close()
+			g := newGen(uint64(30 + companies))
+			var all []event.Event
+			batch := func(n int) []event.Event {
+				b := g.batch(n)
+				for i := range b {
+					if companies == 1 {
+						b[i].CompanyID = "c1"
+					}
+					b[i].UserID = fmt.Sprintf("u%d", g.r.IntN(200))
+					b[i].Occurred = start + int64(g.r.IntN(5*24*60))*minute // five UTC days
+				}
+				all = append(all, b...)
+				return b
+			}
+			for range 6 {
+				appendT(t, e, batch(500))
+			}
+			if err := e.Compact(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			cut := start + 30*60*minute
+			if _, err := e.DeleteBefore(context.Background(), "c1", cut); err != nil {
+				t.Fatal(err)
+			}
+			var live []event.Event
+			for _, ev := range all {
+				if ev.CompanyID != "c1" || ev.Occurred >= cut {
+					live = append(live, ev)
+				}
+			}
+			// In the memtable, some older than the cut: the rule covers
+			// only what was stored when it was made.
+			later := batch(300)
+			appendT(t, e, later)
+			live = append(live, later...)
+			r := rand.New(rand.NewPCG(uint64(companies), 9))
+			few := 0
+			for i := range 400 {
+				q := query.Query{CompanyID: "c1", ProjectID: "P1", IncludeProject: true, IncludeCompany: r.IntN(2) == 0,
+					UserIDs: []string{fmt.Sprintf("u%d", r.IntN(210))}, Size: 1000}
+				if i%4 == 1 {
+					q.CompanyID = "c2"
+				}
+				if r.IntN(2) == 0 {
+					q.From = start + int64(r.IntN(5*24*60))*minute
+				}
+				if r.IntN(2) == 0 {
+					q.To = start + int64(r.IntN(5*24*60))*minute
+				}
+				if r.IntN(3) == 0 {
+					q.ExcludedActions = []string{"LoginFailed", "Logout"}[:1+r.IntN(2)]
+				}
+				var want []string
+				for j := range live {
+					if q.Match(&live[j]) {
+						want = append(want, live[j].ID)
+					}
+				}
+				res, err := e.Search(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, ev := range res.Events {
+					got = append(got, ev.ID)
+				}
+				slices.Sort(want)
+				slices.Sort(got)
+				if res.Total != len(want) || !slices.Equal(got, want) {
+					t.Fatalf("%+v: total %d, %v; want %d, %v", q, res.Total, got, len(want), want)
+				}
+				if len(want) > 0 {
+					few++
+				}
+			}
+			if few < 100 {
+				t.Fatalf("only %d queries matched anything", few)
+			}
+		})
 	}
 }
