@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,10 +197,12 @@ func TestHotPostingsSmallAndAbsent(t *testing.T) {
 	}
 }
 
-// TestDictFindMatchesFullSearch: the lookup through the sampled first keys
-// picks the same dictionary block as a binary search over every block's
-// first key, for every stored key, for strings between them and beyond
-// both ends; and every stored key is then found.
+// TestDictFindMatchesFullSearch: the lookup through the in-memory prefixes
+// of the blocks' first keys picks the same dictionary block as a binary
+// search over every block's first key, for every stored key, for strings
+// between them, around their 8-byte prefixes (blocks whose first keys
+// share one) and beyond both ends, and so does its fallback for first keys
+// out of order; and every stored key is then found.
 func TestDictFindMatchesFullSearch(t *testing.T) {
 	e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 1000; o.noBackgroundMerge = true })
 	defer e.Close()
@@ -218,23 +221,40 @@ func TestDictFindMatchesFullSearch(t *testing.T) {
 	defer e.mu.RUnlock()
 	for _, s := range e.ix.segs {
 		nb := s.dictBlocks()
-		if nb < 3*dictSampleBlocks {
-			t.Fatalf("%d dictionary blocks, want several samples' worth", nb)
+		if nb < 48 {
+			t.Fatalf("%d dictionary blocks, want many", nb)
 		}
 		var keys []string
 		if err := s.scanDict("", func(_ int, k []byte) bool { keys = append(keys, string(k)); return true }); err != nil {
 			t.Fatal(err)
 		}
-		probes := []string{"", "\x00", "\xff\xff", keys[len(keys)-1] + "\x00"}
+		probes := []string{"", "\x00", "\xff\xff", strings.Repeat("\xff", 8), strings.Repeat("\xff", 9), keys[len(keys)-1] + "\x00"}
 		for _, k := range keys {
 			probes = append(probes, k, k+"\x00", k[:len(k)-1])
-		}
-		for _, p := range probes {
-			want := max(sort.Search(nb, func(b int) bool { return string(s.blockFirstKey(b)) > p })-1, 0)
-			if got := s.dictFind(p, nb); got != want {
-				t.Fatalf("dictFind(%q) = block %d, want %d", p, got, want)
+			for n := 1; n <= 9 && n < len(k); n++ {
+				probes = append(probes, k[:n], k[:n]+"\x00", k[:n]+"\xff")
 			}
 		}
+		ties := 0
+		for b := 1; b < nb; b++ {
+			if keyPrefix(s.blockFirstKey(b)) == keyPrefix(s.blockFirstKey(b-1)) {
+				ties++
+			}
+		}
+		if ties == 0 {
+			t.Fatalf("no two blocks' first keys share their 8-byte prefix")
+		}
+		for _, fallback := range []bool{false, true} {
+			s.dictFind("", nb) // builds the prefixes
+			s.dictPrefix.ok = !fallback
+			for _, p := range probes {
+				want := max(sort.Search(nb, func(b int) bool { return string(s.blockFirstKey(b)) > p })-1, 0)
+				if got := s.dictFind(p, nb); got != want {
+					t.Fatalf("dictFind(%q) = block %d, want %d (fallback %v)", p, got, want, fallback)
+				}
+			}
+		}
+		s.dictPrefix.ok = true
 		for i, k := range keys {
 			found := -1
 			if err := s.scanDict(k, func(j int, key []byte) bool {
