@@ -19,7 +19,7 @@ type rowSource interface {
 	// postingCard is postingOf with the posting's cardinality, which a
 	// segment keeps with the postings it holds in memory (computing it
 	// walks every container).
-	postingCard(k string) (*roaring.Bitmap, uint64, error)
+	postingCard(k *lookupKey) (*roaring.Bitmap, uint64, error)
 	prefixPostings(p string, fn func(*roaring.Bitmap)) error
 	// filterTime returns the rows of bm with Occurred in [from, to]
 	// (0 = open); bm itself is not modified.
@@ -32,6 +32,78 @@ type rowSource interface {
 	numRows() int
 }
 
+// lookupKey is a posting key a query looks up in every source, built once
+// per query rather than once per day partition.
+type lookupKey struct {
+	k string // the logical key (terms.go)
+	// stored is the key a version 6 segment stores a user or actor key
+	// under (storedIDKey), made at its first use.
+	stored string
+}
+
+func newLookupKeys(field byte, vals []string) []lookupKey {
+	out := make([]lookupKey, len(vals))
+	for i, v := range vals {
+		out[i].k = pkey(field, v)
+	}
+	return out
+}
+
+// storedID returns storedIDKey(field, X) of the user or actor key 'field'+X.
+func (lk *lookupKey) storedID() string {
+	if lk.stored == "" {
+		lk.stored = storedIDKey(lk.k[0], lk.k[1:])
+	}
+	return lk.stored
+}
+
+// matcher is a query prepared for matchRows: its posting keys, and buffers
+// reused from one source to the next. A matcher serves one goroutine.
+type matcher struct {
+	q               *query.Query
+	company, level  []lookupKey
+	project         []lookupKey
+	fields          [][]lookupKey
+	tenants         []lookupKey
+	noTenant        []lookupKey
+	excluded        []lookupKey
+	tokens          []string
+	terms           []term
+	parts, excParts []*roaring.Bitmap
+	rows            []uint32
+}
+
+func newMatcher(q *query.Query) *matcher {
+	m := &matcher{q: q, company: newLookupKeys(keyCompany, []string{q.CompanyID})}
+	if q.IncludeCompany {
+		m.level = newLookupKeys(keyLevelComp, []string{""})
+	}
+	if q.IncludeProject {
+		m.project = newLookupKeys(keyProject, []string{q.ProjectID})
+	}
+	for _, f := range []struct {
+		field byte
+		vals  []string
+	}{
+		{keyUser, q.UserIDs}, {keyAction, q.Actions}, {keyActor, q.ActorIDs}, {keyDevice, q.Devices},
+		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
+		{keyChanged, q.ChangedFields}, {keyType, q.Types},
+	} {
+		if len(f.vals) > 0 {
+			m.fields = append(m.fields, newLookupKeys(f.field, f.vals))
+		}
+	}
+	m.tenants = newLookupKeys(keyTenant, q.Tenants)
+	if q.NoTenants {
+		m.noTenant = newLookupKeys(keyNoTenant, []string{""})
+	}
+	m.excluded = newLookupKeys(keyAction, q.ExcludedActions)
+	for _, tok := range q.TextTokens {
+		m.tokens = append(m.tokens, pkey(keyToken, tok))
+	}
+	return m
+}
+
 // matchRows returns the rows of src that q.Match accepts, as bitmap
 // AND/OR/ANDNOT over postings, so that the count is a cardinality.
 //
@@ -42,92 +114,102 @@ type rowSource interface {
 // each) rather than ANDing postings that span the whole source, and an OR
 // of big postings is never built when the candidates are few.
 func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
+	return newMatcher(q).match(src)
+}
+
+func (m *matcher) match(src rowSource) (*roaring.Bitmap, error) {
+	q := m.q
 	var err error
 	n := uint64(src.numRows())
-	terms := make([]term, 0, 8)
-	// add files a term; false when it has no posting in src, so that
-	// nothing matches.
-	add := func(t term) bool {
-		if len(t.parts) == 0 {
+	terms := m.terms[:0]
+	// Every term's parts are a stretch of one buffer, parts, from which
+	// the next term starts: no slice per term and source.
+	parts := m.parts[:0]
+	defer func() { m.terms, m.parts = terms[:0], parts[:0] }()
+	// add files the postings of keys as a term; false when none is in src,
+	// so that nothing matches. The term's all is set when one of them
+	// holds every row of src (the term is then true of every row: the
+	// company in a store of one company).
+	add := func(keys ...[]lookupKey) bool {
+		t := term{}
+		from := len(parts)
+		for _, ks := range keys {
+			for i := range ks {
+				if err != nil {
+					return false
+				}
+				var bm *roaring.Bitmap
+				var card uint64
+				if bm, card, err = src.postingCard(&ks[i]); bm != nil {
+					parts = append(parts, bm)
+					t.card += card
+					t.all = t.all || card == n
+				}
+			}
+		}
+		if len(parts) == from {
 			return false
 		}
+		t.parts = parts[from:len(parts):len(parts)]
 		terms = append(terms, t)
 		return true
 	}
-	// anyOf returns the term of the postings of field's values, with t.all
-	// set when one of them holds every row of src (the term is then true
-	// of every row: the company in a store of one company, the hot
-	// project of a segment that holds nothing else).
-	anyOf := func(t term, field byte, vals ...string) term {
-		for _, v := range vals {
-			if err != nil {
-				return t
-			}
-			var bm *roaring.Bitmap
-			var card uint64
-			if bm, card, err = src.postingCard(pkey(field, v)); bm != nil {
-				t.parts = append(t.parts, bm)
-				t.card += card
-				t.all = t.all || card == n
-			}
-		}
-		return t
-	}
-	if !add(anyOf(term{}, keyCompany, q.CompanyID)) {
+	if !add(m.company) {
 		return roaring.New(), err
 	}
-	var scope term
-	if q.IncludeProject {
-		scope = anyOf(scope, keyProject, q.ProjectID)
-	}
-	if q.IncludeCompany {
-		scope = anyOf(scope, keyLevelComp, "")
-	}
-	if !add(scope) {
+	if !add(m.project, m.level) {
 		return roaring.New(), err
 	}
-	for _, f := range []struct {
-		field byte
-		vals  []string
-	}{
-		{keyUser, q.UserIDs}, {keyAction, q.Actions}, {keyActor, q.ActorIDs}, {keyDevice, q.Devices},
-		{keyMethod, q.Methods}, {keyGeo, q.Geos}, {keyAddr, q.RemoteAddresses}, {keyLoginID, q.LoginIDs},
-		{keyChanged, q.ChangedFields}, {keyType, q.Types},
-	} {
-		if len(f.vals) > 0 && !add(anyOf(term{}, f.field, f.vals...)) {
+	for _, f := range m.fields {
+		if !add(f) {
 			return roaring.New(), err
 		}
 	}
-	if len(q.Tenants) > 0 || q.NoTenants {
-		t := anyOf(term{}, keyTenant, q.Tenants...)
-		if q.NoTenants {
-			t = anyOf(t, keyNoTenant, "")
-		}
-		if !add(t) {
-			return roaring.New(), err
-		}
+	if (len(m.tenants) > 0 || q.NoTenants) && !add(m.tenants, m.noTenant) {
+		return roaring.New(), err
 	}
-	for _, tok := range q.TextTokens {
+	for _, tok := range m.tokens {
 		if err != nil {
 			break
 		}
-		var t term
-		if perr := src.prefixPostings(pkey(keyToken, tok), func(bm *roaring.Bitmap) { t.parts = append(t.parts, bm) }); perr != nil {
+		t := term{}
+		from := len(parts)
+		// A copy of parts for the callback, which escapes: parts itself
+		// stays on the stack in queries without text.
+		tp := parts
+		if perr := src.prefixPostings(tok, func(bm *roaring.Bitmap) { tp = append(tp, bm) }); perr != nil {
 			return nil, perr
 		}
+		parts = tp
+		if len(parts) == from {
+			return roaring.New(), err
+		}
+		t.parts = parts[from:len(parts):len(parts)]
 		for _, p := range t.parts {
 			t.card += p.GetCardinality()
 		}
-		if !add(t) {
-			return roaring.New(), err
-		}
+		terms = append(terms, t)
 	}
 	if err != nil {
 		return nil, err
 	}
 	slices.SortStableFunc(terms, func(a, b term) int { return cmp.Compare(a.card, b.card) })
+	excluded := func() ([]*roaring.Bitmap, error) {
+		ex := m.excParts[:0]
+		for i := range m.excluded {
+			bm, _, err := src.postingCard(&m.excluded[i])
+			if err != nil {
+				return nil, err
+			}
+			if bm != nil {
+				ex = append(ex, bm)
+			}
+		}
+		m.excParts = ex[:0]
+		return ex, nil
+	}
 	if terms[0].card <= rowFilterMax {
-		return matchFew(src, q, terms)
+		return m.matchFew(src, terms, excluded)
 	}
 	cand := orAll(terms[0].parts)
 	for _, t := range terms[1:] {
@@ -138,12 +220,13 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 			cand = t.and(cand)
 		}
 	}
-	if len(q.ExcludedActions) > 0 && !cand.IsEmpty() {
-		if ex := anyOf(term{}, keyAction, q.ExcludedActions...); len(ex.parts) > 0 {
-			cand = andNotAny(cand, ex.parts)
-		}
+	if len(m.excluded) > 0 && !cand.IsEmpty() {
+		ex, err := excluded()
 		if err != nil {
 			return nil, err
+		}
+		if len(ex) > 0 {
+			cand = andNotAny(cand, ex)
 		}
 	}
 	if (q.From > 0 || q.To > 0) && !cand.IsEmpty() {
@@ -155,14 +238,23 @@ func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
 	return cand, nil
 }
 
-// matchFew is matchRows when the smallest term (terms[0]) holds at most
+// matchFew is match when the smallest term (terms[0]) holds at most
 // rowFilterMax rows, the case of a point look-up (a user, an address) in
 // each of a month's day partitions: its rows are checked against every
 // other term, the excluded actions, the time range and the deleted rows
-// in one slice, and made a bitmap once, where ANDing term by term built a
+// in one slice, and made a bitmap once (none when every row passes: the
+// term's own posting is the answer), where ANDing term by term built a
 // bitmap per step.
-func matchFew(src rowSource, q *query.Query, terms []term) (*roaring.Bitmap, error) {
-	rows := orAll(terms[0].parts).ToArray()
+func (m *matcher) matchFew(src rowSource, terms []term, excluded func() ([]*roaring.Bitmap, error)) (*roaring.Bitmap, error) {
+	q := m.q
+	first := orAll(terms[0].parts)
+	rows := m.rows[:0]
+	first.Iterate(func(row uint32) bool {
+		rows = append(rows, row)
+		return true
+	})
+	defer func() { m.rows = rows[:0] }()
+	all := len(rows)
 	for _, t := range terms[1:] {
 		if len(rows) == 0 {
 			break
@@ -171,24 +263,21 @@ func matchFew(src rowSource, q *query.Query, terms []term) (*roaring.Bitmap, err
 			rows = keepRows(rows, t.parts, true)
 		}
 	}
-	if len(q.ExcludedActions) > 0 && len(rows) > 0 {
-		var parts []*roaring.Bitmap
-		for _, a := range q.ExcludedActions {
-			bm, err := src.postingOf(pkey(keyAction, a))
-			if err != nil {
-				return nil, err
-			}
-			if bm != nil {
-				parts = append(parts, bm)
-			}
+	if len(m.excluded) > 0 && len(rows) > 0 {
+		ex, err := excluded()
+		if err != nil {
+			return nil, err
 		}
-		rows = keepRows(rows, parts, false)
+		rows = keepRows(rows, ex, false)
 	}
 	if (q.From > 0 || q.To > 0) && len(rows) > 0 {
 		rows = src.filterTimeRows(rows, q.From, q.To)
 	}
 	if del := src.deletedRows(); !del.IsEmpty() && len(rows) > 0 {
 		rows = keepRows(rows, []*roaring.Bitmap{del}, false)
+	}
+	if len(rows) == all {
+		return first, nil
 	}
 	return roaring.BitmapOf(rows...), nil
 }
@@ -436,8 +525,8 @@ func (m *memtable) postingOf(k string) (*roaring.Bitmap, error) {
 	return nil, nil
 }
 
-func (m *memtable) postingCard(k string) (*roaring.Bitmap, uint64, error) {
-	if p := m.lookup(k); p != nil {
+func (m *memtable) postingCard(k *lookupKey) (*roaring.Bitmap, uint64, error) {
+	if p := m.lookup(k.k); p != nil {
 		bm := p.bitmap()
 		return bm, bm.GetCardinality(), nil
 	}

@@ -75,12 +75,13 @@ const hotBytesPerRow = 8
 
 // postingOf is posting(k) through the segment's hot postings.
 func (s *segment) postingOf(k string) (*roaring.Bitmap, error) {
-	bm, _, err := s.postingCard(k)
+	bm, _, err := s.postingCard(&lookupKey{k: k})
 	return bm, err
 }
 
 // postingCard is postingOf with the posting's cardinality.
-func (s *segment) postingCard(k string) (*roaring.Bitmap, uint64, error) {
+func (s *segment) postingCard(lk *lookupKey) (*roaring.Bitmap, uint64, error) {
+	k := lk.k
 	h := s.hotPostings()
 	h.mu.RLock()
 	hp, ok := h.m[k]
@@ -88,7 +89,7 @@ func (s *segment) postingCard(k string) (*roaring.Bitmap, uint64, error) {
 	if ok {
 		return hp.bm, hp.card, nil
 	}
-	bm, err := s.posting(k)
+	bm, err := s.postingKey(lk)
 	if err != nil {
 		return nil, 0, err
 	}

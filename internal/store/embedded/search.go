@@ -34,13 +34,14 @@ func (e *Engine) Search(ctx context.Context, q query.Query) (_ store.Result, err
 	off, size := q.Offset(), q.Size
 	var res store.Result
 	var cursors []func() (hit, bool)
+	m := newMatcher(&q)
 	for i, src := range sources {
 		if i%16 == 15 {
 			if err := ctx.Err(); err != nil {
 				return store.Result{}, err
 			}
 		}
-		bm, err := matchRows(src, &q)
+		bm, err := m.match(src)
 		if err != nil {
 			return store.Result{}, err
 		}

@@ -451,7 +451,12 @@ func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
 	// The last block whose first key is ≤ from holds the first key ≥ from
 	// (or it is the first key of the next block).
 	b := s.dictFind(from, nb)
-	var key, buf []byte
+	sc := dictScans.Get().(*dictScan)
+	key, buf := sc.key[:0], sc.buf
+	defer func() {
+		sc.key, sc.buf = key[:0], buf
+		dictScans.Put(sc)
+	}()
 	for ; b < nb; b++ {
 		blk, err := s.span(secDictOffs, secDictKeys, b)
 		if err != nil {
@@ -490,6 +495,13 @@ func (s *segment) scanDict(from string, fn func(i int, key []byte) bool) error {
 	}
 	return nil
 }
+
+// dictScan holds scanDict's buffers (the current key, a block's decoded
+// keys), pooled: a point look-up in each of a month's day partitions
+// allocated both every time.
+type dictScan struct{ key, buf []byte }
+
+var dictScans = sync.Pool{New: func() any { return new(dictScan) }}
 
 // dictRest returns the keys of a version 5 dictionary block after its
 // first key (b), decoding them into *buf if Huffman-coded.
@@ -623,10 +635,15 @@ func decodePosting(b []byte) (*roaring.Bitmap, error) {
 
 // posting returns the rows indexed under key k, or nil when none are.
 func (s *segment) posting(k string) (*roaring.Bitmap, error) {
+	return s.postingKey(&lookupKey{k: k})
+}
+
+// postingKey is posting of lk.k.
+func (s *segment) postingKey(lk *lookupKey) (*roaring.Bitmap, error) {
 	if s.ver >= segVersion6 {
-		return s.postingV6(k)
+		return s.postingV6(lk)
 	}
-	return s.dictPosting(k)
+	return s.dictPosting(lk.k)
 }
 
 // dictPosting returns the rows stored under key k in the dictionary, or

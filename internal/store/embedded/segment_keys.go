@@ -236,15 +236,16 @@ func mergeSegKeys(a, b []segKey) []segKey {
 
 // postingV6 is posting for a version 6 segment: the rows of logical key k
 // from the keys the segment stores (see segmentKeys).
-func (s *segment) postingV6(k string) (*roaring.Bitmap, error) {
+func (s *segment) postingV6(lk *lookupKey) (*roaring.Bitmap, error) {
+	k := lk.k
 	if k == "" {
 		return s.dictPosting(k)
 	}
 	switch k[0] {
 	case keyUser:
-		return s.dictPosting(storedIDKey(keyUser, k[1:]))
+		return s.dictPosting(lk.storedID())
 	case keyActor:
-		a, err := s.dictPosting(storedIDKey(keyActor, k[1:]))
+		a, err := s.dictPosting(lk.storedID())
 		if err != nil {
 			return nil, err
 		}
