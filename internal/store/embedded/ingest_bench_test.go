@@ -34,6 +34,24 @@ func BenchmarkMemtableFiling(b *testing.B) {
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N*n), "cpu-µs/event")
 }
 
+// BenchmarkIndexEvents computes the posting keys of 100k events of the
+// benchmark trail on one goroutine, as Append does on the caller's: the
+// tokenising share of ingest CPU (process CPU per event).
+func BenchmarkIndexEvents(b *testing.B) {
+	const n = 100_000
+	evs := generator(b, n, 0).Fill(make([]event.Event, n))
+	b.ResetTimer()
+	cpu0 := processCPU()
+	keys := 0
+	for range b.N {
+		for lo := 0; lo < n; lo += 1000 {
+			keys += embedded.IndexEventsForBench(evs[lo : lo+1000])
+		}
+	}
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N*n), "cpu-µs/event")
+	b.ReportMetric(float64(keys)/float64(b.N*n), "keys/event")
+}
+
 // processCPU is the CPU time of the process so far, user and system: on a
 // shared machine it moves far less with other processes' load than the
 // wall clock does.

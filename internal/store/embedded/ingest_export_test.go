@@ -57,3 +57,15 @@ func HotPostingsRefused(e *Engine) (refused, segments int) {
 	}
 	return refused, segments
 }
+
+// IndexEventsForBench computes the posting keys of evs as Append does
+// (BenchmarkIndexEvents) and returns how many there are.
+func IndexEventsForBench(evs []event.Event) int {
+	keys := make([]eventKeys, len(evs))
+	indexEvents(evs, keys)
+	n := 0
+	for i := range keys {
+		n += keys[i].len()
+	}
+	return n
+}

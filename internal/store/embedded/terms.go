@@ -230,40 +230,60 @@ func (b *keyBuilder) grow() {
 
 // tokenKeys calls add with the token posting key of every token of s, as
 // event.Tokenize defines tokens, in buf (returned for reuse; add must copy
-// what it keeps). ASCII text, the common case, is tokenised here without
-// allocating; anything else goes through event.Tokenize itself.
+// what it keeps). ASCII text, the common case, is tokenised here in one
+// pass, each byte looked up once (letter or digit, lower-cased, or a
+// separator). At the first byte that is not ASCII the whole string goes
+// through event.Tokenize instead: the tokens added before it ended at an
+// ASCII separator, so Tokenize yields them again, in the same order, and
+// add may see them twice (the key builder keeps one of each).
 func tokenKeys(buf []byte, s string, add func([]byte)) []byte {
+	buf = append(buf[:0], keyToken)
 	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
+		c := tokenByte[s[i]]
+		if c > tokenSep {
+			buf = append(buf, c)
+			continue
+		}
+		if c == tokenNonASCII {
 			event.Tokenize(s, func(t string) {
 				buf = append(append(buf[:0], keyToken), t...)
 				add(buf)
 			})
 			return buf
 		}
+		if len(buf) > 1 {
+			add(buf)
+			buf = buf[:1]
+		}
 	}
-	start := -1
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && asciiAlnum[s[i]] {
-			if start < 0 {
-				start = i
-			}
-			continue
-		}
-		if start < 0 {
-			continue
-		}
-		buf = append(append(buf[:0], keyToken), s[start:i]...)
-		for j, c := range buf[1:] {
-			if 'A' <= c && c <= 'Z' {
-				buf[1+j] = c + 'a' - 'A'
-			}
-		}
+	if len(buf) > 1 {
 		add(buf)
-		start = -1
 	}
 	return buf
 }
+
+// tokenByte maps a byte to itself lower-cased if it is an ASCII letter or
+// digit, else to tokenSep (an ASCII separator) or tokenNonASCII.
+var tokenByte = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = tokenNonASCII
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c) + 'a' - 'A'
+		case asciiAlnum[c]:
+			t[c] = byte(c)
+		default:
+			t[c] = tokenSep
+		}
+	}
+	return t
+}()
+
+const (
+	tokenNonASCII = 0
+	tokenSep      = 1
+)
 
 // asciiAlnum marks the bytes that are ASCII letters and digits.
 var asciiAlnum = func() (t [256]bool) {
