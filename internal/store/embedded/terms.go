@@ -137,9 +137,6 @@ func (b *keyBuilder) build(e *event.Event) {
 	if len(e.Tenants) == 0 {
 		b.field(keyNoTenant, "")
 	}
-	for _, f := range changedFields(e) {
-		b.field(keyChanged, f)
-	}
 	for _, s := range [...]string{e.UserID, e.ActorID, e.Action, e.Type, e.Device, e.Method, e.Geo, e.RemoteAddress} {
 		b.tokens(s)
 	}
@@ -149,7 +146,13 @@ func (b *keyBuilder) build(e *event.Event) {
 	for _, s := range e.Tenants {
 		b.tokens(s)
 	}
-	dataStrings(e.Data, b.tokensFn)
+	b.maybeChange = false
+	dataStrings(e.Data, b.dataFn)
+	if b.maybeChange {
+		for _, f := range e.ChangedFields() {
+			b.field(keyChanged, f)
+		}
+	}
 }
 
 // indexKeys is indexEvent as strings, for checks and tests.
@@ -168,14 +171,17 @@ type keyBuilder struct {
 	ek eventKeys
 	// slots is an open-addressing table of indexes+1 into ek (0 = empty),
 	// at most half full.
-	slots    []int32
-	scratch  []byte
-	tokensFn func(string)
+	slots   []int32
+	scratch []byte
+	dataFn  func(string)
+	// maybeChange: a string of the event's data is "change" in some case,
+	// so the data may hold a Change object (see dataString).
+	maybeChange bool
 }
 
 var keyBuilders = sync.Pool{New: func() any {
 	b := &keyBuilder{slots: make([]int32, 256)}
-	b.tokensFn = b.tokens
+	b.dataFn = b.dataString
 	return b
 }}
 
@@ -192,6 +198,21 @@ func (b *keyBuilder) field(field byte, v string) {
 
 func (b *keyBuilder) tokens(s string) {
 	b.scratch = tokenKeys(b.scratch, s, b.add)
+}
+
+// dataString adds the tokens of s, a string of the event's data, and notes
+// whether it could be the key of a Change object. event.ChangedFields
+// decodes the data (json.Unmarshal, a tenth of the tokenising) and finds a
+// Change key case-insensitively; such a key is one of the strings that
+// dataStrings yields, since it yields every object key, so only data with
+// a string equal to "change" under ASCII case folding needs decoding.
+// (encoding/json also folds the Kelvin sign and long s onto k and s;
+// "change" has neither.)
+func (b *keyBuilder) dataString(s string) {
+	b.scratch = tokenKeys(b.scratch, s, b.add)
+	if len(s) == len("change") && equalFoldASCII(s, "change") {
+		b.maybeChange = true
+	}
 }
 
 // add adds k (copied) unless the event already has it.
@@ -293,41 +314,9 @@ var asciiAlnum = func() (t [256]bool) {
 	return t
 }()
 
-// changedFields is event.ChangedFields without the cost of decoding data
-// that cannot hold a Change object: encoding/json matches the key
-// case-insensitively, and an escape could spell it, hence the checks.
-func changedFields(e *event.Event) []string {
-	if len(e.Data) == 0 {
-		return nil
-	}
-	if bytes.IndexByte(e.Data, '\\') < 0 && !containsFoldASCII(e.Data, "change") {
-		return nil
-	}
-	return e.ChangedFields()
-}
-
-// containsFoldASCII reports whether b contains lower (lower-case ASCII
-// letters) in any mix of cases. It jumps between candidate first letters
-// with bytes.IndexByte, which is vectorised, rather than testing every byte.
-func containsFoldASCII(b []byte, lower string) bool {
-	for _, first := range [2]byte{lower[0], lower[0] - ('a' - 'A')} {
-		for rest := b; len(rest) >= len(lower); {
-			i := bytes.IndexByte(rest, first)
-			if i < 0 || len(rest)-i < len(lower) {
-				break
-			}
-			if equalFoldASCII(rest[i+1:i+len(lower)], lower[1:]) {
-				return true
-			}
-			rest = rest[i+1:]
-		}
-	}
-	// encoding/json also folds the Kelvin sign and long s onto k and s;
-	// "change" has neither, so ASCII folding is exact here.
-	return false
-}
-
-func equalFoldASCII(b []byte, lower string) bool {
+// equalFoldASCII reports whether b equals lower (lower-case ASCII
+// letters) under ASCII case folding; b is as long as lower.
+func equalFoldASCII(b string, lower string) bool {
 	for j := range len(lower) {
 		c := b[j]
 		if 'A' <= c && c <= 'Z' {
