@@ -2,8 +2,12 @@ package embedded
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/audittrail/audittrail/internal/event"
 )
@@ -130,5 +134,72 @@ func testMemtableIDTable(t *testing.T, m *memtable) {
 	}
 	if row, ok := m.get("c1", "id11"); !ok || row != 11 {
 		t.Fatalf("get(id11) = %d, %v", row, ok)
+	}
+}
+
+// TestSegmentPostingsOfShuffledRows: the segment writer orders each
+// posting's rows into segment order, big postings through a bitset and
+// small ones by sorting; every logical key must read back exactly the rows
+// of the events that have it, whatever the order their Occurred came in.
+func TestSegmentPostingsOfShuffledRows(t *testing.T) {
+	for _, n := range []int{70, 5000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			evs := keyTestEvents(n, uint64(n))
+			rng := rand.New(rand.NewPCG(uint64(n), 9))
+			for i := range evs {
+				evs[i].Seq = uint64(i + 1)
+				evs[i].Occurred = 1_700_000_000_000 + int64(rng.IntN(n/3+1))*1000
+			}
+			m := newMemtable()
+			for i := range evs {
+				m.add(&evs[i], appendEvent(nil, &evs[i]), indexEvent(&evs[i]))
+			}
+			m.settle()
+			m.gen = 1
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			path, err := writeSegment(t.TempDir(), m, enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := openSegment(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			// Segment row of each event, by Seq.
+			rowOf := map[uint64]uint32{}
+			for r := range s.n {
+				rowOf[s.seq(r)] = uint32(r)
+			}
+			want := map[string]*roaring.Bitmap{}
+			for i := range evs {
+				for _, k := range indexKeys(&evs[i]) {
+					if want[k] == nil {
+						want[k] = roaring.New()
+					}
+					want[k].Add(rowOf[evs[i].Seq])
+				}
+			}
+			big := 0
+			for k, w := range want {
+				got, err := s.posting(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got == nil || !got.Equals(w) {
+					t.Fatalf("key %q: rows %v, want %v", k, got, w)
+				}
+				if w.GetCardinality() >= rowsByMarkMin {
+					big++
+				}
+			}
+			if n > 1000 && big == 0 {
+				t.Fatal("no posting big enough for the bitset")
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -402,12 +403,33 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 		keys[i] = p.key
 	}
 	// rowsOf returns the rows of logical key i in the segment's row order.
+	// A big posting's rows are marked in a bitset of the segment's rows and
+	// read back in order: sorting them was a tenth of the flush (the
+	// memtable's Seq order maps to a nearly reversed, not a sorted, run).
+	mark := make([]uint64, (n+63)/64)
 	rowsOf := func(i int, dst []uint32) []uint32 {
 		dst = posts0[i].appendRows(dst[:0])
-		for j, old := range dst {
-			dst[j] = newRow[old]
+		if len(dst) < rowsByMarkMin || len(dst) < n/1024 {
+			for j, old := range dst {
+				dst[j] = newRow[old]
+			}
+			slices.Sort(dst)
+			return dst
 		}
-		slices.Sort(dst)
+		for _, old := range dst {
+			nr := newRow[old]
+			mark[nr/64] |= 1 << (nr % 64)
+		}
+		dst = dst[:0]
+		for w, bits64 := range mark {
+			if bits64 == 0 {
+				continue
+			}
+			mark[w] = 0
+			for ; bits64 != 0; bits64 &= bits64 - 1 {
+				dst = append(dst, uint32(w*64+bits.TrailingZeros64(bits64)))
+			}
+		}
 		return dst
 	}
 	var stored []segKey
@@ -569,6 +591,12 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	}
 	return f.publish()
 }
+
+// rowsByMarkMin is the smallest posting whose rows writeSegment orders
+// through a bitset of the segment's rows rather than by sorting them
+// (also at least 1/1024 of the rows, so that reading the bitset back
+// costs no more than the sort).
+const rowsByMarkMin = 64
 
 // segmentFile is a segment being written: a temporary file, renamed to its
 // final name only once complete and synced, so that a crash leaves either
