@@ -32,6 +32,11 @@
 // are compared with the first engine's; a difference is a bug and is
 // printed as a warning, never hidden.
 //
+// --reuse-databases skips the load for the PostgreSQL engines: they query
+// the databases a --keep run of the same trail left (checked by counting
+// their events), so a 10M comparison on a slow machine need not reload
+// the hand-indexed table each time.
+//
 // Memory: the bench process's VmHWM is reset before each engine (Linux
 // clear_refs) and read after, which is the engine's own peak when it runs
 // in process; for PostgreSQL engines the server's processes' summed Pss is
