@@ -126,9 +126,11 @@ type index struct {
 var hashSeed = maphash.MakeSeed()
 
 // keyHash hashes company, 0x00, id: the bytes of a segment's key column.
+// The bytes are put together on the stack (for the usual short keys): the
+// writer hashes every appended event's key for its dedupe check.
 func keyHash(company, id string) uint64 {
-	b := make([]byte, 0, len(company)+1+len(id))
-	b = append(append(append(b, company...), 0), id...)
+	var buf [128]byte
+	b := append(append(append(buf[:0], company...), 0), id...)
 	return maphash.Bytes(hashSeed, b)
 }
 
@@ -513,7 +515,7 @@ func parallelKeys(evs []event.Event) []eventKeys {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
-			indexEvents(evs[lo:hi], keys[lo:hi])
+			indexEvents(evs[lo:hi], keys[lo:hi], nil)
 		}(w*chunk, min(len(evs), (w+1)*chunk))
 	}
 	wg.Wait()
@@ -588,15 +590,12 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 	}
 	// Index keys are computed here, on the caller's goroutine, so that
 	// concurrent writers tokenise in parallel and the single writer only
-	// files the results.
-	var keys []eventKeys
-	if len(events) >= parallelKeysMin {
-		keys = parallelKeys(events)
-	} else {
-		keys = make([]eventKeys, len(events))
-		indexEvents(events, keys)
-	}
-	return e.submit(ctx, &request{kind: reqAppend, events: events, keys: keys})
+	// files the results. Their memory is reused once submit returns: the
+	// writer is then done with them (or never saw them).
+	ak := appendKeysPool.Get().(*appendKeys)
+	err := e.submit(ctx, &request{kind: reqAppend, events: events, keys: ak.index(events)})
+	appendKeysPool.Put(ak)
+	return err
 }
 
 func (e *Engine) submit(ctx context.Context, r *request) error {

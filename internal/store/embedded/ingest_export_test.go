@@ -62,7 +62,7 @@ func HotPostingsRefused(e *Engine) (refused, segments int) {
 // (BenchmarkIndexEvents) and returns how many there are.
 func IndexEventsForBench(evs []event.Event) int {
 	keys := make([]eventKeys, len(evs))
-	indexEvents(evs, keys)
+	indexEvents(evs, keys, nil)
 	n := 0
 	for i := range keys {
 		n += keys[i].len()

@@ -22,7 +22,7 @@ func TestIndexEventsAgreesWithIndexEvent(t *testing.T) {
 		evs[i].Data = fmt.Appendf(nil, `{"change":{"field%d":1},"text":"%0*d"}`, i%3, i*11, i)
 	}
 	keys := make([]eventKeys, len(evs))
-	indexEvents(evs, keys)
+	indexEvents(evs, keys, nil)
 	for i := range evs {
 		want := indexEvent(&evs[i])
 		got := keys[i]
@@ -41,6 +41,40 @@ func TestIndexEventsAgreesWithIndexEvent(t *testing.T) {
 	want1 := indexEvent(&evs[1])
 	if string(keys[1].key(0)) != string(want1.key(0)) {
 		t.Fatal("appending to one event's keys overwrote the next event's")
+	}
+}
+
+// TestAppendKeysReusesMemory: an Append's posting keys are carved from
+// memory that the next Append reuses (the writer is done with them when
+// Append returns), on one goroutine or several, and are right each time.
+func TestAppendKeysReusesMemory(t *testing.T) {
+	evs := make([]event.Event, 3000)
+	for i := range evs {
+		evs[i] = memEvent(i)
+		evs[i].Data = fmt.Appendf(nil, `{"text":"%0*d w%d"}`, i%700, i, i)
+	}
+	check := func(batch []event.Event, keys []eventKeys) {
+		t.Helper()
+		for i := range batch {
+			want := indexEvent(&batch[i])
+			if got := keys[i]; got.len() != want.len() || string(got.buf) != string(want.buf) || !slices.Equal(got.hashes, want.hashes) {
+				t.Fatalf("event %d: keys %q, want %q", i, got.buf, want.buf)
+			}
+		}
+	}
+	for _, n := range []int{parallelKeysMin - 1, 1000} {
+		a := new(appendKeys)
+		check(evs[:n], a.index(evs[:n]))
+		first := &a.parts[0].bufs[0][:1][0]
+		check(evs[1000:1000+n], a.index(evs[1000:1000+n]))
+		if &a.parts[0].bufs[0][:1][0] != first {
+			t.Fatalf("%d events: the second batch did not reuse the first one's memory", n)
+		}
+		batch := evs[2000 : 2000+n]
+		if allocs := testing.AllocsPerRun(5, func() { a.index(batch) }); allocs > 10 {
+			t.Fatalf("%d events: %.0f allocations per batch once warm", n, allocs)
+		}
+		check(batch, a.index(batch))
 	}
 }
 
