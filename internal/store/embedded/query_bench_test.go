@@ -58,29 +58,33 @@ func BenchmarkSearchDir(b *testing.B) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		b.Fatal(err)
 	}
-	g, err := bench.NewGenerator(bench.GenOptions{Events: rep.Events, Seed: rep.Seed, End: rep.End})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sample := bench.NewSample(rep.Seed, bench.DefaultSampleSize)
-	buf := make([]event.Event, 1000)
-	for {
-		batch := g.Fill(buf)
-		if len(batch) == 0 {
-			break
-		}
-		for i := range batch {
-			sample.Observe(&batch[i])
-		}
-	}
 	perShape := rep.QueriesPerShape
 	if v := os.Getenv("AUDITTRAIL_BENCH_PER_SHAPE"); v != "" {
 		if perShape, err = strconv.Atoi(v); err != nil || perShape <= 0 {
 			b.Fatalf("AUDITTRAIL_BENCH_PER_SHAPE=%q", v)
 		}
 	}
-	sets := bench.BuildQueries(sample, bench.QueryOptions{CompanyID: g.CompanyID(), End: rep.End,
-		PerShape: perShape, PageSize: rep.PageSize, Seed: rep.Seed})
+	// AUDITTRAIL_BENCH_QUERIES=path keeps the drawn queries in a file (made
+	// by the first run, read by the next ones): generating the trail again
+	// takes a minute at 10M events, so A/B runs can alternate often.
+	var sets []bench.QuerySet
+	cache := os.Getenv("AUDITTRAIL_BENCH_QUERIES")
+	if raw, err := os.ReadFile(cache); cache != "" && err == nil {
+		if err := json.Unmarshal(raw, &sets); err != nil {
+			b.Fatalf("%s: %v", cache, err)
+		}
+	} else {
+		sets = drawQueries(b, rep.Events, rep.Seed, rep.End, perShape, rep.PageSize)
+		if cache != "" {
+			raw, err := json.Marshal(sets)
+			if err == nil {
+				err = os.WriteFile(cache, raw, 0o644)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	// AUDITTRAIL_BENCH_SLOWEST=N logs each shape's N slowest queries, to
 	// tell a slow kind of query from a pause that hits any.
 	slowest, _ := strconv.Atoi(os.Getenv("AUDITTRAIL_BENCH_SLOWEST"))
@@ -169,6 +173,28 @@ func BenchmarkSearchDir(b *testing.B) {
 		})
 		logMemory(b, "after "+set.Shape)
 	}
+}
+
+// drawQueries generates the trail again to draw the benchmark program's
+// queries.
+func drawQueries(b *testing.B, events int, seed uint64, end int64, perShape, pageSize int) []bench.QuerySet {
+	g, err := bench.NewGenerator(bench.GenOptions{Events: events, Seed: seed, End: end})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sample := bench.NewSample(seed, bench.DefaultSampleSize)
+	buf := make([]event.Event, 1000)
+	for {
+		batch := g.Fill(buf)
+		if len(batch) == 0 {
+			break
+		}
+		for i := range batch {
+			sample.Observe(&batch[i])
+		}
+	}
+	return bench.BuildQueries(sample, bench.QueryOptions{CompanyID: g.CompanyID(), End: end,
+		PerShape: perShape, PageSize: pageSize, Seed: seed})
 }
 
 // minorFaults returns the process's minor page faults so far.
