@@ -135,6 +135,14 @@ func (e *Engine) checkSegment(ctx context.Context, s *segment, problem func(stri
 			problem("%s row %d: %v", name, row, err)
 			continue
 		}
+		if b := row / s.rpb; row%s.rpb == 0 {
+			// A block holds its rows and nothing after them (version 8
+			// blocks hold meta.RowsPerBlock rows, a reader finds a row by
+			// its number alone).
+			if got, want := blockEntries(bc.m[blockKey{s.id, b}]), min(s.rpb, s.n-b*s.rpb); got != want {
+				problem("%s block %d: %d rows, want %d", name, b, got, want)
+			}
+		}
 		if k, err := s.key(row); err != nil || string(k) != ev.CompanyID+"\x00"+ev.ID {
 			problem("%s row %d: key column disagrees with the event", name, row)
 		}

@@ -1,9 +1,13 @@
 package embedded
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +80,9 @@ func TestCorruptSegmentRepairedAtOpen(t *testing.T) {
 		ver  int
 		rpb  int
 		dict bool
-	}{{"v7", 300, segVersion, rowsPerBlockV5, false}, {"v7 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
+	}{{"v8", 300, segVersion, rowsPerBlockV5, false}, {"v8 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
+		{"v8 merge output", 3000, segVersion, mergeBlockRows, true}, {"v8 with 1-row blocks", 3000, segVersion, 1, true},
+		{"v7 with zstd dictionary", 3000, segVersion7, rowsPerBlockV5, true},
 		{"v6 with zstd dictionary", 3000, segVersion6, rowsPerBlockV5, true},
 		{"v5", 300, segVersionV5, rowsPerBlockV5, false}, {"v4", 300, segVersionV4, rowsPerBlockV4, false}} {
 		t.Run(format.name, func(t *testing.T) { testCorruptSegmentRepairedAtOpen(t, format.n, format.rpb, format.ver, format.dict) })
@@ -116,8 +122,8 @@ func testCorruptSegmentRepairedAtOpen(t *testing.T, n, rpb, ver int, dict bool) 
 				t.Fatal(err)
 			}
 			path := segmentFiles(t, dir)[0]
-			if ver != segVersion {
-				rewriteAsVersion(t, path, ver)
+			if ver != segVersion || rpb != rowsPerBlockV5 {
+				rewriteAsBlocks(t, path, ver, rpb)
 			}
 			if tc.sec == secZDict || tc.sec == secZDictCopy {
 				if _, size := sectionOffset(t, path, tc.sec); size == 0 {
@@ -325,8 +331,15 @@ func le32(b []byte) uint32 {
 func rewriteAsV4(t *testing.T, path string) { rewriteAsVersion(t, path, segVersionV4) }
 
 // rewriteAsVersion replaces the segment at path by the same rows written
-// as version ver (4 to 6), as a data directory of an older build holds them.
+// as version ver (4 to 7), as a data directory of an older build holds them.
 func rewriteAsVersion(t *testing.T, path string, ver int) {
+	t.Helper()
+	rewriteAsBlocks(t, path, ver, rowsPerBlockV5)
+}
+
+// rewriteAsBlocks is rewriteAsVersion with blocks of rpb rows (version 8
+// with a zstd dictionary; ignored otherwise).
+func rewriteAsBlocks(t *testing.T, path string, ver, rpb int) {
 	t.Helper()
 	s, err := openSegment(path)
 	if err != nil {
@@ -360,7 +373,7 @@ func rewriteAsVersion(t *testing.T, path string, ver int) {
 	if ver == segVersionV4 {
 		_, err = writeSegmentV4(filepath.Dir(path), m, enc)
 	} else {
-		_, err = writeSegmentVersion(filepath.Dir(path), m, enc, ver)
+		_, err = writeSegmentBlocks(filepath.Dir(path), m, enc, ver, rpb)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -372,5 +385,187 @@ func rewriteAsVersion(t *testing.T, path string, ver int) {
 	defer s.close()
 	if s.ver != ver {
 		t.Fatalf("rewritten segment has version %d", s.ver)
+	}
+	if want := blockRowsFor(ver, rpb, len(s.sec[secZDict]) > 0); ver != segVersionV4 && s.rpb != want {
+		t.Fatalf("rewritten segment has %d-row blocks, want %d", s.rpb, want)
+	}
+}
+
+// TestRepairSmallBlocksWithoutMeta: meta, which says how many rows a
+// version 8 block holds, is damaged together with one event block. The
+// repair counts the rows of the intact blocks, so the lost rows are still
+// named by their range, and every other row is kept.
+func TestRepairSmallBlocksWithoutMeta(t *testing.T) {
+	for _, rpb := range []int{1, mergeBlockRows} {
+		t.Run(fmt.Sprint(rpb), func(t *testing.T) {
+			const n = 3000
+			dir := t.TempDir()
+			e := openT(t, dir)
+			all := newGen(14).batch(n)
+			appendT(t, e, all)
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := segmentFiles(t, dir)[0]
+			rewriteAsBlocks(t, path, segVersion, rpb)
+			s, err := openSegment(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The damaged block: one in the middle.
+			blk := s.n / s.rpb / 2
+			off := s.secOff[secBlocks] + (s.u64(secBlockOffs, blk)+s.u64(secBlockOffs, blk+1))/2
+			metaOff := s.secOff[secMeta] + 2
+			s.close()
+			flipByte(t, path, off)
+			flipByte(t, path, metaOff)
+
+			e = openT(t, dir)
+			defer e.Close()
+			d := e.Damage()
+			if len(d) != 1 || !d[0].Repaired {
+				t.Fatalf("Damage = %+v, want one repaired segment", d)
+			}
+			want := fmt.Sprintf("rows %d-%d ", blk*rpb, blk*rpb+rpb-1)
+			if d[0].RowsLost != rpb || len(d[0].LostRows) != 1 || !strings.HasPrefix(d[0].LostRows[0], want) {
+				t.Fatalf("RowsLost %d, LostRows %q, want %d rows named %q", d[0].RowsLost, d[0].LostRows, rpb, want)
+			}
+			if got := allOf(t, e); len(got) != n-rpb || d[0].RowsKept != n-rpb {
+				t.Fatalf("%d rows served, %d kept, want %d", len(got), d[0].RowsKept, n-rpb)
+			}
+			checkT(t, e, n-rpb)
+		})
+	}
+}
+
+// TestBlockRowsInMeta: a version 8 segment holds the block size it says
+// (a power of two up to 16); earlier versions hold 16-row blocks only.
+func TestBlockRowsInMeta(t *testing.T) {
+	m := memtableOf(newGen(15).batch(3000), nil) // enough for a zstd dictionary
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	for _, c := range []struct {
+		ver, rpb int
+		claim    string // rewritten into meta ("" keeps it)
+		wantRows int    // 0: refused as corrupt
+	}{
+		{segVersion, 4, "", 4}, {segVersion, 1, "", 1}, {segVersion, 16, "", 16},
+		{segVersion, 4, `"rowsPerBlock":3`, 0}, {segVersion, 1, `"rowsPerBlock":0`, 0},
+		{segVersion, 8, `"rowsPerBlock":2`, 0}, // the blocks do not match
+		{segVersion7, 16, "", 16}, {segVersion7, 16, `"rowsPerBlock":32`, 0}, {segVersion7, 16, `"rowsPerBlock": 4`, 0},
+	} {
+		path, err := writeSegmentBlocks(t.TempDir(), m, enc, c.ver, c.rpb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.claim != "" {
+			had := fmt.Sprintf(`"rowsPerBlock":%d`, c.rpb)
+			i := strings.Index(string(file), had)
+			if i < 0 || len(had) != len(c.claim) {
+				t.Fatalf("v%d/%d: cannot rewrite %s as %s", c.ver, c.rpb, had, c.claim)
+			}
+			copy(file[i:], c.claim)
+			reseal(file)
+		}
+		s := &segment{path: "test.seg", mm: file}
+		err = s.parse()
+		switch {
+		case c.wantRows == 0 && !errors.Is(err, store.ErrCorrupt):
+			t.Fatalf("v%d/%d claiming %s: %v, want ErrCorrupt", c.ver, c.rpb, c.claim, err)
+		case c.wantRows != 0 && (err != nil || s.rpb != c.wantRows):
+			t.Fatalf("v%d/%d: %v, %d rows per block", c.ver, c.rpb, err, s.rpb)
+		}
+		if err == nil {
+			dec, _ := zstd.NewReader(nil)
+			readSegment(t, s, dec)
+			dec.Close()
+			s.closeDecoder()
+		}
+	}
+}
+
+// TestCheckCountsRowsOfBlocks: a block holding a row more than its share
+// (bytes that pass every checksum, as a writer bug would leave them) is
+// reported by Check, although every row a reader asks for reads fine.
+func TestCheckCountsRowsOfBlocks(t *testing.T) {
+	dir := t.TempDir()
+	e := openT(t, dir)
+	appendT(t, e, newGen(16).batch(3000))
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := segmentFiles(t, dir)[0]
+	rewriteAsBlocks(t, path, segVersion, mergeBlockRows)
+	s, err := openSegment(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.block(0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := rowInBlock(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = binary.AppendUvarint(raw, uint64(len(first)))
+	raw = append(raw, first...)
+	zdict, err := unpackZDict(s.sec[secZDict])
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := newDictEncoder(zdict, segVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	// The blocks again, block 0 with its extra row, and their offsets.
+	nb := len(s.sec[secBlockOffs])/8 - 1
+	blocks := enc.EncodeAll(raw, nil)
+	offs := binary.LittleEndian.AppendUint64(nil, 0)
+	offs = binary.LittleEndian.AppendUint64(offs, uint64(len(blocks)))
+	for b := 1; b < nb; b++ {
+		blocks = append(blocks, s.sec[secBlocks][s.u64(secBlockOffs, b):s.u64(secBlockOffs, b+1)]...)
+		offs = binary.LittleEndian.AppendUint64(offs, uint64(len(blocks)))
+	}
+	var file bytes.Buffer
+	sw := &sectionWriter{w: bufio.NewWriter(&file)}
+	for sec := range numSections {
+		sw.begin(sec)
+		switch sec {
+		case secBlocks:
+			sw.write(blocks)
+		case secBlockOffs:
+			sw.write(offs)
+		default:
+			sw.write(s.sec[sec])
+		}
+		sw.end()
+	}
+	s.close()
+	sw.w.Write(sw.footer())
+	sw.w.Flush()
+	forged := file.Bytes()
+	reseal(forged) // the block checksums
+	if err := os.WriteFile(path, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	e = openT(t, dir)
+	defer e.Close()
+	if d := e.Damage(); len(d) != 0 {
+		t.Fatalf("the forged segment does not pass its checksums: %+v", d)
+	}
+	rep, err := e.Check(context.Background())
+	want := fmt.Sprintf("block 0: %d rows, want %d", mergeBlockRows+1, mergeBlockRows)
+	if !errors.Is(err, store.ErrCorrupt) || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], want) {
+		t.Fatalf("Check = %v, %q; want one problem %q", err, rep.Problems, want)
 	}
 }

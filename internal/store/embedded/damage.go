@@ -167,6 +167,9 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 		return fail("trailer damaged: the sections cannot be found")
 	}
 	v4 := nsec == numSectionsV4
+	// Rows per block: fixed before version 8, in meta since. Without meta
+	// they are counted in the blocks (see below), which hold whole
+	// length-prefixed events in every version.
 	rpb := rowsPerBlockV5
 	if v4 {
 		rpb = rowsPerBlockV4
@@ -202,6 +205,10 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 	n, exact := nb*rpb, false
 	var meta segMeta
 	metaOK := ok[secMeta] && json.Unmarshal(sec[secMeta], &meta) == nil && meta.Rows > 0
+	rpbKnown := v4 || metaOK
+	if metaOK && meta.Version >= segVersion8 {
+		rpb, rpbKnown = meta.RowsPerBlock, validBlockRows(meta.RowsPerBlock)
+	}
 	if metaOK {
 		n, exact = meta.Rows, true
 	} else if v4 && ok[secKeyOffs] && len(sec[secKeyOffs]) >= 8 {
@@ -274,25 +281,59 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 		}
 		return sv
 	}
-	lost := 0
-	// Without meta or key offsets every block but the last is known to
-	// be full: the count stays exact unless the last block is lost.
-	lastKnown := exact
-	exact = true
+	type blockSalvage struct {
+		evs  []event.Event
+		encs [][]byte
+		err  error
+	}
+	blocks := make([]blockSalvage, nb)
 	for blk := range nb {
 		lo, hi := binary.LittleEndian.Uint64(sec[secBlockOffs][8*blk:]), binary.LittleEndian.Uint64(sec[secBlockOffs][8*blk+8:])
-		first, last := blk*rpb, min(n, (blk+1)*rpb)-1
-		evs, encs, err := salvageBlock(sec[secBlocks], lo, hi, binary.LittleEndian.Uint32(sec[secBlockCRCs][4*blk:]), dec)
-		if err == nil {
-			sv.events = append(sv.events, evs...)
-			sv.encs = append(sv.encs, encs...)
+		b := &blocks[blk]
+		b.evs, b.encs, b.err = salvageBlock(sec[secBlocks], lo, hi, binary.LittleEndian.Uint32(sec[secBlockCRCs][4*blk:]), dec)
+	}
+	if !rpbKnown {
+		// Every block but the last holds rpb rows: any intact one says
+		// how many (a version 8 merge output may hold 1 to 16).
+		for blk := range nb - 1 {
+			if blocks[blk].err == nil {
+				rpb, rpbKnown = len(blocks[blk].evs), true
+				break
+			}
+		}
+		if nb == 1 {
+			rpbKnown = true // rows 0 to n-1 whatever rpb is
+			if blocks[0].err == nil {
+				rpb = len(blocks[0].evs)
+			}
+		}
+		if !exact {
+			n = nb * rpb
+		}
+	}
+	lost := 0
+	// Without meta or key offsets every block but the last is known to
+	// be full: the count stays exact unless the last block is lost (or
+	// no intact block tells how many rows a block holds).
+	lastKnown := exact
+	exact = true
+	for blk, b := range blocks {
+		if b.err == nil {
+			sv.events = append(sv.events, b.evs...)
+			sv.encs = append(sv.encs, b.encs...)
 			continue
 		}
+		if !rpbKnown {
+			exact = false
+			sv.lost.LostRows = append(sv.lost.LostRows, fmt.Sprintf("block %d of %d (%v)", blk, nb, b.err))
+			continue
+		}
+		first, last := blk*rpb, min(n, (blk+1)*rpb)-1
 		lost += last - first + 1
 		if blk == nb-1 && !lastKnown {
 			exact = false
 		}
-		sv.lost.LostRows = append(sv.lost.LostRows, fmt.Sprintf("rows %d-%d (block %d: %v)", first, last, blk, err))
+		sv.lost.LostRows = append(sv.lost.LostRows, fmt.Sprintf("rows %d-%d (block %d: %v)", first, last, blk, b.err))
 		lostIDs(first, last)
 	}
 	if exact {

@@ -346,6 +346,19 @@ func FuzzSegment(f *testing.F) {
 		return writeSegmentVersion(dir, m, enc, segVersion6)
 	}
 	segs = append(segs, fuzzSegmentFileWith(f, 600, writeV6))
+	// Version 7 (16-row blocks, frames with a checksum), and version 8
+	// merge outputs: blocks of mergeBlockRows rows, and of one row.
+	for _, w := range []struct{ ver, rpb int }{{segVersion7, rowsPerBlockV5}, {segVersion, mergeBlockRows}, {segVersion, 1}} {
+		seg := fuzzSegmentFileWith(f, 600, func(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+			return writeSegmentBlocks(dir, m, enc, w.ver, w.rpb)
+		})
+		if s := (&segment{mm: seg}); s.parse() != nil || s.rpb != w.rpb {
+			f.Fatalf("seed v%d/%d: %d-row blocks", w.ver, w.rpb, s.rpb)
+		} else {
+			s.closeDecoder()
+		}
+		segs = append(segs, seg)
+	}
 	for _, seg := range segs {
 		f.Add(seg, false)
 		f.Add(seg, true)

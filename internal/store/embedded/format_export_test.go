@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -13,6 +15,12 @@ import (
 // which need the benchmark's trail generator: internal/bench imports this
 // package, so they cannot live in it.
 
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("AUDITTRAIL_MERGE_BLOCK_ROWS")); err == nil && validBlockRows(n) {
+		mergeBlockRows = n
+	}
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -23,9 +31,10 @@ func cpuTime() time.Duration {
 // in a memtable and writes them as one segment in dir the way the
 // engine's flush does. It returns the path and the CPU time of the
 // segment write alone.
-// ver names the segment version to write (4, 5 or 6), for before/after
-// figures of the same rows.
-func WriteSegmentForTest(dir string, evs []event.Event, ver int) (string, time.Duration, error) {
+// ver names the segment version to write (4 to 8), for before/after
+// figures of the same rows; rpb the rows per block of a version 8 segment
+// with a zstd dictionary (16: the flush writer itself).
+func WriteSegmentForTest(dir string, evs []event.Event, ver, rpb int) (string, time.Duration, error) {
 	m := newMemtable()
 	for i := range evs {
 		evs[i].Seq = uint64(i + 1)
@@ -44,7 +53,11 @@ func WriteSegmentForTest(dir string, evs []event.Event, ver int) (string, time.D
 	case segVersionV4:
 		path, err = writeSegmentV4(dir, m, enc)
 	case segVersion:
-		path, err = e.writeMemtableSegment(m)
+		if rpb == rowsPerBlockV5 {
+			path, err = e.writeMemtableSegment(m)
+		} else {
+			path, err = writeSegmentBlocks(dir, m, enc, ver, rpb)
+		}
 	default:
 		path, err = writeSegmentVersion(dir, m, enc, ver)
 	}
@@ -92,3 +105,9 @@ func DecodeRowsForTest(path string, rows []int, rounds int) (time.Duration, erro
 	}
 	return (cpuTime() - c0) / time.Duration(rounds*len(rows)), nil
 }
+
+// SegVersion is the segment version writers write; MergeBlockRows the
+// block size of merge outputs.
+const SegVersion = segVersion
+
+func MergeBlockRows() int { return mergeBlockRows }

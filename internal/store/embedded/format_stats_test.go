@@ -37,11 +37,27 @@ func TestFormatStats(t *testing.T) {
 		for i := range evs {
 			jsonBytes += bench.WireSize(&evs[i])
 		}
-		var paths [2]string
-		for k, ver := range formatStatsVersions {
-			format := "v" + strconv.Itoa(ver)
+		// The formats compared: the previous version (16-row blocks), then
+		// the current one with each block size of AUDITTRAIL_FORMAT_RPB
+		// (default: 16 and mergeBlockRows).
+		type format struct{ ver, rpb int }
+		formats := []format{{formatStatsPrev, 16}}
+		rpbs := splitComma(os.Getenv("AUDITTRAIL_FORMAT_RPB"))
+		if len(rpbs) == 0 {
+			rpbs = []string{"16", strconv.Itoa(embedded.MergeBlockRows())}
+		}
+		for _, r := range rpbs {
+			rpb, err := strconv.Atoi(r)
+			if err != nil {
+				t.Fatalf("bad block size %q", r)
+			}
+			formats = append(formats, format{embedded.SegVersion, rpb})
+		}
+		paths := make([]string, len(formats))
+		for k, fm := range formats {
+			label := "v" + strconv.Itoa(fm.ver) + "/" + strconv.Itoa(fm.rpb)
 			dir := t.TempDir()
-			path, cpu, err := embedded.WriteSegmentForTest(dir, slices.Clone(evs), ver)
+			path, cpu, err := embedded.WriteSegmentForTest(dir, slices.Clone(evs), fm.ver, fm.rpb)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +65,7 @@ func TestFormatStats(t *testing.T) {
 			if keep := os.Getenv("AUDITTRAIL_FORMAT_KEEP"); keep != "" {
 				b, err := os.ReadFile(path)
 				if err == nil {
-					err = os.WriteFile(keep+"-"+format+"-"+f+".seg", b, 0o644)
+					err = os.WriteFile(keep+"-v"+strconv.Itoa(fm.ver)+"-"+strconv.Itoa(fm.rpb)+"-"+f+".seg", b, 0o644)
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -60,7 +76,7 @@ func TestFormatStats(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%s segment of %d rows: JSON %.1f B/row, file %.1f B/row (%.1f %% of the JSON); write CPU %.2f µs/event",
-				format, rows, float64(jsonBytes)/float64(rows), float64(file)/float64(rows), 100*float64(file)/float64(jsonBytes),
+				label, rows, float64(jsonBytes)/float64(rows), float64(file)/float64(rows), 100*float64(file)/float64(jsonBytes),
 				float64(cpu.Nanoseconds())/1e3/float64(rows))
 			for i, name := range names {
 				if sizes[i] > 0 {
@@ -70,13 +86,12 @@ func TestFormatStats(t *testing.T) {
 		}
 		evs = nil
 		// A page of 100 rows, each from a different block, spread over
-		// the segment; the two versions alternately, so that both see the
-		// same load.
+		// the segment; the formats in turn, so that all see the same load.
 		page := make([]int, 100)
 		for i := range page {
 			page[i] = (i*n/len(page) + 7) % n
 		}
-		var per [2]time.Duration
+		per := make([]time.Duration, len(formats))
 		for range 5 {
 			for k, path := range paths {
 				d, err := embedded.DecodeRowsForTest(path, page, 20)
@@ -86,14 +101,16 @@ func TestFormatStats(t *testing.T) {
 				per[k] += d / 5
 			}
 		}
-		t.Logf("one row of a 100-row page from distinct blocks, CPU: v%d %.1f µs, v%d %.1f µs",
-			formatStatsVersions[0], float64(per[0].Nanoseconds())/1e3, formatStatsVersions[1], float64(per[1].Nanoseconds())/1e3)
+		for k, fm := range formats {
+			t.Logf("one row of a 100-row page from distinct blocks, CPU: v%d with %d-row blocks %.1f µs",
+				fm.ver, fm.rpb, float64(per[k].Nanoseconds())/1e3)
+		}
 	}
 }
 
-// formatStatsVersions are the segment versions TestFormatStats compares:
-// the previous one and the current one.
-var formatStatsVersions = [2]int{6, 7}
+// formatStatsPrev is the previous segment version, which TestFormatStats
+// compares with the current one.
+const formatStatsPrev = 7
 
 func splitComma(s string) []string {
 	var out []string

@@ -139,7 +139,7 @@ func (s *segment) parse() error {
 	}
 	m := &s.meta
 	switch {
-	case m.Version != segVersion && m.Version != segVersion6 && m.Version != segVersionV5 && m.Version != segVersionV4:
+	case m.Version != segVersion && m.Version != segVersion7 && m.Version != segVersion6 && m.Version != segVersionV5 && m.Version != segVersionV4:
 		return fmt.Errorf("%w: %d, this build reads %d to %d", ErrVersion, m.Version, segVersionV4, segVersion)
 	case (m.Version != segVersionV4) != (nsec == numSections):
 		return corruptf("version %d with %d sections", m.Version, nsec)
@@ -180,6 +180,9 @@ func (s *segment) parseV5() error {
 	m := &s.meta
 	n := m.Rows
 	s.rpb = rowsPerBlockV5
+	if s.ver >= segVersion8 && validBlockRows(m.RowsPerBlock) {
+		s.rpb = m.RowsPerBlock
+	}
 	nb := (n + s.rpb - 1) / s.rpb
 	switch {
 	case m.RowsPerBlock != s.rpb:
@@ -756,6 +759,20 @@ func rowInBlock(raw []byte, idx int) ([]byte, error) {
 			return b, nil
 		}
 	}
+}
+
+// blockEntries counts the encoded events of a decompressed block, -1 if
+// it does not parse as a sequence of them.
+func blockEntries(raw []byte) int {
+	d := decoder{b: raw}
+	n := 0
+	for ; len(d.b) > 0; n++ {
+		d.bytes(d.uvarint())
+		if d.err != nil {
+			return -1
+		}
+	}
+	return n
 }
 
 // blockCache keeps the blocks decoded during one read so that rows of a

@@ -54,8 +54,13 @@ const (
 	// of 16 rows compressed with a zstd dictionary kept in the segment,
 	// shorter postings. 6: the version 5 layout storing fewer keys
 	// (segment_keys.go). 7: version 6 with the zstd dictionary sections
-	// zstd-compressed (see packZDict). Versions 4 to 6 are still read.
-	segVersion   = segVersion7
+	// zstd-compressed (see packZDict). 8: version 7 whose blocks hold
+	// meta.RowsPerBlock rows (a power of two up to rowsPerBlockV5: merge
+	// outputs with a dictionary mergeBlockRows, the rest 16) in zstd frames
+	// without a checksum (every block has its CRC32C). Versions 4 to 7 are
+	// still read.
+	segVersion   = segVersion8
+	segVersion8  = 8
 	segVersion7  = 7
 	segVersionV5 = 5
 	segVersionV4 = 4
@@ -92,6 +97,35 @@ const (
 	dictRaw  byte = 0 // the front-coded keys as they are
 	dictHuff byte = 1 // uvarint length, then the keys Huffman-coded with the section's table
 )
+
+// mergeBlockRows is the block size of merge outputs (version 8) that
+// have a zstd dictionary. Searches run on merged partitions (after
+// Compact, on nearly everything), and a selective page (one user's
+// events) decodes about one block per row. TestFormatStats, 100k rows of
+// the benchmark trail, block size: file B/row, CPU to decode one row of a
+// page: 16: 265.7, 32-36 µs; 8: 271.6, 25 µs; 4: 287.2, 13-14 µs; 2:
+// 299.0, 5.5-6.3 µs; 1: 316.2, 5.0 µs. The price is at write: each zstd
+// frame resets the encoder, copying the dictionary (up to 512 KiB) and
+// its 256 KiB hash table, ~40-60 µs a frame on the slow machine:
+// BenchmarkMerge 11.8-13.1 cpu-µs/row at 16, 21.4-26.7 at 4, 33.9 at 2.
+// 4 is where a page row costs a third while the bytes stay within the
+// disk budget (+21.5 B/row, about 3 % of the JSON). A variable so that
+// tests can measure other sizes (AUDITTRAIL_MERGE_BLOCK_ROWS).
+var mergeBlockRows = 4
+
+// validBlockRows reports whether a version 8 segment may hold n rows per
+// block.
+func validBlockRows(n int) bool { return n >= 1 && n <= rowsPerBlockV5 && n&(n-1) == 0 }
+
+// blockRowsFor is the block size a segment of version ver with (or
+// without) a zstd dictionary is written with, when want is asked for:
+// without a dictionary a small block compresses badly, so it keeps 16.
+func blockRowsFor(ver, want int, dict bool) int {
+	if ver < segVersion8 || !dict {
+		return rowsPerBlockV5
+	}
+	return want
+}
 
 // ErrVersion: the file was written by an incompatible version.
 var ErrVersion = errors.New("embedded: unsupported segment version")

@@ -482,17 +482,16 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 		comps[j] = c
 	}
 
-	meta := segMeta{Version: segVersion, Rows: n, RowsPerBlock: rowsPerBlockV5, Gen: gen,
-		MinSeq: ins[rows[0].in].s.seq(int(rows[0].row)), MaxSeq: ins[rows[n-1].in].s.seq(int(rows[n-1].row)),
-		MinOccurred: items[n-1].occ, MaxOccurred: items[0].occ, Companies: companies}
-
 	zdict, err := mergeZDict(ins, rows)
 	if err != nil {
 		return "", err
 	}
+	rpb := blockRowsFor(segVersion, mergeBlockRows, zdict != nil)
+	meta := segMeta{Version: segVersion, Rows: n, RowsPerBlock: rpb, Gen: gen,
+		MinSeq: ins[rows[0].in].s.seq(int(rows[0].row)), MaxSeq: ins[rows[n-1].in].s.seq(int(rows[n-1].row)),
+		MinOccurred: items[n-1].occ, MaxOccurred: items[0].occ, Companies: companies}
 	if zdict != nil {
-		if enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderDictRaw(0, zdict)); err != nil {
+		if enc, err = newDictEncoder(zdict, segVersion); err != nil {
 			return "", fmt.Errorf("write segment: %w", err)
 		}
 		defer enc.Close()
@@ -640,20 +639,20 @@ func writeMergedSegment(dir string, gen uint64, ins []*mergeIn, rows []mref, enc
 	// output's compressed events (~150 B per row) are never all held;
 	// their offsets and checksums, which precede them in the file, are
 	// written into the room kept for them once they are known.
-	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
+	nb := (n + rpb - 1) / rpb
 	writeBlocks := func(write func([]byte) error) (offs, crcs []byte, err error) {
 		offs = binary.LittleEndian.AppendUint64(make([]byte, 0, 8*(nb+1)), 0)
 		crcs = make([]byte, 0, 4*nb)
 		var raw, comp []byte
 		var end uint64
 		for b := range nb {
-			if b%64 == 0 {
+			if b%(1024/rpb) == 0 {
 				if err := pause(); err != nil {
 					return nil, nil, err
 				}
 			}
 			raw = raw[:0]
-			for nr := b * rowsPerBlockV5; nr < min(n, (b+1)*rowsPerBlockV5); nr++ {
+			for nr := b * rpb; nr < min(n, (b+1)*rpb); nr++ {
 				r := rows[items[nr].j]
 				e, err := ins[r.in].event(int(r.row))
 				if err != nil {

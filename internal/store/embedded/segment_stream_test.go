@@ -30,7 +30,7 @@ func memtableOf(evs []event.Event, skip map[int]bool) *memtable {
 
 // TestStreamWriterMatchesWriteSegment: a merge output written from input
 // segments is byte for byte the segment writeSegment writes from a
-// memtable of the same rows. It fails when the format changes in one
+// memtable of the same rows (with the merge's block size). It fails when the format changes in one
 // writer and not the other.
 func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
@@ -50,13 +50,15 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 		del   bool  // leave some rows out
 		v4    bool  // inputs in segment version 4
 		mixed bool  // inputs in versions 4, 5 and 6 in turn, IDs that collide (keyTestEvents)
+		small bool  // inputs are merge outputs themselves (small blocks)
 	}{
-		{"one-input", []int{300}, 0, false, false, false},
-		{"three-inputs-dict", []int{700, 64, 1200}, 200, false, false, false},
-		{"with-deleted-rows", []int{500, 500}, 300, true, false, false},
-		{"one-row", []int{1}, 0, false, false, false},
-		{"v4-inputs", []int{400, 250}, 200, true, true, false},
-		{"v4-v5-v6-inputs", []int{400, 250, 300}, 200, true, false, true},
+		{"one-input", []int{300}, 0, false, false, false, false},
+		{"three-inputs-dict", []int{700, 64, 1200}, 200, false, false, false, false},
+		{"with-deleted-rows", []int{500, 500}, 300, true, false, false, false},
+		{"one-row", []int{1}, 0, false, false, false, false},
+		{"v4-inputs", []int{400, 250}, 200, true, true, false, false},
+		{"v4-v5-v6-inputs", []int{400, 250, 300}, 200, true, false, true, false},
+		{"merged-inputs", []int{700, 64, 1200}, 200, true, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -94,6 +96,11 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 				m := memtableOf(evs[lo:lo+n], nil)
 				m.gen = uint64(k + 1)
 				write := writeSegment
+				if tc.small {
+					write = func(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
+						return writeSegmentBlocks(dir, m, enc, segVersion, mergeBlockRows)
+					}
+				}
 				if tc.v4 || tc.mixed && k%3 == 0 {
 					write = writeSegmentV4
 				}
@@ -125,7 +132,7 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 			}
 			want := memtableOf(evs, skip)
 			want.gen = 1 << 40
-			wantPath, err := writeSegment(dir, want, enc)
+			wantPath, err := writeSegmentBlocks(dir, want, enc, segVersion, mergeBlockRows)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,6 +160,17 @@ func TestStreamWriterMatchesWriteSegment(t *testing.T) {
 			}
 			if tc.pad > 0 && !tc.v4 && !tc.mixed && len(ins[0].s.sec[secZDict]) == 0 {
 				t.Fatal("no zstd dictionary: the case does not test the sampled dictionary")
+			}
+			if tc.small && ins[0].s.rpb != mergeBlockRows {
+				t.Fatalf("inputs of %d-row blocks, want %d", ins[0].s.rpb, mergeBlockRows)
+			}
+			out, err := openSegment(gotPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.close()
+			if want := blockRowsFor(segVersion, mergeBlockRows, len(out.sec[secZDict]) > 0); out.rpb != want {
+				t.Fatalf("merge output of %d-row blocks, want %d", out.rpb, want)
 			}
 		})
 	}

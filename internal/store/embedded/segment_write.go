@@ -327,6 +327,15 @@ func buildZDict(m *memtable) []byte {
 	return dict[:min(len(dict), size)]
 }
 
+// newDictEncoder returns the encoder of the blocks of a segment of
+// version ver with the raw zstd dictionary zdict. From version 8 its frames
+// carry no checksum: readers never checked it (every block has a CRC32C,
+// checked before decoding), and it cost 4 bytes per block.
+func newDictEncoder(zdict []byte, ver int) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderDictRaw(0, zdict), zstd.WithEncoderCRC(ver < segVersion8))
+}
+
 // writeSegment writes the rows of a frozen memtable as an immutable segment
 // file in dir (the current version) and returns its path. The file appears
 // under its final name only once complete and fsynced. enc compresses the
@@ -339,6 +348,14 @@ func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
 // same layout with the logical keys stored as they are), which tests use
 // to make version 5 files.
 func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (string, error) {
+	return writeSegmentBlocks(dir, m, enc, ver, rowsPerBlockV5)
+}
+
+// writeSegmentBlocks is writeSegmentVersion with blocks of rpb rows when
+// the segment has a zstd dictionary and ver allows it (blockRowsFor): the
+// merge writer's layout, which TestStreamWriterMatchesWriteSegment holds
+// it to.
+func writeSegmentBlocks(dir string, m *memtable, enc *zstd.Encoder, ver, rpb int) (string, error) {
 	n := m.len()
 	if uint64(n) >= math.MaxUint32 {
 		return "", fmt.Errorf("write segment: %d rows", n)
@@ -358,18 +375,17 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	for nr, old := range order {
 		newRow[old] = uint32(nr)
 	}
-	meta := segMeta{Version: ver, Rows: n, RowsPerBlock: rowsPerBlockV5, Gen: m.gen,
+	zdict := buildZDict(m)
+	rpb = blockRowsFor(ver, rpb, zdict != nil)
+	meta := segMeta{Version: ver, Rows: n, RowsPerBlock: rpb, Gen: m.gen,
 		MinSeq: m.seqs[0], MaxSeq: m.seqs[n-1],
 		MinOccurred: m.occurred[order[n-1]], MaxOccurred: m.occurred[order[0]],
 		Companies: m.compNames}
-
-	zdict := buildZDict(m)
 	if zdict != nil {
 		// The dictionary's encoder is this segment's alone: it is set up
 		// once per segment (a few ms), against a flush of 100k events.
 		var err error
-		if enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderDictRaw(0, zdict)); err != nil {
+		if enc, err = newDictEncoder(zdict, ver); err != nil {
 			return "", fmt.Errorf("write segment: %w", err)
 		}
 		defer enc.Close()
@@ -485,7 +501,7 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 
 	// Blocks are compressed first so that their offsets and checksums can
 	// be written ahead of them.
-	nb := (n + rowsPerBlockV5 - 1) / rowsPerBlockV5
+	nb := (n + rpb - 1) / rpb
 	// Blocks compress to about a fifth of the events (TestFormatStats:
 	// 137 B of ~650 B per row); sized for a quarter, so that appending
 	// does not copy the section again and again.
@@ -498,7 +514,7 @@ func writeSegmentVersion(dir string, m *memtable, enc *zstd.Encoder, ver int) (s
 	var raw []byte
 	for b := range nb {
 		raw = raw[:0]
-		for nr := b * rowsPerBlockV5; nr < min(n, (b+1)*rowsPerBlockV5); nr++ {
+		for nr := b * rpb; nr < min(n, (b+1)*rpb); nr++ {
 			e := m.enc[order[nr]]
 			raw = binary.AppendUvarint(raw, uint64(len(e)))
 			raw = append(raw, e...)
