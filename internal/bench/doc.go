@@ -33,9 +33,10 @@
 // printed as a warning, never hidden.
 //
 // --reuse-databases skips the load for the PostgreSQL engines: they query
-// the databases a --keep run of the same trail left (checked by counting
-// their events), so a 10M comparison on a slow machine need not reload
-// the hand-indexed table each time.
+// the databases a --keep run of the same trail left (same --events, --seed
+// and --end, the loading run's; checked by their event count and newest
+// Occurred), so a 10M comparison on a slow machine need not reload the
+// hand-indexed table each time.
 //
 // Memory: the bench process's VmHWM is reset before each engine (Linux
 // clear_refs) and read after, which is the engine's own peak when it runs

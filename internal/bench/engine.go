@@ -47,9 +47,17 @@ type EngineConfig struct {
 }
 
 // reusable is implemented by engines that can open a kept database:
-// StoredEvents counts what it holds, to refuse one of another trail.
+// StoredTrail says what it holds, to refuse one of another trail.
 type reusable interface {
-	StoredEvents(ctx context.Context) (int64, error)
+	StoredTrail(ctx context.Context) (storedTrail, error)
+}
+
+// storedTrail is what a kept database holds: a trail of the same seed and
+// size generated with another End has the same count but every Occurred
+// shifted.
+type storedTrail struct {
+	Events      int64
+	MaxOccurred int64
 }
 
 // dropper is implemented by engines whose data lives outside their Dir (a

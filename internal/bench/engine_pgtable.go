@@ -422,18 +422,22 @@ func databaseURL(adminURL, dbName string) (string, error) {
 	return u.String(), nil
 }
 
-// StoredEvents counts the table's rows, so that a reused database of
-// another trail is refused.
-func (t *PGTable) StoredEvents(ctx context.Context) (int64, error) {
+// StoredTrail counts the table's rows and finds the newest, so that a
+// reused database of another trail is refused.
+func (t *PGTable) StoredTrail(ctx context.Context) (storedTrail, error) {
 	conn, err := t.pool.get(ctx)
 	if err != nil {
-		return 0, err
+		return storedTrail{}, err
 	}
 	defer t.pool.put(conn)
-	var n int64
-	err = conn.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n)
-	return n, err
+	var st storedTrail
+	err = conn.QueryRow(ctx, storedTrailSQL).Scan(&st.Events, &st.MaxOccurred)
+	return st, err
 }
+
+// storedTrailSQL reads a storedTrail from an events table with an
+// occurred column (both PostgreSQL engines have one).
+const storedTrailSQL = "SELECT count(*), coalesce(max(occurred), 0) FROM events"
 
 // dropDatabase removes a database recreateDatabase made.
 func dropDatabase(ctx context.Context, adminURL, dbName string) error {

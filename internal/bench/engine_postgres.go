@@ -78,12 +78,14 @@ func (p *postgresEngine) Vacuum(ctx context.Context) error {
 // ServerCommand names the server process, whose memory the run samples.
 func (p *postgresEngine) ServerCommand() string { return "postgres" }
 
-// StoredEvents counts the events of every partition, so that a reused
-// database of another trail is refused.
-func (p *postgresEngine) StoredEvents(ctx context.Context) (int64, error) {
-	var n int64
-	err := p.withConn(ctx, func(c *pgx.Conn) error { return c.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n) })
-	return n, err
+// StoredTrail counts the events of every partition and finds the newest,
+// so that a reused database of another trail is refused.
+func (p *postgresEngine) StoredTrail(ctx context.Context) (storedTrail, error) {
+	var st storedTrail
+	err := p.withConn(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, storedTrailSQL).Scan(&st.Events, &st.MaxOccurred)
+	})
+	return st, err
 }
 
 func (p *postgresEngine) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {

@@ -386,11 +386,11 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	}
 
 	if reuse {
-		if err := checkReused(ctx, eng, opts.Events); err != nil {
-			return er, nil, GenStats{}, err
-		}
-		stats, err := observeTrail(opts, sample)
+		stats, newest, err := observeTrail(opts, sample)
 		if err != nil {
+			return er, nil, stats, err
+		}
+		if err := checkReused(ctx, eng, opts, newest); err != nil {
 			return er, nil, stats, err
 		}
 		if er.DiskBytes, err = eng.DiskBytes(ctx); err != nil {
@@ -771,37 +771,44 @@ func compacter(eng Engine) (interface{ Compact(context.Context) error }, bool) {
 func storesInPostgres(name string) bool { return name == "pgtable" || name == "postgres" }
 
 // checkReused refuses a kept database that does not hold exactly the
-// trail's events.
-func checkReused(ctx context.Context, eng Engine, events int) error {
+// trail: its event count, and its newest Occurred (newest), which moves
+// with End (by default the minute the run started).
+func checkReused(ctx context.Context, eng Engine, opts Options, newest int64) error {
 	r, ok := eng.(reusable)
 	if !ok {
 		return fmt.Errorf("%w: this engine cannot reuse a kept database", ErrInvalidOptions)
 	}
-	n, err := r.StoredEvents(ctx)
+	st, err := r.StoredTrail(ctx)
 	if err != nil {
-		return fmt.Errorf("count the kept database's events: %w", err)
+		return fmt.Errorf("read the kept database's trail: %w", err)
 	}
-	if n != int64(events) {
-		return fmt.Errorf("%w: the kept database holds %d events, the trail %d: load it again with --keep (same --events, --seed and --database, --single-events -1 --visibility-probes -1)", ErrInvalidOptions, n, events)
+	if st.Events != int64(opts.Events) {
+		return fmt.Errorf("%w: the kept database holds %d events, the trail %d: load it again with --keep (same --events, --seed and --database, --single-events -1 --visibility-probes -1)", ErrInvalidOptions, st.Events, opts.Events)
+	}
+	if st.MaxOccurred != newest {
+		return fmt.Errorf("%w: the kept database's trail ends at %d, this run's at %d: run with --end %d, the loading run's end",
+			ErrInvalidOptions, st.MaxOccurred, newest, opts.End+st.MaxOccurred-newest)
 	}
 	return nil
 }
 
 // observeTrail generates the trail without loading it, for the sample the
-// queries are drawn from and the trail's statistics.
-func observeTrail(opts Options, sample *Sample) (GenStats, error) {
+// queries are drawn from, the trail's statistics and its newest Occurred.
+func observeTrail(opts Options, sample *Sample) (GenStats, int64, error) {
 	gen, err := NewGenerator(GenOptions{Events: opts.Events, Seed: opts.Seed, End: opts.End})
 	if err != nil {
-		return GenStats{}, err
+		return GenStats{}, 0, err
 	}
 	buf := make([]event.Event, opts.BatchSize)
+	var newest int64
 	for {
 		batch := gen.Fill(buf)
 		if len(batch) == 0 {
-			return gen.Stats(), nil
+			return gen.Stats(), newest, nil
 		}
-		if sample != nil {
-			for i := range batch {
+		for i := range batch {
+			newest = max(newest, batch[i].Occurred)
+			if sample != nil {
 				sample.Observe(&batch[i])
 			}
 		}

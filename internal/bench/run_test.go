@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
@@ -287,10 +288,13 @@ func TestRunReusesKeptDatabases(t *testing.T) {
 			_ = dropDatabase(context.Background(), testPostgresURL(), db+"_"+e)
 		}
 	})
+	// The trail moves with End, by default the minute the run starts:
+	// runs a minute apart would load and query different trails.
+	end := time.Now().Truncate(time.Minute).UnixMilli()
 	run := func(events int, engines []string, keep, reuse bool) *Report {
 		t.Helper()
 		rep, err := Run(context.Background(), Options{
-			Events: events, Engines: engines, DataDir: t.TempDir(), Seed: 5, QueriesPerShape: 5, Warmup: 1,
+			Events: events, End: end, Engines: engines, DataDir: t.TempDir(), Seed: 5, QueriesPerShape: 5, Warmup: 1,
 			SingleEvents: -1, VisibilityProbes: -1, Database: db, PostgresURL: testPostgresURL(),
 			KeepData: keep, ReuseDatabases: reuse, Logger: slog.New(slog.DiscardHandler),
 		})
@@ -325,6 +329,15 @@ func TestRunReusesKeptDatabases(t *testing.T) {
 	for _, e := range run(1000, pg, false, true).Engines {
 		if !strings.Contains(e.Error, "holds 1500 events") {
 			t.Errorf("%s reused a database of another trail: error %q", e.Name, e.Error)
+		}
+	}
+	// The same trail a minute later: every Occurred shifted. The error
+	// names the End that queries the kept trail.
+	loaded := end
+	end += 60_000
+	for _, e := range run(1500, pg, false, true).Engines {
+		if want := fmt.Sprintf("--end %d", loaded); !strings.Contains(e.Error, want) {
+			t.Errorf("%s reused a database of a trail with another End: error %q, want it to say %q", e.Name, e.Error, want)
 		}
 	}
 }
