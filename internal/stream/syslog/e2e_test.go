@@ -133,7 +133,7 @@ func TestEndToEndUDP(t *testing.T) {
 	}
 	var lines []syslog.ParsedLine
 	var recs []e2e.LogRecord
-	streamtest.Eventually(t, 10*time.Second, "every datagram written out", func() bool {
+	streamtest.Eventually(t, 30*time.Second, "every datagram written out", func() bool {
 		// From the first event sent after the probes: its evidence and
 		// every later one's.
 		all := rs.Read(t, "udp.log")
