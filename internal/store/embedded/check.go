@@ -75,6 +75,7 @@ func (e *Engine) Check(ctx context.Context) (Report, error) {
 			continue
 		}
 		rep.TailEvents += m.len()
+		bitmaps := map[*posting]*roaring.Bitmap{}
 		for i := range m.len() {
 			dec, err := m.event(uint32(i))
 			if err != nil {
@@ -100,7 +101,20 @@ func (e *Engine) Check(ctx context.Context) (Report, error) {
 				problem("memtable row %d: not found by its key", i)
 			}
 			for _, k := range indexKeys(ev) {
-				if p := m.lookup(k); p == nil || !p.bitmap().Contains(uint32(i)) {
+				p := m.lookup(k)
+				if p == nil {
+					problem("memtable row %d: missing from posting %q", i, k)
+					continue
+				}
+				// A posting not yet settled makes a new bitmap each call
+				// (a copy of the company's, every row's): once per posting,
+				// or a check after a big log replay took minutes.
+				bm, ok := bitmaps[p]
+				if !ok {
+					bm = p.bitmap()
+					bitmaps[p] = bm
+				}
+				if !bm.Contains(uint32(i)) {
 					problem("memtable row %d: missing from posting %q", i, k)
 				}
 			}
