@@ -57,7 +57,7 @@ func (lk *lookupKey) storedID() string {
 	return lk.stored
 }
 
-// matcher is a query prepared for matchRows: its posting keys, and buffers
+// matcher is a query prepared for match: its posting keys, and buffers
 // reused from one source to the next. A matcher serves one goroutine.
 type matcher struct {
 	q               *query.Query
@@ -104,7 +104,7 @@ func newMatcher(q *query.Query) *matcher {
 	return m
 }
 
-// matchRows returns the rows of src that q.Match accepts, as bitmap
+// match returns the rows of src that m.q.Match accepts, as bitmap
 // AND/OR/ANDNOT over postings, so that the count is a cardinality.
 //
 // The query is a conjunction of terms, each an OR of postings (the company,
@@ -113,10 +113,6 @@ func newMatcher(q *query.Query) *matcher {
 // against the company and project postings one by one (a container lookup
 // each) rather than ANDing postings that span the whole source, and an OR
 // of big postings is never built when the candidates are few.
-func matchRows(src rowSource, q *query.Query) (*roaring.Bitmap, error) {
-	return newMatcher(q).match(src)
-}
-
 func (m *matcher) match(src rowSource) (*roaring.Bitmap, error) {
 	q := m.q
 	var err error
