@@ -104,6 +104,11 @@ func (e *Engine) loadPage(sources []rowSource, page []hit) ([]event.Event, error
 		bc := newBlockCache(e.cache)
 		defer bc.reset()
 		for i, h := range page {
+			if s, ok := sources[h.src].(*segment); ok && group[i]%workers == w {
+				bc.prefetch(s, int(h.row)/s.rpb)
+			}
+		}
+		for i, h := range page {
 			if group[i]%workers != w {
 				continue
 			}

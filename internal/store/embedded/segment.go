@@ -35,7 +35,10 @@ type segment struct {
 	// resident memory, see residency.go), so a few searches filled the
 	// residency budget and its release made every next read fault again.
 	file *os.File
-	sec  [numSections][]byte
+	// fd is file's descriptor, for readahead.go's system calls (when
+	// file is set).
+	fd  int
+	sec [numSections][]byte
 	// secOff is where each section starts in the file.
 	secOff [numSections]uint64
 	meta   segMeta
@@ -93,7 +96,7 @@ func openSegment(path string) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
-	s := &segment{path: path, mm: mm, file: f, deleted: roaring.New()}
+	s := &segment{path: path, mm: mm, file: f, fd: int(f.Fd()), deleted: roaring.New()}
 	if err := s.parse(); err != nil {
 		syscall.Munmap(mm)
 		return nil, fmt.Errorf("segment %s: %w", filepath.Base(path), err)
@@ -702,12 +705,9 @@ func (s *segment) rowRange(from, to int64) (int, int) {
 // appended to dst. dec decodes blocks of segments without a dictionary of
 // their own.
 func (s *segment) block(b int, dec *zstd.Decoder, dst []byte) ([]byte, error) {
-	if s.zd != nil {
-		dec = s.zd
-	}
-	lo, hi := s.u64(secBlockOffs, b), s.u64(secBlockOffs, b+1)
-	if lo > hi || hi > uint64(len(s.sec[secBlocks])) {
-		return nil, corruptf("segment %s: bad block offsets", filepath.Base(s.path))
+	lo, hi, err := s.blockRange(b)
+	if err != nil {
+		return nil, err
 	}
 	buf := compBufs.Get().(*[]byte)
 	defer compBufs.Put(buf)
@@ -715,6 +715,24 @@ func (s *segment) block(b int, dec *zstd.Decoder, dst []byte) ([]byte, error) {
 	*buf = comp[:0]
 	if err != nil {
 		return nil, err
+	}
+	return s.decodeBlock(b, comp, dec, dst)
+}
+
+// blockRange returns where block b lies in the blocks section.
+func (s *segment) blockRange(b int) (lo, hi uint64, err error) {
+	lo, hi = s.u64(secBlockOffs, b), s.u64(secBlockOffs, b+1)
+	if lo > hi || hi > uint64(len(s.sec[secBlocks])) {
+		return 0, 0, corruptf("segment %s: bad block offsets", filepath.Base(s.path))
+	}
+	return lo, hi, nil
+}
+
+// decodeBlock checks the compressed bytes comp of block b against its
+// checksum and returns them decompressed, appended to dst.
+func (s *segment) decodeBlock(b int, comp []byte, dec *zstd.Decoder, dst []byte) ([]byte, error) {
+	if s.zd != nil {
+		dec = s.zd
 	}
 	if crc32.Checksum(comp, castagnoli) != s.u32(secBlockCRCs, b) {
 		return nil, corruptf("segment %s: block %d checksum mismatch", filepath.Base(s.path), b)
@@ -786,6 +804,9 @@ type blockCache struct {
 	lru *blockLRU
 	// pooled are the buffers of m to give back to blockBufs.
 	pooled []*[]byte
+	// comp holds blocks prefetch read (compressed, buffers of compBufs)
+	// and event has not decoded yet.
+	comp map[blockKey]*[]byte
 }
 
 // blockBufs holds buffers for decompressed blocks.
@@ -803,6 +824,47 @@ func (c *blockCache) reset() {
 	}
 	clear(c.pooled)
 	c.pooled = c.pooled[:0]
+	for k, p := range c.comp {
+		compBufs.Put(p)
+		delete(c.comp, k)
+	}
+}
+
+// prefetch prepares block b of s for event: it reads the block now if the
+// page cache holds it, and otherwise only asks the kernel to start reading
+// it (see readahead.go), so that a page's blocks missing from the cache
+// are read from the disk at the same time rather than one after another.
+func (c *blockCache) prefetch(s *segment, b int) {
+	k := blockKey{s.id, b}
+	if _, ok := c.m[k]; ok || s.file == nil {
+		return
+	}
+	if _, ok := c.comp[k]; ok {
+		return
+	}
+	if raw, ok := c.lru.get(k); ok {
+		c.m[k] = raw
+		return
+	}
+	lo, hi, err := s.blockRange(b)
+	if err != nil {
+		return // event reports it
+	}
+	off, n := int64(s.secOff[secBlocks]+lo), int(hi-lo)
+	p := compBufs.Get().(*[]byte)
+	if cap(*p) < n {
+		*p = make([]byte, n)
+	}
+	*p = (*p)[:n]
+	if readNoWait(s.fd, *p, off) {
+		if c.comp == nil {
+			c.comp = map[blockKey]*[]byte{}
+		}
+		c.comp[k] = p
+		return
+	}
+	compBufs.Put(p)
+	willNeed(s.fd, off, int64(n))
 }
 
 func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event, error) {
@@ -812,15 +874,21 @@ func (c *blockCache) event(s *segment, row int, dec *zstd.Decoder) (event.Event,
 	if !ok {
 		if raw, ok = c.lru.get(k); !ok {
 			var err error
+			decode := s.block
+			if comp, ok := c.comp[k]; ok {
+				decode = func(b int, dec *zstd.Decoder, dst []byte) ([]byte, error) {
+					return s.decodeBlock(b, *comp, dec, dst)
+				}
+			}
 			if c.lru.admit(k) {
 				// The LRU keeps the block: it gets memory of its own.
-				if raw, err = s.block(b, dec, nil); err != nil {
+				if raw, err = decode(b, dec, nil); err != nil {
 					return event.Event{}, err
 				}
 				c.lru.put(k, raw)
 			} else {
 				p := blockBufs.Get().(*[]byte)
-				if raw, err = s.block(b, dec, (*p)[:0]); err != nil {
+				if raw, err = decode(b, dec, (*p)[:0]); err != nil {
 					blockBufs.Put(p)
 					return event.Event{}, err
 				}
@@ -867,6 +935,7 @@ func (s *segment) close() error {
 	if s.file != nil {
 		s.file.Close()
 		s.file = nil
+		s.fd = -1
 	}
 	if s.mm == nil {
 		return nil

@@ -1,0 +1,8 @@
+package embedded
+
+import "syscall"
+
+const (
+	sysPreadv2 = 286
+	sysFadvise = syscall.SYS_FADVISE64
+)
