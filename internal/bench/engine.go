@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -185,4 +186,59 @@ func resetDir(dir string) error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	return nil
+}
+
+// warmer is implemented by engines that can read their data back into the
+// page cache (Options.Warm); Warm returns the bytes it read.
+type warmer interface {
+	Warm(ctx context.Context) (int64, error)
+}
+
+// Warm reads every file under the engine's directory, so that the
+// kernel's page cache holds them; an engine without a directory (memory)
+// has nothing to read.
+func (s *StoreEngine) Warm(ctx context.Context) (int64, error) {
+	if s.Dir == "" {
+		return 0, nil
+	}
+	return readTree(ctx, s.Dir)
+}
+
+// readTree reads every regular file under dir and returns the bytes read.
+func readTree(ctx context.Context, dir string) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed by the engine meanwhile
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		for {
+			n, err := f.Read(buf)
+			total += int64(n)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+		}
+	})
+	return total, err
 }

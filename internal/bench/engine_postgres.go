@@ -75,6 +75,16 @@ func (p *postgresEngine) Vacuum(ctx context.Context) error {
 	})
 }
 
+// Warm reads every partition and index back into the page cache.
+func (p *postgresEngine) Warm(ctx context.Context) (int64, error) {
+	var n int64
+	err := p.withConn(ctx, func(c *pgx.Conn) (err error) {
+		n, err = prewarmDatabase(ctx, c)
+		return err
+	})
+	return n, err
+}
+
 // ServerCommand names the server process, whose memory the run samples.
 func (p *postgresEngine) ServerCommand() string { return "postgres" }
 

@@ -45,6 +45,14 @@ type Options struct {
 	VisibilityProbes int
 	// Warmup queries per shape run untimed before the timed ones.
 	Warmup int
+	// Warm has every engine read its data files back into the page cache
+	// before each shape (engines that can: warmer). The targets are stated
+	// for a warm machine, and a kernel may page out file pages idle for a
+	// while even with memory free: on the machine this was built on, a DAMON
+	// scheme evicts pages untouched for 60 s, so a 10M trail's segments
+	// written early in a 4-minute Compact were gone from memory by the
+	// queries, and a point look-up read its rows from disk.
+	Warm bool
 	// ShapeBudget bounds the time one engine spends on one shape's timed
 	// queries, so that a slow engine on a big trail cannot stretch a run to
 	// hours; the report says how many queries ran. 0 means no bound.
@@ -230,6 +238,11 @@ type EngineReport struct {
 	// queries run after it. CompactSeconds is how long Compact took.
 	DiskBytesCompacted int64   `json:"diskBytesCompacted,omitempty"`
 	CompactSeconds     float64 `json:"compactSeconds,omitempty"`
+	// WarmSeconds is the time spent warming the page cache before the
+	// shapes (Options.Warm), all shapes together; WarmBytes what one
+	// warming read.
+	WarmSeconds float64 `json:"warmSeconds,omitempty"`
+	WarmBytes   int64   `json:"warmBytes,omitempty"`
 	// PeakRSSBytes is VmHWM of the benchmark process while this engine ran:
 	// the engine's own memory when it runs in process (embedded), only the
 	// client's for the PostgreSQL engines (the server is another process).
@@ -397,15 +410,11 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 			return er, nil, stats, err
 		}
 		log.Info("reusing the kept database", "events", stats.Events)
-		sets := querySets()
-		answers = make([][]answer, len(sets))
-		for si, set := range sets {
-			sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
-			er.Shapes = append(er.Shapes, sr)
-			answers[si] = ans
-			log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
+		answers, err = runShapes(ctx, eng, querySets(), opts, &er, log)
+		if err == nil {
+			err = ctx.Err()
 		}
-		return er, answers, stats, ctx.Err()
+		return er, answers, stats, err
 	}
 
 	// Load through the ingest path, in batches, oldest first.
@@ -486,16 +495,8 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		log.Info("compacted", "seconds", er.CompactSeconds, "diskBytes", er.DiskBytesCompacted)
 	}
 
-	sets := querySets()
-	answers = make([][]answer, len(sets))
-	for si, set := range sets {
-		if err := ctx.Err(); err != nil {
-			return er, answers, stats, err
-		}
-		sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
-		er.Shapes = append(er.Shapes, sr)
-		answers[si] = ans
-		log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
+	if answers, err = runShapes(ctx, eng, querySets(), opts, &er, log); err != nil {
+		return er, answers, stats, err
 	}
 	mem.end("queries")
 
@@ -528,6 +529,32 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 		mem.end("reopen after kill -9")
 	}
 	return er, answers, stats, nil
+}
+
+// runShapes runs every query shape on eng, each after warming the page
+// cache (Options.Warm) and a few untimed queries.
+func runShapes(ctx context.Context, eng Engine, sets []QuerySet, opts Options, er *EngineReport, log *slog.Logger) ([][]answer, error) {
+	answers := make([][]answer, len(sets))
+	w, warms := eng.(warmer)
+	for si, set := range sets {
+		if err := ctx.Err(); err != nil {
+			return answers, err
+		}
+		if opts.Warm && warms {
+			t0 := time.Now()
+			n, err := w.Warm(ctx)
+			if err != nil {
+				return answers, fmt.Errorf("warm the page cache before %s (--warm=false skips it): %w", set.Shape, err)
+			}
+			er.WarmSeconds += time.Since(t0).Seconds()
+			er.WarmBytes = n
+		}
+		sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
+		er.Shapes = append(er.Shapes, sr)
+		answers[si] = ans
+		log.Info("shape", "shape", set.Shape, "p50ms", sr.P50Ms, "p99ms", sr.P99Ms, "meanTotal", int(sr.MeanTotal), "errors", sr.Errors)
+	}
+	return answers, nil
 }
 
 func runShape(ctx context.Context, eng Engine, set QuerySet, warmup int, budget time.Duration) (ShapeReport, []answer) {

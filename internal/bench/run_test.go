@@ -36,7 +36,7 @@ func smallRun(t *testing.T, engines []string) *Report {
 	t.Helper()
 	opts := Options{
 		Events: 2000, Engines: engines, DataDir: t.TempDir(), Seed: 11,
-		QueriesPerShape: 10, Warmup: 1, SingleEvents: 200, Concurrency: 8, VisibilityProbes: 5,
+		QueriesPerShape: 10, Warmup: 1, Warm: true, SingleEvents: 200, Concurrency: 8, VisibilityProbes: 5,
 		Database: "audittrail_bench_test", Logger: slog.New(slog.DiscardHandler), CrashChild: testCrashChild, CrashAfter: 300 * time.Millisecond,
 	}
 	opts.PostgresURL = testPostgresURL()
@@ -74,6 +74,11 @@ func TestRunEndToEnd(t *testing.T) {
 	for _, e := range rep.Engines {
 		if e.Error != "" {
 			t.Fatalf("%s failed: %s", e.Name, e.Error)
+		}
+		// Every engine with data outside the heap read it back before
+		// each shape; the reference (memory) has none.
+		if warmed := e.WarmBytes > 0 && e.WarmSeconds > 0; warmed != (e.Name != "memory") {
+			t.Errorf("%s: warmed %d B in %.3f s", e.Name, e.WarmBytes, e.WarmSeconds)
 		}
 		if e.IngestPerSec <= 0 || e.SinglePerSec <= 0 || e.SingleEvents != 200 || e.VisibilityProbes != 5 || e.VisibilityMisses != 0 {
 			t.Errorf("%s: ingest %.0f/s, single %.0f/s (%d events), visibility %d probes %d missed",
