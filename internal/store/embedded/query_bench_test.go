@@ -148,7 +148,7 @@ func BenchmarkSearchDir(b *testing.B) {
 				total int
 			}
 			var runs []timed
-			cpu0, flt0 := processCPU(), minorFaults()
+			cpu0, flt0, maj0 := processCPU(), minorFaults(), majorFaults()
 			for i := range b.N {
 				q := set.Queries[i%len(set.Queries)]
 				if countOnly {
@@ -174,6 +174,9 @@ func BenchmarkSearchDir(b *testing.B) {
 			// Page faults of the mapped segments (every touched page after a
 			// release of the residency budget) are part of a look-up's cost.
 			b.ReportMetric(float64(minorFaults()-flt0)/float64(b.N), "minflt/op")
+			// Major faults: pages of the mapping read from the disk (the
+			// page cache had dropped them), each waited for in turn.
+			b.ReportMetric(float64(majorFaults()-maj0)/float64(b.N), "majflt/op")
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
@@ -231,6 +234,15 @@ func minorFaults() int64 {
 		return 0
 	}
 	return ru.Minflt
+}
+
+// majorFaults returns the process's major page faults so far.
+func majorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Majflt
 }
 
 // logMemory logs the process's resident memory from /proc/self/status
