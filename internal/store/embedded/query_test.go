@@ -224,6 +224,10 @@ func TestDictFindMatchesFullSearch(t *testing.T) {
 		if nb < 48 {
 			t.Fatalf("%d dictionary blocks, want many", nb)
 		}
+		// Built when the segment was opened, not at the first lookup.
+		if len(s.dictPrefix.pre) != nb || !s.dictPrefix.ok {
+			t.Fatalf("after open: %d prefixes (ok %v), want %d", len(s.dictPrefix.pre), s.dictPrefix.ok, nb)
+		}
 		var keys []string
 		if err := s.scanDict("", func(_ int, k []byte) bool { keys = append(keys, string(k)); return true }); err != nil {
 			t.Fatal(err)

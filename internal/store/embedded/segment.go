@@ -101,6 +101,14 @@ func openSegment(path string) (*segment, error) {
 		syscall.Munmap(mm)
 		return nil, fmt.Errorf("segment %s: %w", filepath.Base(path), err)
 	}
+	// The dictionary's prefixes are built now rather than at the first
+	// lookup: the file's pages are then cached (a flush or merge just
+	// wrote it, Open's check reads it whole), while by the first search
+	// the kernel may have dropped them (this VM's DAMON pageout drops
+	// file pages untouched for ~60 s): the first search after a Compact
+	// of 10M events then read ~90,000 pages of dictionaries one fault
+	// after another. The callers release the pages.
+	s.dictPrefixOnce.Do(s.buildDictPrefix)
 	keep = true
 	return s, nil
 }
@@ -423,16 +431,7 @@ func prefixSearch(pre []uint64, lo int, p uint64) int {
 // next block.
 func (s *segment) dictFind(from string, nb int) int {
 	s.dictPrefixOnce.Do(func() {
-		d := &s.dictPrefix
-		d.pre = make([]uint64, nb)
-		d.ok = true
-		for b := range nb {
-			k := s.blockFirstKey(b)
-			d.pre[b] = keyPrefix(k)
-			if k == nil || b > 0 && d.pre[b] < d.pre[b-1] {
-				d.ok = false
-			}
-		}
+		s.buildDictPrefix()
 		// The pass touched most of the dictionary's pages: without this,
 		// the first query over a 10M-event store mapped ~240 MB of them
 		// (peak RSS) before the residency budget released them.
@@ -459,6 +458,21 @@ func (s *segment) dictFind(from string, nb int) int {
 		}
 	}
 	return max(firstAbove(lo, hi)-1, 0)
+}
+
+// buildDictPrefix fills dictPrefix from every dictionary block's first key.
+func (s *segment) buildDictPrefix() {
+	nb := s.dictBlocks()
+	d := &s.dictPrefix
+	d.pre = make([]uint64, nb)
+	d.ok = true
+	for b := range nb {
+		k := s.blockFirstKey(b)
+		d.pre[b] = keyPrefix(k)
+		if k == nil || b > 0 && d.pre[b] < d.pre[b-1] {
+			d.ok = false
+		}
+	}
 }
 
 // scanDict calls fn with the index and bytes of every key ≥ from, in
