@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,9 +108,8 @@ func TestPrefetchedBlocks(t *testing.T) {
 }
 
 // TestSortColumnsOnHeap: Occurred and Seq, which a page's merge reads for
-// every row it passes, and the offsets and checksums of the blocks a page
-// reads, are read from memory of the process, not from the mapping (whose
-// pages the kernel may have dropped), and hold the file's bytes.
+// every row it passes, are read from memory of the process, not from the
+// mapping (whose pages the kernel may have dropped).
 func TestSortColumnsOnHeap(t *testing.T) {
 	e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 1000; o.noBackgroundMerge = true })
 	defer e.Close()
@@ -123,17 +121,11 @@ func TestSortColumnsOnHeap(t *testing.T) {
 	defer e.mu.RUnlock()
 	s := e.ix.segs[0]
 	lo, hi := uintptr(unsafe.Pointer(&s.mm[0])), uintptr(unsafe.Pointer(&s.mm[len(s.mm)-1]))
-	for name, bs := range map[string][][]byte{"occurred": {s.cols.occ.hdr, s.cols.occ.data}, "seq": {s.cols.seq.hdr, s.cols.seq.data},
-		"block offsets": {s.sec[secBlockOffs]}, "block checksums": {s.sec[secBlockCRCs]}} {
-		for _, b := range bs {
+	for name, c := range map[string]packedCol{"occurred": s.cols.occ, "seq": s.cols.seq} {
+		for _, b := range [][]byte{c.hdr, c.data} {
 			if p := uintptr(unsafe.Pointer(&b[0])); p >= lo && p <= hi {
-				t.Errorf("%s read from the mapping", name)
+				t.Errorf("%s column read from the mapping", name)
 			}
-		}
-	}
-	for i := range numSections {
-		if got := s.sec[i]; len(got) > 0 && !bytes.Equal(got, s.mm[s.secOff[i]:s.secOff[i]+uint64(len(got))]) {
-			t.Errorf("section %d differs from the file", i)
 		}
 	}
 	occ, err := parsePacked(s.sec[secOccurred], s.n)

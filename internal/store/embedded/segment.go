@@ -145,14 +145,6 @@ func (s *segment) parse() error {
 			return corruptf("section %d checksum mismatch", i)
 		}
 	}
-	// A page reads the offsets and checksum of each of its blocks (8 + 4
-	// bytes, one block a row for a selective page: as many pages of the
-	// mapping), and with the segments' pages dropped from the page cache
-	// each was a major fault waited for in turn; copies of the checked
-	// bytes (~3 B/row of a merged segment's 4-row blocks) stay in memory.
-	for _, i := range []int{secBlockOffs, secBlockCRCs} {
-		s.sec[i] = bytes.Clone(s.sec[i])
-	}
 	if err := json.Unmarshal(s.sec[secMeta], &s.meta); err != nil {
 		return corruptf("meta: %v", err)
 	}
