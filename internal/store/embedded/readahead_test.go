@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"unsafe"
 
 	"github.com/audittrail/audittrail/internal/store"
 )
@@ -105,40 +104,4 @@ func TestPrefetchedBlocks(t *testing.T) {
 	}
 	t.Run("damaged probed", damaged)
 	t.Run("damaged fallback", func(t *testing.T) { withoutNoWait(func() { damaged(t) }) })
-}
-
-// TestSortColumnsOnHeap: Occurred and Seq, which a page's merge reads for
-// every row it passes, are read from memory of the process, not from the
-// mapping (whose pages the kernel may have dropped).
-func TestSortColumnsOnHeap(t *testing.T) {
-	e := openT(t, t.TempDir(), func(o *Options) { o.MemtableEvents = 1000; o.noBackgroundMerge = true })
-	defer e.Close()
-	appendT(t, e, newGen(12).batch(1500))
-	if err := e.Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	s := e.ix.segs[0]
-	lo, hi := uintptr(unsafe.Pointer(&s.mm[0])), uintptr(unsafe.Pointer(&s.mm[len(s.mm)-1]))
-	for name, c := range map[string]packedCol{"occurred": s.cols.occ, "seq": s.cols.seq} {
-		for _, b := range [][]byte{c.hdr, c.data} {
-			if p := uintptr(unsafe.Pointer(&b[0])); p >= lo && p <= hi {
-				t.Errorf("%s column read from the mapping", name)
-			}
-		}
-	}
-	occ, err := parsePacked(s.sec[secOccurred], s.n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := parsePacked(s.sec[secSeq], s.n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for row := range s.n {
-		if uint64(s.occurred(row))^1<<63 != occ.get(row) || s.seq(row) != seq.get(row) {
-			t.Fatalf("row %d: the copies differ from the mapping", row)
-		}
-	}
 }

@@ -206,23 +206,12 @@ func (s *segment) parseV5() error {
 	}
 	c := &s.cols
 	for _, p := range []struct {
-		col  *packedCol
-		sec  int
-		n    int
-		heap bool
-	}{{&c.occ, secOccurred, n, true}, {&c.seq, secSeq, n, true}, {&c.bySeq, secBySeq, n, false}, {&c.keyOffs, secKeyOffs, n + 1, false}, {&c.postOffs, secPostOffs, m.Keys + 1, false}} {
-		// A page's k-way merge reads Occurred and Seq of every row it
-		// passes, each in another page of the columns: read through the
-		// mapping, a search over pages the kernel has dropped from its
-		// cache waited for the disk a few hundred times, one read after
-		// another. A heap copy (about 3 bytes a row, checked above)
-		// keeps them in memory.
-		b := s.sec[p.sec]
-		if p.heap {
-			b = bytes.Clone(b)
-		}
+		col *packedCol
+		sec int
+		n   int
+	}{{&c.occ, secOccurred, n}, {&c.seq, secSeq, n}, {&c.bySeq, secBySeq, n}, {&c.keyOffs, secKeyOffs, n + 1}, {&c.postOffs, secPostOffs, m.Keys + 1}} {
 		var err error
-		if *p.col, err = parsePacked(b, p.n); err != nil {
+		if *p.col, err = parsePacked(s.sec[p.sec], p.n); err != nil {
 			return corruptf("section %d: %v", p.sec, err)
 		}
 	}
