@@ -56,7 +56,7 @@ func run() error {
 	flag.IntVar(&opts.VisibilityProbes, "visibility-probes", bench.DefaultVisibilityProbes, "append-then-search probes of visibility latency (negative: skip)")
 	flag.DurationVar(&opts.ShapeBudget, "shape-budget", 60*time.Second, "most time one engine spends on one shape's timed queries (0: no limit)")
 	flag.BoolVar(&opts.KeepData, "keep", false, "keep each engine's directory and database after the run")
-	flag.BoolVar(&opts.Warm, "warm", true, "before each query shape, have each engine read its data back into the page cache (the kernel may evict idle file pages: the targets are for a warm machine)")
+	flag.BoolVar(&opts.Warm, "warm", true, "before the query shapes (again every 30 s), have each engine read its data back into the page cache (the kernel may evict idle file pages: the targets are for a warm machine)")
 	flag.BoolVar(&opts.ReuseDatabases, "reuse-databases", false, "query the PostgreSQL engines' databases a --keep run left (same --database, --events, --seed and --end; run with --single-events -1 --visibility-probes -1) instead of loading them again; they are kept")
 	flag.Int64Var(&opts.End, "end", 0, "the trail's newest Occurred, epoch ms (default: now, to the minute); --reuse-databases needs the loading run's (its JSON report's \"end\")")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")

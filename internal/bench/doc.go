@@ -24,9 +24,9 @@
 // Append only; generation is excluded), VACUUM ANALYZE for PostgreSQL
 // engines (reported apart), the query shapes (shapes.go; values drawn from a
 // reservoir sample of the trail, so every value exists and busy users are
-// asked about more often; before each shape the engine reads its data back
-// into the page cache, --warm, since a kernel may evict file pages idle for
-// a minute), single-event appends from concurrent clients, the
+// asked about more often; before them, and again before a shape when 30 s
+// have passed, the engine reads its data back into the page cache, --warm,
+// since a kernel may evict file pages idle for a minute), single-event appends from concurrent clients, the
 // visibility probe (append, then search until found), and for engines that
 // keep their data in a directory the restart probe (restart.go: a child
 // process appending is killed with SIGKILL, the reopen is timed and every

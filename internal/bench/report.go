@@ -88,11 +88,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		return fmt.Sprintf("%s (%.1f s%s)", bytesHuman(e.DiskBytesCompacted), e.CompactSeconds, pct)
 	})
-	perEngine("page cache warmed before each shape", func(e EngineReport) string {
-		if e.WarmSeconds == 0 {
+	perEngine("page cache warmed before shapes", func(e EngineReport) string {
+		if e.Warmings == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%s, %.1f s in all", bytesHuman(e.WarmBytes), e.WarmSeconds)
+		return fmt.Sprintf("%s x%d, %.1f s", bytesHuman(e.WarmBytes), e.Warmings, e.WarmSeconds)
 	})
 	perEngine("peak RSS of bench process*", func(e EngineReport) string { return bytesHuman(e.PeakRSSBytes) })
 	perEngine("peak Pss of server processes**", func(e EngineReport) string {

@@ -46,7 +46,7 @@ type Options struct {
 	// Warmup queries per shape run untimed before the timed ones.
 	Warmup int
 	// Warm has every engine read its data files back into the page cache
-	// before each shape (engines that can: warmer). The targets are stated
+	// before the shapes, again every rewarmAfter (engines that can: warmer). The targets are stated
 	// for a warm machine, and a kernel may page out file pages idle for a
 	// while even with memory free: on the machine this was built on, a DAMON
 	// scheme evicts pages untouched for 60 s, so a 10M trail's segments
@@ -238,10 +238,11 @@ type EngineReport struct {
 	// queries run after it. CompactSeconds is how long Compact took.
 	DiskBytesCompacted int64   `json:"diskBytesCompacted,omitempty"`
 	CompactSeconds     float64 `json:"compactSeconds,omitempty"`
-	// WarmSeconds is the time spent warming the page cache before the
-	// shapes (Options.Warm), all shapes together; WarmBytes what one
+	// WarmSeconds is the time spent warming the page cache before shapes
+	// (Options.Warm), Warmings how many times, WarmBytes what one
 	// warming read.
 	WarmSeconds float64 `json:"warmSeconds,omitempty"`
+	Warmings    int     `json:"warmings,omitempty"`
 	WarmBytes   int64   `json:"warmBytes,omitempty"`
 	// PeakRSSBytes is VmHWM of the benchmark process while this engine ran:
 	// the engine's own memory when it runs in process (embedded), only the
@@ -531,23 +532,34 @@ func runEngine(ctx context.Context, name string, opts Options, sample *Sample, q
 	return er, answers, stats, nil
 }
 
-// runShapes runs every query shape on eng, each after warming the page
-// cache (Options.Warm) and a few untimed queries.
+// rewarmAfter is how long after a warming the next shape warms the page
+// cache again. The kernel that made warming necessary evicts pages idle
+// for 60 s, and a shape runs for at most ShapeBudget (10-60 s); warming
+// before every shape would read a 10M PostgreSQL database (17-23 GB, more
+// than the page cache holds beside the rest) from disk fifteen times.
+var rewarmAfter = 30 * time.Second
+
+// runShapes runs every query shape on eng, each after a few untimed
+// queries, and warms the page cache first (Options.Warm) when it was last
+// warmed rewarmAfter ago or more.
 func runShapes(ctx context.Context, eng Engine, sets []QuerySet, opts Options, er *EngineReport, log *slog.Logger) ([][]answer, error) {
 	answers := make([][]answer, len(sets))
 	w, warms := eng.(warmer)
+	var warmed time.Time
 	for si, set := range sets {
 		if err := ctx.Err(); err != nil {
 			return answers, err
 		}
-		if opts.Warm && warms {
+		if opts.Warm && warms && (warmed.IsZero() || time.Since(warmed) >= rewarmAfter) {
 			t0 := time.Now()
 			n, err := w.Warm(ctx)
 			if err != nil {
 				return answers, fmt.Errorf("warm the page cache before %s (--warm=false skips it): %w", set.Shape, err)
 			}
-			er.WarmSeconds += time.Since(t0).Seconds()
+			warmed = time.Now()
+			er.WarmSeconds += warmed.Sub(t0).Seconds()
 			er.WarmBytes = n
+			er.Warmings++
 		}
 		sr, ans := runShape(ctx, eng, set, opts.Warmup, opts.ShapeBudget)
 		er.Shapes = append(er.Shapes, sr)

@@ -3,12 +3,17 @@ package bench
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/audittrail/audittrail/internal/query"
+	"github.com/audittrail/audittrail/internal/store/storetest"
 )
 
 // TestWarmReadsFilesIntoPageCache: after the kernel drops a directory's
@@ -85,4 +90,35 @@ func residentPages(t *testing.T, f *os.File) int {
 		n += int(v & 1)
 	}
 	return n
+}
+
+// countingWarmer is an engine with nothing stored that counts its warmings.
+type countingWarmer struct {
+	StoreEngine
+	warms int
+}
+
+func (c *countingWarmer) Warm(context.Context) (int64, error) { c.warms++; return 7, nil }
+
+// TestShapesRewarmAfterInterval: the page cache is warmed before the first
+// shape, and before a later one only once rewarmAfter has passed since;
+// never without Options.Warm.
+func TestShapesRewarmAfterInterval(t *testing.T) {
+	sets := []QuerySet{{Shape: "a", Queries: []query.Query{{}}}, {Shape: "b", Queries: []query.Query{{}}}, {Shape: "c", Queries: []query.Query{{}}}}
+	defer func(d time.Duration) { rewarmAfter = d }(rewarmAfter)
+	for _, tc := range []struct {
+		warm  bool
+		after time.Duration
+		want  int
+	}{{true, time.Hour, 1}, {true, 0, 3}, {false, 0, 0}} {
+		rewarmAfter = tc.after
+		eng := &countingWarmer{StoreEngine: StoreEngine{Store: storetest.NewMemStore()}}
+		var er EngineReport
+		if _, err := runShapes(context.Background(), eng, sets, Options{Warm: tc.warm}, &er, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+		if eng.warms != tc.want || er.Warmings != tc.want || (tc.want > 0) != (er.WarmBytes == 7) || len(er.Shapes) != 3 {
+			t.Errorf("warm %v, rewarm after %v: %d warmings (report %d, %d B), %d shapes; want %d", tc.warm, tc.after, eng.warms, er.Warmings, er.WarmBytes, len(er.Shapes), tc.want)
+		}
+	}
 }
