@@ -152,3 +152,67 @@ func BenchmarkMerge(b *testing.B) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N*rows), "cpu-µs/row")
 	b.ReportMetric(float64(peak)/float64(rows), "peak-heap-B/row")
 }
+
+// BenchmarkLoad loads AUDITTRAIL_LOAD_EVENTS events (default 300k) of the
+// benchmark trail in batches of 1000, as audittrail-bench's load does, with
+// the trail generated between Appends on the benchmark's thread and its
+// CPU left out: events/s over the time spent inside Append, and the
+// process's ingest CPU per event (flushes and merges included;
+// AUDITTRAIL_LOAD_MERGE=off leaves merging out, whose share follows the
+// ingest rate and so the machine's load). With -cpuprofile it profiles
+// the load alone. On a shared machine, start the two binaries of an A/B
+// comparison at the same time, so that both see the same load.
+func BenchmarkLoad(b *testing.B) {
+	n := 300_000
+	if v, err := strconv.Atoi(os.Getenv("AUDITTRAIL_LOAD_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	var appendTime, genCPU, cpu time.Duration
+	for range b.N {
+		o := embedded.Options{Dir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if os.Getenv("AUDITTRAIL_LOAD_MERGE") == "off" {
+			o.NoBackgroundMerge()
+		}
+		e, err := embedded.Open(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := generator(b, n, 0)
+		buf := make([]event.Event, 1000)
+		runtime.LockOSThread()
+		cpu0 := processCPU()
+		for {
+			g0 := threadCPU()
+			batch := g.Fill(buf)
+			if len(batch) == 0 {
+				break
+			}
+			genCPU += threadCPU() - g0
+			t0 := time.Now()
+			if err := e.Append(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			appendTime += time.Since(t0)
+		}
+		cpu += processCPU() - cpu0
+		runtime.UnlockOSThread()
+		b.StopTimer()
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	events := float64(b.N * n)
+	b.ReportMetric(events/appendTime.Seconds(), "events/s")
+	b.ReportMetric(float64((cpu-genCPU).Nanoseconds())/1e3/events, "cpu-µs/event")
+}
+
+// threadCPU is the CPU time of the calling thread (Linux RUSAGE_THREAD):
+// the caller holds its goroutine on the thread.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
