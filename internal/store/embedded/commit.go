@@ -116,12 +116,6 @@ func (e *Engine) commitGroup(group []*request) {
 		return
 	}
 	e.w.lastSeq = seq
-	// The callers computed the posting keys while the log was written.
-	for _, r := range group {
-		if len(r.stored) > 0 {
-			<-r.keysReady
-		}
-	}
 	// Events go in under the lock in chunks, so that a big group does not
 	// stall searches for its whole length. A search between chunks may see
 	// part of a group: all of it is durable already, and Seq order holds.

@@ -185,12 +185,8 @@ const (
 type request struct {
 	kind   requestKind
 	events []event.Event // append
-	// keys are the posting keys of events, which the caller computes while
-	// the writer logs the events: the writer reads them once keysReady is
-	// closed.
-	keys      []eventKeys
-	keysReady chan struct{}
-	rule      deleteRule // delete
+	keys   []eventKeys   // posting keys of events, computed by the caller
+	rule   deleteRule    // delete
 	// stored is what the request added, filled by the writer, and spans
 	// where each stored event's encoding lies in the group's log buffer.
 	stored  []int
@@ -594,67 +590,32 @@ func (e *Engine) Append(ctx context.Context, events []event.Event) error {
 	}
 	// Index keys are computed here, on the caller's goroutine, so that
 	// concurrent writers tokenise in parallel and the single writer only
-	// files the results. A big batch's keys are computed after it is
-	// queued, so that the writer encodes, writes and fsyncs it meanwhile
-	// (the log needs no keys): for one client appending batches of 1000,
-	// the tokenising then leaves the path to the acknowledgement. A small
-	// one's first, so that the writer never waits for a client's
-	// goroutine. Their memory is reused once the outcome is in: the writer
-	// is then done with them (or never saw them).
+	// files the results. Their memory is reused once submit returns: the
+	// writer is then done with them (or never saw them).
 	ak := appendKeysPool.Get().(*appendKeys)
-	defer appendKeysPool.Put(ak)
-	r := &request{kind: reqAppend, events: events, keysReady: keysComputed}
-	if len(events) < parallelKeysMin {
-		r.keys = ak.index(events)
-		return e.submit(ctx, r)
-	}
-	r.keysReady = make(chan struct{})
-	if err := e.enqueue(ctx, r); err != nil {
-		return err
-	}
-	if beforeKeys != nil {
-		beforeKeys(e)
-	}
-	r.keys = ak.index(events)
-	close(r.keysReady)
-	return <-r.done
+	err := e.submit(ctx, &request{kind: reqAppend, events: events, keys: ak.index(events)})
+	appendKeysPool.Put(ak)
+	return err
 }
-
-// keysComputed is the keysReady of a request whose keys came with it.
-var keysComputed = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
-// beforeKeys, when set (tests), runs in Append after the batch is queued
-// and before its keys are computed.
-var beforeKeys func(*Engine)
 
 func (e *Engine) submit(ctx context.Context, r *request) error {
-	if err := e.enqueue(ctx, r); err != nil {
-		return err
-	}
-	return <-r.done
-}
-
-// enqueue hands r to the writer, which answers on r.done.
-func (e *Engine) enqueue(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r.done = make(chan error, 1)
 	e.closeMu.RLock()
-	defer e.closeMu.RUnlock()
 	if e.closed.Load() {
+		e.closeMu.RUnlock()
 		return store.ErrClosed
 	}
 	select {
 	case e.reqs <- r:
-		return nil
 	case <-ctx.Done():
+		e.closeMu.RUnlock()
 		return ctx.Err()
 	}
+	e.closeMu.RUnlock()
+	return <-r.done
 }
 
 // DeleteBefore implements store.Store. It removes exactly the events asked

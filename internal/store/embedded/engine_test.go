@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
 	"github.com/audittrail/audittrail/internal/query"
@@ -583,44 +582,4 @@ func TestCrashAfterDeleteRuleReplaysLog(t *testing.T) {
 		t.Fatalf("after second reopen: %d events, want %d", len(got), len(kept)+3)
 	}
 	e.Close()
-}
-
-// TestAppendLogsWhileKeysAreComputed: the writer logs and fsyncs a batch
-// while its caller computes the posting keys, and files the events once
-// both are done: the Append is then acknowledged with every event
-// searchable, duplicates (of the batch and of an earlier one) left out.
-func TestAppendLogsWhileKeysAreComputed(t *testing.T) {
-	e := openT(t, t.TempDir())
-	defer e.Close()
-	g := newGen(3)
-	first := g.batch(parallelKeysMin)
-	appendT(t, e, first)
-	syncs := e.syncs.Load()
-	logged := false
-	beforeKeys = func(e *Engine) {
-		for deadline := time.Now().Add(10 * time.Second); e.syncs.Load() == syncs && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		logged = e.syncs.Load() > syncs
-	}
-	defer func() { beforeKeys = nil }()
-	b := g.batch(300)
-	b = append(b, first[5], b[7])
-	n := len(first) + 300
-	appendT(t, e, b)
-	if !logged {
-		t.Fatal("the batch was not logged before its keys were computed")
-	}
-	if b[300].Seq != 0 || b[301].Seq != 0 {
-		t.Fatalf("duplicates stored: Seq %d, %d", b[300].Seq, b[301].Seq)
-	}
-	if got := len(allOf(t, e)); got != n {
-		t.Fatalf("%d events, want %d", got, n)
-	}
-	// Every posting holds its rows (Check compares them with each event's
-	// own keys) and Get finds every event.
-	rep, err := e.Check(context.Background())
-	if err != nil || rep.TailEvents != n {
-		t.Fatalf("Check: %v, %d tail events, %v", err, rep.TailEvents, rep.Problems)
-	}
 }
