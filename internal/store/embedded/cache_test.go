@@ -35,23 +35,7 @@ func TestBlockCacheAdmissionAndReuse(t *testing.T) {
 	if s.n < 4*s.rpb {
 		t.Fatalf("segment of %d rows", s.n)
 	}
-	// want: every row decoded with nothing shared or pooled.
-	want := make([]string, s.n)
-	for row := range s.n {
-		raw, err := s.block(row/s.rpb, e.zdec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := rowInBlock(raw, row%s.rpb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := decodeEvent(enc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[row] = fmt.Sprintf("%+v", ev)
-	}
+	want := decodeEveryRow(t, e, s)
 
 	lru := newBlockLRU(16 << 20) // every block of the segment fits, its misses remembered without collisions
 	var kept []event.Event
@@ -84,4 +68,27 @@ func TestBlockCacheAdmissionAndReuse(t *testing.T) {
 			t.Fatalf("row %d changed after its buffer was reused: %s, want %s", keptRows[i], got, want[keptRows[i]])
 		}
 	}
+}
+
+// decodeEveryRow decodes each row of s on its own, with nothing shared or
+// pooled: what a cached or prefetched read must give back.
+func decodeEveryRow(t *testing.T, e *Engine, s *segment) []string {
+	t.Helper()
+	rows := make([]string, s.n)
+	for row := range s.n {
+		raw, err := s.block(row/s.rpb, e.zdec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := rowInBlock(raw, row%s.rpb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := decodeEvent(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows[row] = fmt.Sprintf("%+v", ev)
+	}
+	return rows
 }

@@ -27,22 +27,7 @@ func TestPrefetchedBlocks(t *testing.T) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	s := e.ix.segs[0]
-	want := make([]string, s.n)
-	for row := range s.n {
-		raw, err := s.block(row/s.rpb, e.zdec, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := rowInBlock(raw, row%s.rpb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := decodeEvent(enc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[row] = fmt.Sprintf("%+v", ev)
-	}
+	want := decodeEveryRow(t, e, s)
 	// Every third row, as a page of scattered rows would be.
 	page := func(t *testing.T, wantProbed bool) {
 		bc := newBlockCache(nil)
