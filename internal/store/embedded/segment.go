@@ -419,13 +419,9 @@ func prefixSearch(pre []uint64, lo int, p uint64) int {
 // (0 if none is): it holds the first key ≥ from, or that key starts the
 // next block.
 func (s *segment) dictFind(from string, nb int) int {
-	s.dictPrefixOnce.Do(func() {
-		s.buildDictPrefix()
-		// The pass touched most of the dictionary's pages: without this,
-		// the first query over a 10M-event store mapped ~240 MB of them
-		// (peak RSS) before the residency budget released them.
-		s.release()
-	})
+	// openSegment built the prefixes; a segment parsed from bytes without
+	// it (the fuzz and corruption tests) builds them here.
+	s.dictPrefixOnce.Do(s.buildDictPrefix)
 	firstAbove := func(lo, hi int) int {
 		return lo + sort.Search(hi-lo, func(i int) bool { return string(s.blockFirstKey(lo+i)) > from })
 	}
