@@ -70,9 +70,10 @@ func keyOf(ev *event.Event) string { return ev.CompanyID + "/" + ev.ID }
 // keep the original aside, and leave a store that passes Check and serves
 // no damaged row. A second Open finds nothing more to repair.
 //
-// It runs on the segment formats a data directory can hold: version 5
-// without a zstd dictionary (a small segment) and with one, and version 4
-// (written by the old writer kept in segment_v4_test.go).
+// It runs on the segment formats a data directory can hold: the current
+// version without a zstd dictionary (a small segment) and with one, in
+// each block size the writers use and the bounds, the older versions, and
+// version 4 (written by the old writer kept in segment_v4_test.go).
 func TestCorruptSegmentRepairedAtOpen(t *testing.T) {
 	for _, format := range []struct {
 		name string
@@ -80,8 +81,10 @@ func TestCorruptSegmentRepairedAtOpen(t *testing.T) {
 		ver  int
 		rpb  int
 		dict bool
-	}{{"v8", 300, segVersion, rowsPerBlockV5, false}, {"v8 with zstd dictionary", 3000, segVersion, rowsPerBlockV5, true},
-		{"v8 merge output", 3000, segVersion, mergeBlockRows, true}, {"v8 with 1-row blocks", 3000, segVersion, 1, true},
+	}{{"v9", 300, segVersion, rowsPerBlockV5, false}, {"v9 flush with zstd dictionary", 3000, segVersion, flushBlockRows, true},
+		{"v9 merge output", 3000, segVersion, mergeBlockRows, true}, {"v9 with 1-row blocks", 3000, segVersion, 1, true},
+		{"v9 with the biggest blocks", 3000, segVersion, maxBlockRows, true},
+		{"v8 with zstd dictionary", 3000, segVersion8, rowsPerBlockV5, true},
 		{"v7 with zstd dictionary", 3000, segVersion7, rowsPerBlockV5, true},
 		{"v6 with zstd dictionary", 3000, segVersion6, rowsPerBlockV5, true},
 		{"v5", 300, segVersionV5, rowsPerBlockV5, false}, {"v4", 300, segVersionV4, rowsPerBlockV4, false}} {
@@ -122,7 +125,7 @@ func testCorruptSegmentRepairedAtOpen(t *testing.T, n, rpb, ver int, dict bool) 
 				t.Fatal(err)
 			}
 			path := segmentFiles(t, dir)[0]
-			if ver != segVersion || rpb != rowsPerBlockV5 {
+			if ver != segVersion || rpb != blockRowsFor(segVersion, flushBlockRows, dict) {
 				rewriteAsBlocks(t, path, ver, rpb)
 			}
 			if tc.sec == secZDict || tc.sec == secZDictCopy {

@@ -207,7 +207,7 @@ func salvageSegment(path string, dec *zstd.Decoder) salvage {
 	metaOK := ok[secMeta] && json.Unmarshal(sec[secMeta], &meta) == nil && meta.Rows > 0
 	rpbKnown := v4 || metaOK
 	if metaOK && meta.Version >= segVersion8 {
-		rpb, rpbKnown = meta.RowsPerBlock, validBlockRows(meta.RowsPerBlock)
+		rpb, rpbKnown = meta.RowsPerBlock, validBlockRows(meta.Version, meta.RowsPerBlock)
 	}
 	if metaOK {
 		n, exact = meta.Rows, true

@@ -16,8 +16,11 @@ import (
 // package, so they cannot live in it.
 
 func init() {
-	if n, err := strconv.Atoi(os.Getenv("AUDITTRAIL_MERGE_BLOCK_ROWS")); err == nil && validBlockRows(n) {
+	if n, err := strconv.Atoi(os.Getenv("AUDITTRAIL_MERGE_BLOCK_ROWS")); err == nil && validBlockRows(segVersion, n) {
 		mergeBlockRows = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("AUDITTRAIL_FLUSH_BLOCK_ROWS")); err == nil && validBlockRows(segVersion, n) {
+		flushBlockRows = n
 	}
 }
 

@@ -168,6 +168,7 @@ func BenchmarkLoad(b *testing.B) {
 		n = v
 	}
 	var appendTime, genCPU, cpu time.Duration
+	var diskBytes int64
 	for range b.N {
 		o := embedded.Options{Dir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		if os.Getenv("AUDITTRAIL_LOAD_MERGE") == "off" {
@@ -200,9 +201,11 @@ func BenchmarkLoad(b *testing.B) {
 		if err := e.Close(); err != nil {
 			b.Fatal(err)
 		}
+		diskBytes += dirBytes(b, o.Dir)
 		b.StartTimer()
 	}
 	events := float64(b.N * n)
+	b.ReportMetric(float64(diskBytes)/events, "disk-B/event")
 	b.ReportMetric(events/appendTime.Seconds(), "events/s")
 	b.ReportMetric(float64((cpu-genCPU).Nanoseconds())/1e3/events, "cpu-µs/event")
 }
@@ -215,4 +218,23 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(tb testing.TB, dir string) int64 {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return total
 }

@@ -150,7 +150,7 @@ func (s *segment) parse() error {
 	}
 	m := &s.meta
 	switch {
-	case m.Version != segVersion && m.Version != segVersion7 && m.Version != segVersion6 && m.Version != segVersionV5 && m.Version != segVersionV4:
+	case m.Version != segVersion && m.Version != segVersion8 && m.Version != segVersion7 && m.Version != segVersion6 && m.Version != segVersionV5 && m.Version != segVersionV4:
 		return fmt.Errorf("%w: %d, this build reads %d to %d", ErrVersion, m.Version, segVersionV4, segVersion)
 	case (m.Version != segVersionV4) != (nsec == numSections):
 		return corruptf("version %d with %d sections", m.Version, nsec)
@@ -191,7 +191,7 @@ func (s *segment) parseV5() error {
 	m := &s.meta
 	n := m.Rows
 	s.rpb = rowsPerBlockV5
-	if s.ver >= segVersion8 && validBlockRows(m.RowsPerBlock) {
+	if s.ver >= segVersion8 && validBlockRows(s.ver, m.RowsPerBlock) {
 		s.rpb = m.RowsPerBlock
 	}
 	nb := (n + s.rpb - 1) / s.rpb

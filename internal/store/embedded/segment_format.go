@@ -57,9 +57,12 @@ const (
 	// zstd-compressed (see packZDict). 8: version 7 whose blocks hold
 	// meta.RowsPerBlock rows (a power of two up to rowsPerBlockV5: merge
 	// outputs with a dictionary mergeBlockRows, the rest 16) in zstd frames
-	// without a checksum (every block has its CRC32C). Versions 4 to 7 are
-	// still read.
-	segVersion   = segVersion8
+	// without a checksum (every block has its CRC32C). 9: version 8 whose
+	// blocks hold up to maxBlockRows rows (flushes flushBlockRows), which a
+	// build reading only version 8 would take for damage. Versions 4 to 8
+	// are still read.
+	segVersion   = segVersion9
+	segVersion9  = 9
 	segVersion8  = 8
 	segVersion7  = 7
 	segVersionV5 = 5
@@ -113,9 +116,34 @@ const (
 // tests can measure other sizes (AUDITTRAIL_MERGE_BLOCK_ROWS).
 var mergeBlockRows = 4
 
-// validBlockRows reports whether a version 8 segment may hold n rows per
-// block.
-func validBlockRows(n int) bool { return n >= 1 && n <= rowsPerBlockV5 && n&(n-1) == 0 }
+// flushBlockRows is the block size of flushed segments that have a zstd
+// dictionary. Each zstd frame resets the encoder, which copies the
+// dictionary (512 KiB in a 100k-event flush) and its 256 KiB hash table:
+// at 16 rows a block that was ~2 µs of an event's ~29 µs of ingest CPU.
+// BenchmarkLoad, 500k events, merging off, under load, alternated pairs:
+// 16 rows 28.2 / 29.9 cpu-µs an event and 267 disk B; 64: 26.2 / 23.9 and
+// 260 B; 128: 25.9 / 26.1 and 259 B; 128 rows without a dictionary 26.3 /
+// 27.8 and 280 B. Reading one row of a flushed block decodes four times
+// the bytes it did, but flushed segments are short-lived (merges rewrite
+// them in mergeBlockRows), and a broad query's first page now decodes
+// fewer blocks. A variable so that tests can measure other sizes
+// (AUDITTRAIL_FLUSH_BLOCK_ROWS).
+var flushBlockRows = 64
+
+// maxBlockRows bounds the rows of a block of a version 9 segment: a zstd
+// block holds at most 128 KiB, and 128 encoded events of the benchmark
+// trail take ~64 KiB.
+const maxBlockRows = 128
+
+// validBlockRows reports whether a segment of version ver (8 or later) may
+// hold n rows per block.
+func validBlockRows(ver, n int) bool {
+	most := maxBlockRows
+	if ver < segVersion9 {
+		most = rowsPerBlockV5
+	}
+	return n >= 1 && n <= most && n&(n-1) == 0
+}
 
 // blockRowsFor is the block size a segment of version ver with (or
 // without) a zstd dictionary is written with, when want is asked for:

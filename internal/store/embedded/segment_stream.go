@@ -43,7 +43,7 @@ type mergeIn struct {
 	// decompressed once per output.
 	blk    int
 	raw    []byte
-	lo, hi [rowsPerBlockV4]int // each row's bytes in raw
+	lo, hi [maxBlockRows]int // each row's bytes in raw
 }
 
 func newMergeIn(s *segment, dec *zstd.Decoder) *mergeIn {

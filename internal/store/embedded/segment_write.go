@@ -341,7 +341,7 @@ func newDictEncoder(zdict []byte, ver int) (*zstd.Encoder, error) {
 // under its final name only once complete and fsynced. enc compresses the
 // blocks of a segment too small to have a dictionary.
 func writeSegment(dir string, m *memtable, enc *zstd.Encoder) (string, error) {
-	return writeSegmentVersion(dir, m, enc, segVersion)
+	return writeSegmentBlocks(dir, m, enc, segVersion, flushBlockRows)
 }
 
 // writeSegmentVersion is writeSegment writing version ver: 6, or 5 (the
