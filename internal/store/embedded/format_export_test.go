@@ -36,7 +36,7 @@ func cpuTime() time.Duration {
 // segment write alone.
 // ver names the segment version to write (4 to 8), for before/after
 // figures of the same rows; rpb the rows per block of a version 8 segment
-// with a zstd dictionary (16: the flush writer itself).
+// with a zstd dictionary (flushBlockRows: the flush writer itself).
 func WriteSegmentForTest(dir string, evs []event.Event, ver, rpb int) (string, time.Duration, error) {
 	m := newMemtable()
 	for i := range evs {
@@ -56,7 +56,7 @@ func WriteSegmentForTest(dir string, evs []event.Event, ver, rpb int) (string, t
 	case segVersionV4:
 		path, err = writeSegmentV4(dir, m, enc)
 	case segVersion:
-		if rpb == rowsPerBlockV5 {
+		if rpb == flushBlockRows {
 			path, err = e.writeMemtableSegment(m)
 		} else {
 			path, err = writeSegmentBlocks(dir, m, enc, ver, rpb)
@@ -114,3 +114,24 @@ func DecodeRowsForTest(path string, rows []int, rounds int) (time.Duration, erro
 const SegVersion = segVersion
 
 func MergeBlockRows() int { return mergeBlockRows }
+
+// FlushCPU files the events of fb into a memtable, then writes it into dir
+// as the engine's flush does, and returns the CPU time of the write alone
+// (BenchmarkFlush).
+func (fb *FilingBench) FlushCPU(dir string) (time.Duration, error) {
+	m := newMemtable()
+	for i := range fb.evs {
+		m.add(&fb.evs[i], fb.encs[i], fb.keys[i])
+	}
+	m.settle()
+	m.gen = 1
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return 0, err
+	}
+	defer enc.Close()
+	e := &Engine{segDir: dir, zenc: enc}
+	c0 := cpuTime()
+	_, err = e.writeMemtableSegment(m)
+	return cpuTime() - c0, err
+}

@@ -34,6 +34,24 @@ func BenchmarkMemtableFiling(b *testing.B) {
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N*n), "cpu-µs/event")
 }
 
+// BenchmarkFlush writes a memtable of 100k events of the benchmark trail
+// as a segment, as the engine's flush does (the memtable is filed before
+// the timer): the flush's share of ingest CPU (process CPU per event).
+func BenchmarkFlush(b *testing.B) {
+	const n = 100_000
+	fb := embedded.NewFilingBench(generator(b, n, 0).Fill(make([]event.Event, n)))
+	b.ResetTimer()
+	var cpu time.Duration
+	for range b.N {
+		c, err := fb.FlushCPU(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += c
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N*n), "cpu-µs/event")
+}
+
 // BenchmarkIndexEvents computes the posting keys of 100k events of the
 // benchmark trail on one goroutine, as Append does on the caller's: the
 // tokenising share of ingest CPU (process CPU per event).
