@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/audittrail/audittrail/internal/bench"
+	"github.com/audittrail/audittrail/internal/gcpolicy"
 )
 
 func main() {
@@ -70,6 +71,9 @@ func run() error {
 	render := flag.String("render", "", "print the table of a saved JSON report, run nothing")
 	growth := flag.String("growth", "", "comma-separated JSON reports of runs of different sizes: print how the figures grow, run nothing")
 	flag.Parse()
+	// The engine runs in this process as it would in the server: at the
+	// server's pace of garbage collection.
+	gcpolicy.Apply()
 	if *childEngine != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

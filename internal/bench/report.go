@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -25,8 +26,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Command != "" {
 		fmt.Fprintf(&b, "$ %s\n", r.Command)
 	}
-	fmt.Fprintf(&b, "audittrail-bench  %s events  seed %d  %d queries/shape  page size %d  GOMAXPROCS %d  %s\n",
-		thousands(int64(r.Events)), r.Seed, r.QueriesPerShape, r.PageSize, r.GOMAXPROCS, r.Started.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "audittrail-bench  %s events  seed %d  %d queries/shape  page size %d  GOMAXPROCS %d%s  %s\n",
+		thousands(int64(r.Events)), r.Seed, r.QueriesPerShape, r.PageSize, r.GOMAXPROCS, gcPace(r), r.Started.Format("2006-01-02 15:04 UTC"))
 	t := r.Trail
 	fmt.Fprintf(&b, "trail: %s events, %.0f B of JSON each on average (%s raw), hot project %.1f %%, no tenant %.1f %%, "+
 		"several tenants %.1f %%, company-level %.1f %%, %d actions, %d countries, %s users, %s IPs\n\n",
@@ -286,4 +287,16 @@ func bytesHuman(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// gcPace describes the collector's pace of the run (reports from before it
+// was recorded have none).
+func gcPace(r *Report) string {
+	switch {
+	case r.GOGC == 0 && r.GoMemLimit == 0:
+		return ""
+	case r.GoMemLimit == math.MaxInt64:
+		return fmt.Sprintf("  GOGC %d", r.GOGC)
+	}
+	return fmt.Sprintf("  GOGC %d  GOMEMLIMIT %s", r.GOGC, bytesHuman(r.GoMemLimit))
 }

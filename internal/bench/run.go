@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/audittrail/audittrail/internal/event"
+	"github.com/audittrail/audittrail/internal/gcpolicy"
 	"github.com/audittrail/audittrail/internal/query"
 )
 
@@ -170,20 +171,24 @@ func (o *Options) Validate() error {
 // Report is everything one run measured.
 type Report struct {
 	// Command is how the run was started, when the caller says.
-	Command         string         `json:"command,omitempty"`
-	Started         time.Time      `json:"started"`
-	Events          int            `json:"events"`
-	Seed            uint64         `json:"seed"`
-	End             int64          `json:"end"`
-	QueriesPerShape int            `json:"queriesPerShape"`
-	PageSize        int            `json:"pageSize"`
-	ShapeBudgetSec  float64        `json:"shapeBudgetSeconds,omitempty"`
-	BatchSize       int            `json:"batchSize"`
-	Concurrency     int            `json:"concurrency"`
-	GOMAXPROCS      int            `json:"gomaxprocs"`
-	Trail           GenStats       `json:"trail"`
-	AvgJSONBytes    float64        `json:"avgJsonBytes"`
-	Engines         []EngineReport `json:"engines"`
+	Command         string    `json:"command,omitempty"`
+	Started         time.Time `json:"started"`
+	Events          int       `json:"events"`
+	Seed            uint64    `json:"seed"`
+	End             int64     `json:"end"`
+	QueriesPerShape int       `json:"queriesPerShape"`
+	PageSize        int       `json:"pageSize"`
+	ShapeBudgetSec  float64   `json:"shapeBudgetSeconds,omitempty"`
+	BatchSize       int       `json:"batchSize"`
+	Concurrency     int       `json:"concurrency"`
+	GOMAXPROCS      int       `json:"gomaxprocs"`
+	// GOGC and GoMemLimit are the garbage collector's pace in this process
+	// (gcpolicy: the server's, unless the environment set its own).
+	GOGC         int            `json:"gogc"`
+	GoMemLimit   int64          `json:"goMemLimitBytes"`
+	Trail        GenStats       `json:"trail"`
+	AvgJSONBytes float64        `json:"avgJsonBytes"`
+	Engines      []EngineReport `json:"engines"`
 	// Disagreements are queries on which an engine's total or first page
 	// differs from the first engine's: a bug in one of them.
 	Disagreements []Disagreement `json:"disagreements"`
@@ -308,6 +313,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		ShapeBudgetSec: opts.ShapeBudget.Seconds(),
 		Concurrency:    opts.Concurrency, GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
+	gc := gcpolicy.Current()
+	rep.GOGC, rep.GoMemLimit = gc.Percent, gc.MemoryLimit
 	var sets []QuerySet
 	answers := map[string][][]answer{} // engine → shape index → query index
 

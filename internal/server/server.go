@@ -24,6 +24,7 @@ import (
 	"github.com/audittrail/audittrail/internal/config"
 	"github.com/audittrail/audittrail/internal/console"
 	"github.com/audittrail/audittrail/internal/enrich"
+	"github.com/audittrail/audittrail/internal/gcpolicy"
 	"github.com/audittrail/audittrail/internal/httpapi"
 	"github.com/audittrail/audittrail/internal/ledger"
 	"github.com/audittrail/audittrail/internal/ledger/ledgerpg"
@@ -76,6 +77,8 @@ func MainWith(ctx context.Context, args []string, stdout, stderr io.Writer, exts
 		return 2
 	}
 	logger := NewLogger(cfg, stderr)
+	gc := gcpolicy.Apply()
+	logger.Info("garbage collector pace", "gogc", gc.Percent, "memoryLimitBytes", gc.MemoryLimit)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {

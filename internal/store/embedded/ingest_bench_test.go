@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -185,7 +186,7 @@ func BenchmarkLoad(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("AUDITTRAIL_LOAD_EVENTS")); err == nil && v > 0 {
 		n = v
 	}
-	var appendTime, genCPU, cpu time.Duration
+	var appendTime, genCPU, cpu, gc time.Duration
 	var diskBytes int64
 	for range b.N {
 		o := embedded.Options{Dir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -199,6 +200,7 @@ func BenchmarkLoad(b *testing.B) {
 		g := generator(b, n, 0)
 		buf := make([]event.Event, 1000)
 		runtime.LockOSThread()
+		gc0 := gcCPU()
 		cpu0 := processCPU()
 		for {
 			g0 := threadCPU()
@@ -214,6 +216,7 @@ func BenchmarkLoad(b *testing.B) {
 			appendTime += time.Since(t0)
 		}
 		cpu += processCPU() - cpu0
+		gc += gcCPU() - gc0
 		runtime.UnlockOSThread()
 		b.StopTimer()
 		if err := e.Close(); err != nil {
@@ -226,6 +229,18 @@ func BenchmarkLoad(b *testing.B) {
 	b.ReportMetric(float64(diskBytes)/events, "disk-B/event")
 	b.ReportMetric(events/appendTime.Seconds(), "events/s")
 	b.ReportMetric(float64((cpu-genCPU).Nanoseconds())/1e3/events, "cpu-µs/event")
+	b.ReportMetric(float64(gc.Nanoseconds())/1e3/events, "gc-cpu-µs/event")
+}
+
+// gcCPU is the runtime's estimate of the CPU time the garbage collector
+// has taken so far (marking, assists and pauses).
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * 1e9)
 }
 
 // threadCPU is the CPU time of the calling thread (Linux RUSAGE_THREAD):
