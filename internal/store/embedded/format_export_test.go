@@ -115,6 +115,9 @@ const SegVersion = segVersion
 
 func MergeBlockRows() int { return mergeBlockRows }
 
+// FlushBlockRows is the block size of flushed segments with a dictionary.
+func FlushBlockRows() int { return flushBlockRows }
+
 // FlushCPU files the events of fb into a memtable, then writes it into dir
 // as the engine's flush does, and returns the CPU time of the write alone
 // (BenchmarkFlush).

@@ -39,12 +39,12 @@ func TestFormatStats(t *testing.T) {
 		}
 		// The formats compared: the previous version (16-row blocks), then
 		// the current one with each block size of AUDITTRAIL_FORMAT_RPB
-		// (default: 16 and mergeBlockRows).
+		// (default: the flush's and the merge's).
 		type format struct{ ver, rpb int }
 		formats := []format{{formatStatsPrev, 16}}
 		rpbs := splitComma(os.Getenv("AUDITTRAIL_FORMAT_RPB"))
 		if len(rpbs) == 0 {
-			rpbs = []string{"16", strconv.Itoa(embedded.MergeBlockRows())}
+			rpbs = []string{strconv.Itoa(embedded.FlushBlockRows()), strconv.Itoa(embedded.MergeBlockRows())}
 		}
 		for _, r := range rpbs {
 			rpb, err := strconv.Atoi(r)
@@ -110,7 +110,7 @@ func TestFormatStats(t *testing.T) {
 
 // formatStatsPrev is the previous segment version, which TestFormatStats
 // compares with the current one.
-const formatStatsPrev = 7
+const formatStatsPrev = 8
 
 func splitComma(s string) []string {
 	var out []string
