@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"bytes"
-	"encoding/json"
 	"hash/maphash"
 	"runtime"
 	"slices"
@@ -239,13 +238,7 @@ func (b *keyBuilder) build(e *event.Event) {
 	for _, s := range e.Tenants {
 		b.tokens(s)
 	}
-	b.maybeChange = false
-	dataStrings(e.Data, b.dataFn)
-	if b.maybeChange {
-		for _, f := range e.ChangedFields() {
-			b.field(keyChanged, f)
-		}
-	}
+	b.data(e)
 }
 
 // indexKeys is indexEvent as strings, for checks and tests.
@@ -265,16 +258,20 @@ type keyBuilder struct {
 	// slots is an open-addressing table of indexes+1 into ek (0 = empty),
 	// at most half full.
 	slots   []int32
-	scratch []byte
 	dataFn  func(string)
+	tokenFn func(string)
 	// maybeChange: a string of the event's data is "change" in some case,
 	// so the data may hold a Change object (see dataString).
 	maybeChange bool
+	// changed is the keys of the data's Change objects found by walkData;
+	// they alias the data.
+	changed []string
 }
 
 var keyBuilders = sync.Pool{New: func() any {
 	b := &keyBuilder{slots: make([]int32, 256)}
 	b.dataFn = b.dataString
+	b.tokenFn = b.token
 	return b
 }}
 
@@ -285,44 +282,304 @@ func (b *keyBuilder) reset() {
 
 // field adds the key of field with value v.
 func (b *keyBuilder) field(field byte, v string) {
-	b.scratch = append(append(b.scratch[:0], field), v...)
-	b.add(b.scratch)
+	lo := len(b.ek.buf)
+	b.ek.buf = append(append(b.ek.buf, field), v...)
+	b.addTail(lo)
 }
 
+// token adds the key of the token t.
+func (b *keyBuilder) token(t string) {
+	b.field(keyToken, t)
+}
+
+// tokens adds the token keys of s, as event.Tokenize defines tokens.
 func (b *keyBuilder) tokens(s string) {
-	b.scratch = tokenKeys(b.scratch, s, b.add)
+	for i := 0; i < len(s); {
+		n, stop := b.asciiTokens(s[i:], len(s)-i)
+		if stop == tokenNonASCII {
+			// The tokens added so far ended at an ASCII separator, so
+			// Tokenize yields them again, in the same order, and add
+			// keeps one of each.
+			event.Tokenize(s, b.tokenFn)
+			return
+		}
+		i += n + 1 // a quote or a control byte: separators here
+	}
 }
 
-// dataString adds the tokens of s, a string of the event's data, and notes
-// whether it could be the key of a Change object. event.ChangedFields
-// decodes the data (json.Unmarshal, a tenth of the tokenising) and finds a
-// Change key case-insensitively; such a key is one of the strings that
-// dataStrings yields, since it yields every object key, so only data with
-// a string equal to "change" under ASCII case folding needs decoding.
-// (encoding/json also folds the Kelvin sign and long s onto k and s;
-// "change" has neither.)
+// asciiTokens adds the token keys of s up to its first byte that is
+// not ASCII, a quote, a backslash or a control byte: it returns that
+// byte's index (len(s) if none) and class (tokenNonASCII, tokenQuote,
+// tokenBad; tokenSep if none). The tokens added end at a separator or
+// at the stop byte, except one cut by a non-ASCII byte, which is not
+// added. room (at least len(s)) bounds the buffer it needs: each token's
+// key byte takes the place of the separator before it, so the keys of
+// room bytes take at most room+1, and one more for the next key's.
+//
+// Each token's key is lower-cased straight into the event's key buffer
+// and dropped again if the event already has it: no copy, no callback.
+func (b *keyBuilder) asciiTokens(s string, room int) (int, byte) {
+	if need := room + 2; cap(b.ek.buf)-len(b.ek.buf) < need {
+		b.ek.buf = slices.Grow(b.ek.buf, need)
+	}
+	start := len(b.ek.buf)
+	buf := b.ek.buf[:cap(b.ek.buf)]
+	buf[start] = keyToken
+	w := start + 1
+	for i := 0; i < len(s); i++ {
+		c := tokenByte[s[i]]
+		if c > tokenBad {
+			buf[w] = c
+			w++
+			continue
+		}
+		if c != tokenSep {
+			if c == tokenNonASCII {
+				w = start + 1
+			}
+			b.ek.buf = buf[:w]
+			if w > start+1 {
+				b.addTail(start)
+			} else {
+				b.ek.buf = buf[:start]
+			}
+			return i, c
+		}
+		if w > start+1 {
+			b.ek.buf = buf[:w]
+			b.addTail(start)
+			start = len(b.ek.buf)
+			buf[start] = keyToken
+			w = start + 1
+		}
+	}
+	b.ek.buf = buf[:w]
+	if w > start+1 {
+		b.addTail(start)
+	} else {
+		b.ek.buf = buf[:start]
+	}
+	return len(s), tokenSep
+}
+
+// dataString adds the tokens of s, a string of the event's data as
+// event.DataStrings yields it (the fallback of data), and notes whether
+// it could be the key of a Change object: event.ChangedFields finds one
+// case-insensitively, and such a key is one of the strings DataStrings
+// yields, so only data with a string equal to "change" under ASCII case
+// folding needs decoding. (encoding/json also folds the Kelvin sign, long
+// s and dotted/dotless i onto ASCII letters; "change" has none of them.)
 func (b *keyBuilder) dataString(s string) {
-	b.scratch = tokenKeys(b.scratch, s, b.add)
+	b.tokens(s)
 	if len(s) == len("change") && equalFoldASCII(s, "change") {
 		b.maybeChange = true
 	}
 }
 
-// add adds k (copied) unless the event already has it.
-func (b *keyBuilder) add(k []byte) {
+// data adds the token keys of the strings of e.Data (every object key and
+// string value, event.DataStrings) and then its changed-field keys
+// (event.ChangedFields). walkData does both in one pass over data without
+// escapes; anything else goes, after undoing what walkData added, to
+// those reference definitions.
+func (b *keyBuilder) data(e *event.Event) {
+	if len(e.Data) == 0 {
+		return
+	}
+	mark := len(b.ek.ends)
+	ok := b.walkData(e.Data)
+	if ok {
+		for _, f := range b.changed {
+			b.field(keyChanged, f)
+		}
+	}
+	clear(b.changed) // they alias the data: not kept past this event
+	b.changed = b.changed[:0]
+	if ok {
+		return
+	}
+	b.truncate(mark)
+	b.maybeChange = false
+	event.DataStrings(e.Data, b.dataFn)
+	if b.maybeChange {
+		for _, f := range e.ChangedFields() {
+			b.field(keyChanged, f)
+		}
+	}
+}
+
+// walkData adds the token keys of the strings of d and collects in
+// b.changed the keys of its Change objects, as event.ChangedFields
+// decodes them: the members of the top-level object whose key is
+// "change" in any case, merged in order, an object adding its keys and
+// null dropping those before; any other Change value, or a top-level value
+// other than an object or null, is a decoding error (no changed fields).
+// It reports false, having added some keys, unless d is one valid JSON
+// value without backslashes, its strings valid UTF-8, nested at most 64
+// deep: there the strings of d are its literals byte for byte.
+func (b *keyBuilder) walkData(d []byte) bool {
+	const (
+		valueNext = iota
+		keyNext
+		afterValue
+	)
+	var stack [64]byte // open containers: '{' or '['
+	n := 0
+	changeDepth := 0 // n inside the open Change object, 0 when none is open
+	changeErr := false
+	state := valueNext
+	i := 0
+	for {
+		i = skipJSONSpace(d, i)
+		if i >= len(d) {
+			if state != afterValue || n != 0 {
+				return false
+			}
+			if changeErr {
+				b.changed = b.changed[:0]
+			}
+			return true
+		}
+		c := d[i]
+		switch state {
+		case keyNext:
+			if c != '"' {
+				return false
+			}
+			j := b.jsonString(d, i)
+			if j < 0 {
+				return false
+			}
+			key := d[i+1 : j-1]
+			if i = skipJSONSpace(d, j); i >= len(d) || d[i] != ':' {
+				return false
+			}
+			i++
+			if n == changeDepth {
+				b.changed = append(b.changed, unsafe.String(unsafe.SliceData(key), len(key)))
+			} else if n == 1 && len(key) == len("change") && equalFoldASCII(unsafe.String(&key[0], len(key)), "change") {
+				if i = skipJSONSpace(d, i); i < len(d) {
+					switch d[i] {
+					case '{':
+						changeDepth = 2
+					case 'n':
+						b.changed = b.changed[:0]
+					default:
+						changeErr = true
+					}
+				}
+			}
+			state = valueNext
+		case afterValue:
+			if n == 0 {
+				return false
+			}
+			top := stack[n-1]
+			switch {
+			case c == ',':
+				i++
+				state = valueNext
+				if top == '{' {
+					state = keyNext
+				}
+			case top == '{' && c == '}' || top == '[' && c == ']':
+				if n == changeDepth {
+					changeDepth = 0
+				}
+				n--
+				i++
+			default:
+				return false
+			}
+		default: // valueNext
+			if n == 0 && c != '{' && c != 'n' {
+				changeErr = true // not an object: no changed fields
+			}
+			switch {
+			case c == '{' || c == '[':
+				if n == len(stack) {
+					return false
+				}
+				stack[n] = c
+				n++
+				i = skipJSONSpace(d, i+1)
+				if i < len(d) && (c == '{' && d[i] == '}' || c == '[' && d[i] == ']') {
+					if n == changeDepth {
+						changeDepth = 0
+					}
+					n--
+					i++
+					state = afterValue
+				} else if c == '{' {
+					state = keyNext
+				}
+				continue
+			case c == '"':
+				i = b.jsonString(d, i)
+			case c == '-' || '0' <= c && c <= '9':
+				i = scanJSONNumber(d, i)
+			case c == 't':
+				i = scanJSONLiteral(d, i, "true")
+			case c == 'f':
+				i = scanJSONLiteral(d, i, "false")
+			case c == 'n':
+				i = scanJSONLiteral(d, i, "null")
+			default:
+				return false
+			}
+			if i < 0 {
+				return false
+			}
+			state = afterValue
+		}
+	}
+}
+
+// jsonString adds the token keys of the string literal at d[i] (a quote)
+// and returns the index after it, or -1 if it is unterminated or holds a
+// backslash, a control byte or bytes that are not UTF-8.
+func (b *keyBuilder) jsonString(d []byte, i int) int {
+	rest := d[i+1:]
+	j, stop := b.asciiTokens(unsafe.String(unsafe.SliceData(rest), len(rest)), len(rest))
+	switch stop {
+	case tokenQuote:
+		return i + 2 + j
+	case tokenNonASCII:
+		k := bytes.IndexByte(rest[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		s := rest[:j+k]
+		for _, c := range s[j:] {
+			if c < 0x20 || c == '\\' {
+				return -1
+			}
+		}
+		if !utf8.Valid(s[j:]) {
+			return -1
+		}
+		event.Tokenize(unsafe.String(unsafe.SliceData(s), len(s)), b.tokenFn)
+		return i + 2 + len(s)
+	}
+	return -1
+}
+
+// addTail adds the key b.ek.buf[lo:], just appended, unless the event
+// already has it, in which case it is dropped from the buffer.
+func (b *keyBuilder) addTail(lo int) {
 	if 2*(len(b.ek.ends)+1) > len(b.slots) {
 		b.grow()
 	}
+	k := b.ek.buf[lo:]
 	h := maphash.Bytes(keySetSeed, k)
 	mask := uint64(len(b.slots) - 1)
 	i := h & mask
 	for s := b.slots[i]; s != 0; s = b.slots[i] {
 		if b.ek.hashes[s-1] == h && bytes.Equal(b.ek.key(int(s-1)), k) {
+			b.ek.buf = b.ek.buf[:lo]
 			return
 		}
 		i = (i + 1) & mask
 	}
-	b.ek.buf = append(b.ek.buf, k...)
 	b.ek.ends = append(b.ek.ends, uint32(len(b.ek.buf)))
 	b.ek.hashes = append(b.ek.hashes, h)
 	b.slots[i] = int32(len(b.ek.ends))
@@ -332,6 +589,10 @@ func (b *keyBuilder) add(k []byte) {
 // payload).
 func (b *keyBuilder) grow() {
 	b.slots = make([]int32, 2*len(b.slots))
+	b.rehash()
+}
+
+func (b *keyBuilder) rehash() {
 	mask := uint64(len(b.slots) - 1)
 	for j, h := range b.ek.hashes {
 		i := h & mask
@@ -342,42 +603,25 @@ func (b *keyBuilder) grow() {
 	}
 }
 
-// tokenKeys calls add with the token posting key of every token of s, as
-// event.Tokenize defines tokens, in buf (returned for reuse; add must copy
-// what it keeps). ASCII text, the common case, is tokenised here in one
-// pass, each byte looked up once (letter or digit, lower-cased, or a
-// separator). At the first byte that is not ASCII the whole string goes
-// through event.Tokenize instead: the tokens added before it ended at an
-// ASCII separator, so Tokenize yields them again, in the same order, and
-// add may see them twice (the key builder keeps one of each).
-func tokenKeys(buf []byte, s string, add func([]byte)) []byte {
-	buf = append(buf[:0], keyToken)
-	for i := 0; i < len(s); i++ {
-		c := tokenByte[s[i]]
-		if c > tokenSep {
-			buf = append(buf, c)
-			continue
-		}
-		if c == tokenNonASCII {
-			event.Tokenize(s, func(t string) {
-				buf = append(append(buf[:0], keyToken), t...)
-				add(buf)
-			})
-			return buf
-		}
-		if len(buf) > 1 {
-			add(buf)
-			buf = buf[:1]
-		}
+// truncate drops the keys after the first n.
+func (b *keyBuilder) truncate(n int) {
+	if n == len(b.ek.ends) {
+		return
 	}
-	if len(buf) > 1 {
-		add(buf)
+	lo := uint32(0)
+	if n > 0 {
+		lo = b.ek.ends[n-1]
 	}
-	return buf
+	b.ek.buf, b.ek.ends, b.ek.hashes = b.ek.buf[:lo], b.ek.ends[:n], b.ek.hashes[:n]
+	clear(b.slots)
+	b.rehash()
 }
 
 // tokenByte maps a byte to itself lower-cased if it is an ASCII letter or
-// digit, else to tokenSep (an ASCII separator) or tokenNonASCII.
+// digit, else to its class: tokenNonASCII, tokenQuote, tokenBad (a
+// backslash or a control byte, which end a JSON string's fast path) or
+// tokenSep (any other ASCII separator). Letters and digits are all above
+// the classes.
 var tokenByte = func() (t [256]byte) {
 	for c := range 256 {
 		switch {
@@ -387,6 +631,10 @@ var tokenByte = func() (t [256]byte) {
 			t[c] = byte(c) + 'a' - 'A'
 		case asciiAlnum[c]:
 			t[c] = byte(c)
+		case c == '"':
+			t[c] = tokenQuote
+		case c == '\\' || c < 0x20:
+			t[c] = tokenBad
 		default:
 			t[c] = tokenSep
 		}
@@ -397,6 +645,8 @@ var tokenByte = func() (t [256]byte) {
 const (
 	tokenNonASCII = 0
 	tokenSep      = 1
+	tokenQuote    = 2
+	tokenBad      = 3
 )
 
 // asciiAlnum marks the bytes that are ASCII letters and digits.
@@ -420,35 +670,4 @@ func equalFoldASCII(b string, lower string) bool {
 		}
 	}
 	return true
-}
-
-// dataStrings is event.DataStrings made fast for the common case: in a
-// valid JSON document without escapes, every string literal is an object
-// key or a string value, which is exactly what DataStrings yields. Anything
-// else goes to the reference implementation. The strings of the fast path
-// alias data (no allocation each): fn must not keep them past a change
-// to data, which the indexer, copying every key, never does.
-func dataStrings(data json.RawMessage, fn func(s string)) {
-	if len(data) == 0 {
-		return
-	}
-	if bytes.IndexByte(data, '\\') >= 0 || !utf8.Valid(data) || !validJSON(data) {
-		event.DataStrings(data, fn)
-		return
-	}
-	for i := 0; i < len(data); i++ {
-		if data[i] != '"' {
-			continue
-		}
-		j := bytes.IndexByte(data[i+1:], '"')
-		if j < 0 {
-			return
-		}
-		if j > 0 {
-			fn(unsafe.String(&data[i+1], j))
-		} else {
-			fn("")
-		}
-		i += j + 1
-	}
 }

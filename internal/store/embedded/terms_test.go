@@ -13,42 +13,43 @@ import (
 	"github.com/audittrail/audittrail/internal/store/storetest"
 )
 
-func FuzzDataStrings(f *testing.F) {
+// FuzzDataKeys holds the keys of an event's data (walkData's one pass, or
+// its fallback) to the reference definitions.
+func FuzzDataKeys(f *testing.F) {
 	for _, s := range []string{`{"a":"b","c":[1,"d",{"e":null}]}`, `{"x":"\u00e9\"q"}`, `{"a":`, `[]`, `"s"`,
-		`{"k":"v\xff"}`, `{"Change":{"email":1}}`, ` {"a" : "b c" } `} {
+		`{"k":"v\xff"}`, `{"Change":{"email":1}}`, ` {"a" : "b c" } `, `{"Change":{"a":1},"change":null,"CHANGE":{"b":[{"c":1}]}}`,
+		`{"Change":{"a":1},"change":2}`, `[{"Change":{"a":1}}]`, `{"k":"Zoë ab","Change":{"é":{}}}`, `{"a":"b"} {"c":"d"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var want, got []string
-		event.DataStrings(b, func(s string) { want = append(want, s) })
-		dataStrings(b, func(s string) { got = append(got, s) })
-		if !slices.Equal(got, want) {
-			t.Fatalf("dataStrings(%q) = %q, want %q", b, got, want)
+		e := event.Event{ID: "i", CompanyID: "c", Data: json.RawMessage(b)}
+		got := indexKeys(&e)
+		slices.Sort(got)
+		if want := referenceKeys(&e); !slices.Equal(got, want) {
+			t.Fatalf("data %q: keys %q, want %q", b, got, want)
 		}
-		checkChangedKeys(t, b)
 	})
 }
 
 func FuzzTokenKeys(f *testing.F) {
 	for _, s := range []string{"John.Doe@example.com", "Zoë Größe", "a1_b2-C3", "", "東京 x", "\xff abc",
-		"ab cd abé ab", "x-y é x y z", "ABC abc", "a\u00a0b"} {
+		"ab cd abé ab", "x-y é x y z", "ABC abc", "a\u00a0b", `a"b\c` + "\x01d", `x"é "x`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var want, got []string
+		var want []string
 		event.Tokenize(s, func(tok string) { want = append(want, pkey(keyToken, tok)) })
-		// tokenKeys may repeat the tokens before a non-ASCII byte (the
-		// key builder keeps one of each): compare first occurrences.
-		seen := map[string]bool{}
-		tokenKeys(nil, s, func(k []byte) {
-			if !seen[string(k)] {
-				seen[string(k)] = true
-				got = append(got, string(k))
-			}
-		})
 		want = distinct(want)
+		b := keyBuilders.Get().(*keyBuilder)
+		defer keyBuilders.Put(b)
+		b.reset()
+		b.tokens(s)
+		got := make([]string, b.ek.len())
+		for i := range got {
+			got[i] = string(b.ek.key(i))
+		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("tokenKeys(%q) = %q, want %q", s, got, want)
+			t.Fatalf("tokens(%q) = %q, want %q", s, got, want)
 		}
 	})
 }
@@ -258,5 +259,21 @@ func TestIndexTokensMixedASCII(t *testing.T) {
 	}
 	if want := e.Tokens(); !slices.Equal(got, want) {
 		t.Fatalf("token keys %q, want %q", got, want)
+	}
+}
+
+// TestIndexKeysReference holds every key of the test trail, and of events
+// whose fields and data take the fallbacks, to the reference definitions.
+func TestIndexKeysReference(t *testing.T) {
+	evs := storetest.Generate(7, 2000, storetest.GenOptions{})
+	for i, d := range []string{`{"a":"Zoë \"x\" y"}`, `{"a":"b` + "\xff" + `"}`, `{"Change":{"k":1}} x`, `{"a":"b","Change":{"ab cd":[1]}}`,
+		`{"a":"` + strings.Repeat("w ", 300) + `é"}`, strings.Repeat(`[`, 65) + `"deep"` + strings.Repeat(`]`, 65), ` `, `null`} {
+		e := evs[i]
+		e.UserID, e.Action = `Ab"cd\ef`+"\x01g", "x\x7fy Ünï"
+		e.Data = json.RawMessage(d)
+		evs = append(evs, e)
+	}
+	if err := CheckIndexKeys(evs); err != nil {
+		t.Fatal(err)
 	}
 }
