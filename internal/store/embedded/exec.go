@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"slices"
-	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -545,15 +544,7 @@ func (m *memtable) filterTimeRows(rows []uint32, from, to int64) []uint32 {
 }
 
 func (m *memtable) prefixPostings(p string, fn func(*roaring.Bitmap)) error {
-	posts := m.tokenKeys
-	if len(p) >= tokenBucketLen {
-		posts = m.tokenBucketOf(p)
-	}
-	for _, post := range posts {
-		if strings.HasPrefix(post.key, p) {
-			fn(post.bitmap())
-		}
-	}
+	m.tokenPostings(p, func(post *posting) { fn(post.bitmap()) })
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"sort"
+	"strings"
 	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -42,12 +43,17 @@ type memtable struct {
 	idHashes []uint64
 	// postings finds a key's posting by postingHash(key).
 	postings postingTable
-	// tokenKeys lists the token posting keys in first-seen order, and
-	// tokenBuckets the same keys by their first tokenBucketLen bytes, for
-	// prefix search (a map cannot be range-scanned by prefix): a query
-	// token that long only scans its bucket.
-	tokenKeys    []*posting
-	tokenBuckets [][]*posting // 1<<tokenBucketBits, made for the first long token
+	// tokens lists the posting numbers of the token keys in first-seen
+	// order, and tokenHead chains the same keys by their first
+	// tokenBucketLen bytes, for prefix search (a map cannot be range-scanned
+	// by prefix): a query token that long only scans its bucket. A bucket is
+	// a chain through tokenNext, newest first, of indexes into tokens plus
+	// one (0 ends it): numbers rather than a slice of pointers per bucket,
+	// which cost the writer a cache miss and now and then a growslice for
+	// every new token, and the garbage collector the pointers to scan.
+	tokens    []uint32
+	tokenNext []uint32 // parallel to tokens
+	tokenHead []uint32 // 1<<tokenBucketBits, made for the first long token
 	// slabs and keyArena hold the postings and their keys in big
 	// allocations rather than one or two per key (see newPosting). Posting
 	// n is slabs[n/slabLen][n%slabLen]; only the last slab has room left.
@@ -179,14 +185,17 @@ func (m *memtable) newPosting(k []byte, h uint64, slot int) *posting {
 	m.postings.slots[slot] = postingSlot{tag: uint32(h >> 32), idx: uint32(m.postings.n + 1)}
 	m.postings.n++
 	if len(p.key) > 0 && p.key[0] == keyToken {
-		m.tokenKeys = append(m.tokenKeys, p)
+		next := uint32(0)
 		if len(p.key) >= tokenBucketLen {
-			if m.tokenBuckets == nil {
-				m.tokenBuckets = make([][]*posting, 1<<tokenBucketBits)
+			if m.tokenHead == nil {
+				m.tokenHead = make([]uint32, 1<<tokenBucketBits)
 			}
 			b := tokenBucket(p.key)
-			m.tokenBuckets[b] = append(m.tokenBuckets[b], p)
+			next = m.tokenHead[b]
+			m.tokenHead[b] = uint32(len(m.tokens) + 1)
 		}
+		m.tokens = append(m.tokens, uint32(m.postings.n))
+		m.tokenNext = append(m.tokenNext, next)
 	}
 	return p
 }
@@ -351,13 +360,25 @@ func tokenBucket(k string) uint32 {
 
 const tokenBucketBits = 14
 
-// tokenBucketOf returns the bucket of the token prefix p (at least
-// tokenBucketLen long).
-func (m *memtable) tokenBucketOf(p string) []*posting {
-	if m.tokenBuckets == nil {
-		return nil
+// tokenPostings calls fn with the posting of every token key that starts
+// with the token prefix p, in no particular order.
+func (m *memtable) tokenPostings(p string, fn func(*posting)) {
+	if len(p) < tokenBucketLen {
+		for _, idx := range m.tokens {
+			if q := m.postingAt(idx); strings.HasPrefix(q.key, p) {
+				fn(q)
+			}
+		}
+		return
 	}
-	return m.tokenBuckets[tokenBucket(p)]
+	if m.tokenHead == nil {
+		return
+	}
+	for t := m.tokenHead[tokenBucket(p)]; t != 0; t = m.tokenNext[t-1] {
+		if q := m.postingAt(m.tokens[t-1]); strings.HasPrefix(q.key, p) {
+			fn(q)
+		}
+	}
 }
 
 // add appends row; slab lends single-row postings their row.
