@@ -146,29 +146,18 @@ func (m *memtable) settle() {
 }
 
 // touch loads, for every key of an event, its home slot in the posting
-// table and the posting and key bytes there, before find needs them. Most
-// of a memtable's keys are rare, so each of these loads is a cache miss;
-// issued here, independent of one another, the processor overlaps them,
-// where find, one key after the other, waits for each in turn. The sums
-// only keep the compiler from dropping the loads.
+// table before find needs it: most of a memtable's keys are rare, so each
+// of these loads is a cache miss, and issued here, independent of one
+// another, the processor overlaps them. The sum only keeps the compiler
+// from dropping the loads. Loading the postings and key bytes of the slots
+// here too, a second pass that waited on each slot, cost the writer more
+// than find then saved (BenchmarkMemtableFiling, alternated).
 func (m *memtable) touch(ek *eventKeys) {
 	slots := m.postings.slots
 	mask := uint64(len(slots) - 1)
 	var sum uint32
 	for _, h := range ek.hashes {
 		sum += slots[h&mask].idx
-	}
-	for _, h := range ek.hashes {
-		s := slots[h&mask]
-		if s.idx != 0 && s.tag == uint32(h>>32) {
-			p := m.postingAt(s.idx)
-			if len(p.key) > 0 {
-				sum += uint32(p.key[0])
-			}
-			if len(p.rows) > 0 {
-				sum += p.rows[len(p.rows)-1]
-			}
-		}
 	}
 	m.touched += sum
 }
